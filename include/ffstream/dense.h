@@ -1,0 +1,90 @@
+/* dense.h: the numerical kernels of a fully connected layer, for whole
+ * batches, on cblas_sgemm. Each fast kernel has a plain-loop `_ref` twin that
+ * the tests compare against. Outputs first, then inputs, then sizes; shapes
+ * are row-major and given in brackets. Weights use PyTorch's layout
+ * [out, in]. Kernels know nothing of files or of training schedules. */
+#ifndef FFSTREAM_DENSE_H
+#define FFSTREAM_DENSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Added to the row norm before dividing, as in the reference FF code. */
+#define FF_NORM_EPS 1e-8f
+
+typedef enum {
+    FF_GOODNESS_MEAN = 0, /* g = mean_j y_j^2 (reference recipe) */
+    FF_GOODNESS_SUM = 1,  /* g = sum_j y_j^2 (Hinton's paper) */
+} ff_goodness_t;
+
+/* xn[i,:] = x[i,:] / (||x[i,:]||_2 + FF_NORM_EPS); norms[i] = ||x[i,:]||_2.
+ * xn [rows, dim], norms [rows] (may be NULL), x [rows, dim]. xn may equal x. */
+void ff_dense_normalize(float *xn, float *norms, const float *x, size_t rows, size_t dim);
+void ff_dense_normalize_ref(float *xn, float *norms, const float *x, size_t rows, size_t dim);
+
+/* Backward of ff_dense_normalize: dx [rows, dim] from dxn [rows, dim], the
+ * input x [rows, dim] and its norms [rows]. */
+void ff_dense_normalize_backward(float *dx, const float *dxn, const float *x,
+                                 const float *norms, size_t rows, size_t dim);
+
+/* y = x W^T + b. y [rows, out], x [rows, in], weight [out, in], bias [out]. */
+void ff_dense_linear(float *y, const float *x, const float *weight, const float *bias,
+                     size_t rows, size_t in, size_t out);
+void ff_dense_linear_ref(float *y, const float *x, const float *weight, const float *bias,
+                         size_t rows, size_t in, size_t out);
+
+/* y = relu(x W^T + b), the FF/BP layer body after normalisation. */
+void ff_dense_forward(float *y, const float *x, const float *weight, const float *bias,
+                      size_t rows, size_t in, size_t out);
+void ff_dense_forward_ref(float *y, const float *x, const float *weight, const float *bias,
+                          size_t rows, size_t in, size_t out);
+
+/* goodness[i] = mean (or sum) over j of y[i,j]^2. y [rows, out]. */
+void ff_dense_goodness(float *goodness, const float *y, size_t rows, size_t out,
+                       ff_goodness_t kind);
+
+/* Forward-Forward loss of one batch whose first npos rows are positive and
+ * next nneg rows negative: logit = g - theta,
+ *   loss = mean_pos softplus(-logit) + mean_neg softplus(logit).
+ * Writes goodness [npos+nneg] and dz = dloss/d(pre-activation) [rows, out]
+ * (zero where the ReLU is off; the gradient stops at the layer input).
+ * y [rows, out] is the ReLU output. @return the loss. */
+double ff_dense_ff_loss(float *dz, float *goodness, const float *y, size_t npos, size_t nneg,
+                        size_t out, float theta, ff_goodness_t kind);
+double ff_dense_ff_loss_ref(float *dz, float *goodness, const float *y, size_t npos,
+                            size_t nneg, size_t out, float theta, ff_goodness_t kind);
+
+/* Parameter gradients of y = x W^T + b: dweight = dz^T x [out, in],
+ * dbias = sum over rows of dz [out]. dz [rows, out], x [rows, in]. */
+void ff_dense_backward_params(float *dweight, float *dbias, const float *dz, const float *x,
+                              size_t rows, size_t in, size_t out);
+void ff_dense_backward_params_ref(float *dweight, float *dbias, const float *dz,
+                                  const float *x, size_t rows, size_t in, size_t out);
+
+/* Input gradient of y = x W^T + b: dx = dz W. dx [rows, in]. */
+void ff_dense_backward_input(float *dx, const float *dz, const float *weight, size_t rows,
+                             size_t in, size_t out);
+void ff_dense_backward_input_ref(float *dx, const float *dz, const float *weight, size_t rows,
+                                 size_t in, size_t out);
+
+/* dz[i] = dy[i] where y[i] > 0, else 0 (ReLU backward), in place on dy. */
+void ff_dense_relu_backward(float *dy, const float *y, size_t n);
+
+/* Softmax cross-entropy averaged over rows. logits [rows, classes],
+ * labels [rows]. Writes dlogits [rows, classes] = (softmax - onehot) / rows.
+ * @return the mean loss. */
+double ff_dense_softmax_xent(float *dlogits, const float *logits, const uint8_t *labels,
+                             size_t rows, size_t classes);
+
+/* Numerically stable log(1 + exp(x)) and 1 / (1 + exp(-x)). */
+double ff_softplus(double x);
+double ff_sigmoid(double x);
+
+/* Sets the number of BLAS threads (no-op without OpenBLAS). @return the
+ * number in effect. */
+int ff_dense_set_threads(int threads);
+
+/* A short description of the BLAS library for reports. */
+const char *ff_dense_blas_name(void);
+
+#endif

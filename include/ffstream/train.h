@@ -1,0 +1,61 @@
+/* train.h: the trainers (ff-mem, bp) and the result every one of them fills.
+ * A trainer takes loaded, standardised data and a validated configuration;
+ * it prints nothing but progress (when cfg->progress allows). */
+#ifndef FFSTREAM_TRAIN_H
+#define FFSTREAM_TRAIN_H
+
+#include <stdint.h>
+
+#include "ffstream/config.h"
+#include "ffstream/data.h"
+#include "ffstream/error.h"
+#include "ffstream/memstat.h"
+
+typedef struct {
+    uint32_t in, out;
+    double loss;          /* mean batch loss of the last epoch */
+    double goodness_pos;  /* mean goodness of positive rows, last epoch (FF) */
+    double goodness_neg;  /* mean goodness of negative rows, last epoch (FF) */
+    double seconds;       /* wall time spent on this layer, cache pass included */
+} ff_layer_result_t;
+
+typedef struct {
+    double loss;
+    double seconds;
+} ff_epoch_result_t;
+
+typedef struct {
+    double test_accuracy;   /* fraction in [0, 1] */
+    double train_seconds;
+    double eval_seconds;
+    uint64_t train_samples;
+    uint64_t test_samples;
+    uint32_t layer_count;
+    ff_layer_result_t *per_layer; /* [layer_count] */
+    uint32_t epoch_count;
+    ff_epoch_result_t *per_epoch; /* [epoch_count], bp only */
+    uint64_t weights_hash;  /* FNV-1a of every layer's parameters, in order */
+    double train_flops;     /* floating-point operations of training matrix products */
+    ff_mem_stats_t memory;  /* the program's own accounting, at the end */
+    uint64_t peak_rss_bytes;
+} ff_result_t;
+
+void ff_result_free(ff_result_t *res);
+
+/* Forward-Forward with every layer and the next layer's inputs (2N x hidden
+ * floats) in memory, progressive schedule. train must be standardised.
+ * @return 0 or -1 with err. */
+int ff_train_ffmem(const ff_config_t *cfg, const ff_dataset_t *train, const ff_dataset_t *test,
+                   ff_result_t *res, ff_error_t *err);
+
+/* Backprop through the same body plus a linear head, softmax cross-entropy. */
+int ff_train_bp(const ff_config_t *cfg, const ff_dataset_t *train, const ff_dataset_t *test,
+                ff_result_t *res, ff_error_t *err);
+
+/* Loads train and test splits per cfg, standardises both with the training
+ * set's mean and std and shuffles the training images with the run's seed.
+ * @return 0 or -1 with err. */
+int ff_train_load_data(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t *test,
+                       ff_error_t *err);
+
+#endif

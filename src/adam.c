@@ -1,0 +1,44 @@
+/* adam.c: Adam as torch.optim.Adam (single-tensor path) computes it: scalars
+ * are double, tensors float32, and the operation order is PyTorch's. */
+#include "ffstream/adam.h"
+
+#include <math.h>
+
+ff_adam_params_t ff_adam_defaults(double lr) {
+    ff_adam_params_t p = {.lr = lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.0};
+    return p;
+}
+
+void ff_adam_update(float *param, float *m, float *v, const float *grad, size_t n,
+                    const ff_adam_params_t *p, int64_t step) {
+    double b1 = p->beta1, b2 = p->beta2;
+    double bias_correction1 = 1.0 - pow(b1, (double)step);
+    double bias_correction2 = 1.0 - pow(b2, (double)step);
+    float step_size = (float)(p->lr / bias_correction1);
+    float bc2_sqrt = (float)sqrt(bias_correction2);
+    float fb1 = (float)b1, fb2 = (float)b2;
+    float one_minus_b1 = (float)(1.0 - b1), one_minus_b2 = (float)(1.0 - b2);
+    float wd = (float)p->weight_decay, eps = (float)p->eps;
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i];
+        if (wd != 0.0f) g = g + wd * param[i];
+        m[i] = m[i] * fb1 + one_minus_b1 * g;
+        v[i] = v[i] * fb2 + one_minus_b2 * g * g;
+        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+        param[i] = param[i] + (-step_size) * m[i] / denom;
+    }
+}
+
+void ff_adam_update_ref(float *param, float *m, float *v, const float *grad, size_t n,
+                        const ff_adam_params_t *p, int64_t step) {
+    for (size_t i = 0; i < n; i++) {
+        double g = grad[i] + p->weight_decay * param[i];
+        double mi = p->beta1 * (double)m[i] + (1.0 - p->beta1) * g;
+        double vi = p->beta2 * (double)v[i] + (1.0 - p->beta2) * g * g;
+        double mhat = mi / (1.0 - pow(p->beta1, (double)step));
+        double vhat = vi / (1.0 - pow(p->beta2, (double)step));
+        param[i] = (float)(param[i] - p->lr * mhat / (sqrt(vhat) + p->eps));
+        m[i] = (float)mi;
+        v[i] = (float)vi;
+    }
+}

@@ -1,0 +1,187 @@
+/* config.c: fftrain's flags. Every value is range-checked here so trainers
+ * can assume a sane configuration. */
+#include "ffstream/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const mode_names[FF_MODE_COUNT] = {"ff-mem", "bp"};
+
+const char *ff_mode_name(ff_mode_t mode) {
+    return (unsigned)mode < FF_MODE_COUNT ? mode_names[mode] : "unknown";
+}
+
+const char *ff_label_name(ff_label_mode_t mode) {
+    return mode == FF_LABEL_OVERLAY ? "overlay" : "concat";
+}
+
+void ff_config_defaults(ff_config_t *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->mode = FF_MODE_FF_MEM;
+    const char *env = getenv("FFSTREAM_DATA");
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s",
+             env != NULL && env[0] != '\0' ? env : FF_DEFAULT_DATA_DIR);
+    cfg->layers = 2;
+    cfg->hidden = 2000;
+    cfg->epochs = 1;
+    cfg->batch = 5000;
+    cfg->lr = 0.03f;
+    cfg->theta = 2.0f;
+    cfg->seed = 1;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->threads = cpus > 0 ? (int)cpus : 1;
+    cfg->label = FF_LABEL_CONCAT;
+    cfg->goodness = FF_GOODNESS_MEAN;
+    cfg->progress = -1;
+}
+
+void ff_config_usage(FILE *out) {
+    fprintf(out,
+        "usage: fftrain [options]\n"
+        "Trains a fully connected network on an MNIST-format dataset and reports\n"
+        "test accuracy, time and memory.\n"
+        "\n"
+        "  --mode MODE         ff-mem (Forward-Forward, all in RAM) or bp (backprop)\n"
+        "                      [ff-mem]\n"
+        "  --data DIR          directory of the IDX files [$FFSTREAM_DATA or\n"
+        "                      " FF_DEFAULT_DATA_DIR "]\n"
+        "  --layers N          hidden layers [2]\n"
+        "  --hidden N          units per hidden layer [2000]\n"
+        "  --epochs N          FF: epochs per layer; bp: epochs [1]\n"
+        "  --batch N           rows per optimiser step; for FF half are positive and\n"
+        "                      half negative (5000 = 2500 images) [5000]\n"
+        "  --lr X              Adam learning rate [0.03]\n"
+        "  --theta X           FF goodness threshold [2.0]\n"
+        "  --goodness mean|sum FF goodness: mean or sum of squared activities [mean]\n"
+        "  --label concat|overlay  label embedding: one-hot appended (794 inputs) or\n"
+        "                      written over the first 10 pixels (Hinton) [concat]\n"
+        "  --seed N            seed of every random choice [1]\n"
+        "  --train-limit N     use the first N training images (0 = all) [0]\n"
+        "  --test-limit N      use the first N test images (0 = all) [0]\n"
+        "  --threads N         BLAS threads [online CPUs]\n"
+        "  --json FILE         write the result as JSON to FILE\n"
+        "  --progress          progress on stderr even when it is not a terminal\n"
+        "  --quiet             no progress and no summary\n"
+        "  --help              this text\n");
+}
+
+static int parse_u64(const char *flag, const char *s, uint64_t min, uint64_t max, uint64_t *out,
+                     ff_error_t *err) {
+    if (s == NULL) return ff_error_set(err, "%s: missing value", flag);
+    errno = 0;
+    char *end = NULL;
+    if (s[0] == '-') return ff_error_set(err, "%s: '%s' is negative, expected %llu..%llu", flag, s,
+                                         (unsigned long long)min, (unsigned long long)max);
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0')
+        return ff_error_set(err, "%s: '%s' is not a whole number", flag, s);
+    if (v < min || v > max)
+        return ff_error_set(err, "%s: %llu is out of range, expected %llu..%llu", flag, v,
+                            (unsigned long long)min, (unsigned long long)max);
+    *out = v;
+    return 0;
+}
+
+static int parse_float(const char *flag, const char *s, double min_exclusive, double max,
+                       double *out, ff_error_t *err) {
+    if (s == NULL) return ff_error_set(err, "%s: missing value", flag);
+    errno = 0;
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(v))
+        return ff_error_set(err, "%s: '%s' is not a number", flag, s);
+    if (!(v > min_exclusive) || v > max)
+        return ff_error_set(err, "%s: %g is out of range, expected > %g and <= %g", flag, v,
+                            min_exclusive, max);
+    *out = v;
+    return 0;
+}
+
+int ff_config_parse(ff_config_t *cfg, int argc, char **argv, ff_error_t *err) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        uint64_t u;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return 1;
+        if (strcmp(a, "--quiet") == 0) { cfg->quiet = 1; continue; }
+        if (strcmp(a, "--progress") == 0) { cfg->progress = 1; continue; }
+        /* Every other flag takes a value. */
+        if (strncmp(a, "--", 2) != 0)
+            return ff_error_set(err, "unexpected argument '%s' (see --help)", a);
+        if (v == NULL) return ff_error_set(err, "%s: missing value", a);
+        i++;
+        if (strcmp(a, "--mode") == 0) {
+            int found = 0;
+            for (int m = 0; m < FF_MODE_COUNT; m++)
+                if (strcmp(v, mode_names[m]) == 0) { cfg->mode = (ff_mode_t)m; found = 1; }
+            if (!found) return ff_error_set(err, "--mode: unknown mode '%s', expected ff-mem or bp", v);
+        } else if (strcmp(a, "--data") == 0) {
+            if (strlen(v) >= sizeof cfg->data_dir) return ff_error_set(err, "--data: path too long");
+            snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", v);
+        } else if (strcmp(a, "--layers") == 0) {
+            if (parse_u64(a, v, 1, 4096, &u, err)) return -1;
+            cfg->layers = (uint32_t)u;
+        } else if (strcmp(a, "--hidden") == 0) {
+            if (parse_u64(a, v, 1, 1u << 20, &u, err)) return -1;
+            cfg->hidden = (uint32_t)u;
+        } else if (strcmp(a, "--epochs") == 0) {
+            if (parse_u64(a, v, 1, 1000000, &u, err)) return -1;
+            cfg->epochs = (uint32_t)u;
+        } else if (strcmp(a, "--batch") == 0) {
+            if (parse_u64(a, v, 1, 1u << 24, &u, err)) return -1;
+            cfg->batch = (uint32_t)u;
+        } else if (strcmp(a, "--lr") == 0) {
+            if (parse_float(a, v, 0.0, 10.0, &cfg->lr, err)) return -1;
+        } else if (strcmp(a, "--theta") == 0) {
+            if (parse_float(a, v, -1e30, 1e30, &cfg->theta, err)) return -1;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (parse_u64(a, v, 0, UINT64_MAX, &u, err)) return -1;
+            cfg->seed = u;
+        } else if (strcmp(a, "--train-limit") == 0) {
+            if (parse_u64(a, v, 0, UINT32_MAX, &u, err)) return -1;
+            cfg->train_limit = u;
+        } else if (strcmp(a, "--test-limit") == 0) {
+            if (parse_u64(a, v, 0, UINT32_MAX, &u, err)) return -1;
+            cfg->test_limit = u;
+        } else if (strcmp(a, "--threads") == 0) {
+            if (parse_u64(a, v, 1, 1024, &u, err)) return -1;
+            cfg->threads = (int)u;
+        } else if (strcmp(a, "--label") == 0) {
+            if (strcmp(v, "concat") == 0) cfg->label = FF_LABEL_CONCAT;
+            else if (strcmp(v, "overlay") == 0) cfg->label = FF_LABEL_OVERLAY;
+            else return ff_error_set(err, "--label: '%s', expected concat or overlay", v);
+        } else if (strcmp(a, "--goodness") == 0) {
+            if (strcmp(v, "mean") == 0) cfg->goodness = FF_GOODNESS_MEAN;
+            else if (strcmp(v, "sum") == 0) cfg->goodness = FF_GOODNESS_SUM;
+            else return ff_error_set(err, "--goodness: '%s', expected mean or sum", v);
+        } else if (strcmp(a, "--json") == 0) {
+            if (strlen(v) >= sizeof cfg->json_path) return ff_error_set(err, "--json: path too long");
+            snprintf(cfg->json_path, sizeof cfg->json_path, "%s", v);
+        } else {
+            return ff_error_set(err, "unknown flag '%s' (see --help)", a);
+        }
+    }
+    if (cfg->mode != FF_MODE_BP && cfg->batch < 2)
+        return ff_error_set(err, "--batch: %u rows, FF needs at least 2 (one positive, one negative)",
+                            cfg->batch);
+    if (cfg->mode != FF_MODE_BP && cfg->batch % 2 != 0)
+        return ff_error_set(err, "--batch: %u is odd, FF needs an even count (half positive, half negative)",
+                            cfg->batch);
+    if (cfg->train_limit > 0 && ff_config_check_data(cfg, cfg->train_limit, err) != 0) return -1;
+    return 0;
+}
+
+int ff_config_check_data(const ff_config_t *cfg, uint64_t train_count, ff_error_t *err) {
+    uint64_t images_per_step = cfg->mode == FF_MODE_BP ? cfg->batch : cfg->batch / 2;
+    if (images_per_step > train_count)
+        return ff_error_set(err,
+                            "--batch: %u rows need %llu training images per step, but only %llu "
+                            "are loaded (lower --batch or raise --train-limit)",
+                            cfg->batch, (unsigned long long)images_per_step,
+                            (unsigned long long)train_count);
+    return 0;
+}

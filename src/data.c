@@ -1,0 +1,186 @@
+/* data.c: dataset loading, standardisation, label embedding, negatives. */
+#include "ffstream/data.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ffstream/idx.h"
+#include "ffstream/memstat.h"
+
+uint64_t ff_hash_bytes(uint64_t h, const void *bytes, size_t size) {
+    const uint8_t *p = bytes;
+    for (size_t i = 0; i < size; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* Finds the first existing file among the usual MNIST spellings:
+ * train-images-idx3-ubyte and train-images.idx3-ubyte, each raw or .gz. */
+static int find_idx_file(char *path, size_t cap, const char *dir, const char *split,
+                         const char *kind, ff_error_t *err) {
+    char dotted[32];
+    snprintf(dotted, sizeof dotted, "%s", kind);
+    char *dash = strchr(dotted, '-');
+    if (dash != NULL) *dash = '.';
+    const char *const kinds[2] = {kind, dotted};
+    const char *const suffixes[2] = {".gz", ""};
+    for (int k = 0; k < 2; k++) {
+        for (int s = 0; s < 2; s++) {
+            snprintf(path, cap, "%s/%s-%s-ubyte%s", dir, split, kinds[k], suffixes[s]);
+            struct stat st;
+            if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) return 0;
+        }
+    }
+    return ff_error_set(err,
+                        "%s: no %s-%s-ubyte[.gz] file found (expected MNIST-format IDX "
+                        "files; install Debian's dataset-fashion-mnist or pass --data DIR)",
+                        dir, split, kind);
+}
+
+int ff_data_load(ff_dataset_t *out, const char *dir, bool train, size_t limit, ff_error_t *err) {
+    memset(out, 0, sizeof *out);
+    const char *split = train ? "train" : "t10k";
+    char img_path[4096], lab_path[4096];
+    ff_idx_t img = {0}, lab = {0};
+    int rc = -1;
+    if (find_idx_file(img_path, sizeof img_path, dir, split, "images-idx3", err) != 0) goto cleanup;
+    if (find_idx_file(lab_path, sizeof lab_path, dir, split, "labels-idx1", err) != 0) goto cleanup;
+    if (ff_idx_read(&img, img_path, 3, err) != 0) goto cleanup;
+    if (ff_idx_read(&lab, lab_path, 1, err) != 0) goto cleanup;
+    if (img.dims[0] != lab.dims[0]) {
+        ff_error_set(err, "%s has %u images but %s has %u labels, expected equal counts",
+                     img_path, img.dims[0], lab_path, lab.dims[0]);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < lab.count; i++) {
+        if (lab.data[i] >= FF_CLASSES) {
+            ff_error_set(err, "%s: label %u at index %zu, expected 0..%d", lab_path,
+                         lab.data[i], i, FF_CLASSES - 1);
+            goto cleanup;
+        }
+    }
+    size_t n = img.dims[0];
+    if (limit > 0 && limit < n) n = limit;
+    out->count = n;
+    out->rows = img.dims[1];
+    out->cols = img.dims[2];
+    out->pixels = (size_t)img.dims[1] * img.dims[2];
+    size_t total;
+    if (ff_mul_size(n, out->pixels, &total) != 0) {
+        ff_error_set(err, "%s: image size overflows", img_path);
+        goto cleanup;
+    }
+    out->images = ff_mem_calloc(FF_MEM_DATASET, total, sizeof(float));
+    out->labels = ff_mem_alloc(FF_MEM_DATASET, n);
+    if (out->images == NULL || out->labels == NULL) {
+        ff_error_set(err, "%s: out of memory for %zu images", img_path, n);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < total; i++) out->images[i] = (float)img.data[i] * (1.0f / 255.0f);
+    memcpy(out->labels, lab.data, n);
+    uint64_t h = ff_hash_bytes(FF_FNV_OFFSET, img.data, total);
+    out->fingerprint = ff_hash_bytes(h, lab.data, n);
+    rc = 0;
+cleanup:
+    if (rc != 0) ff_data_free(out);
+    ff_idx_free(&lab);
+    ff_idx_free(&img);
+    return rc;
+}
+
+void ff_data_free(ff_dataset_t *d) {
+    if (d == NULL) return;
+    ff_mem_free(d->images);
+    ff_mem_free(d->labels);
+    memset(d, 0, sizeof *d);
+}
+
+void ff_data_stats(const ff_dataset_t *d, double *mean, double *std) {
+    size_t total = d->count * d->pixels;
+    double sum = 0.0, sum2 = 0.0;
+    for (size_t i = 0; i < total; i++) sum += d->images[i];
+    double m = total ? sum / (double)total : 0.0;
+    for (size_t i = 0; i < total; i++) {
+        double x = d->images[i] - m;
+        sum2 += x * x;
+    }
+    *mean = m;
+    *std = total ? sqrt(sum2 / (double)total) : 1.0;
+}
+
+void ff_data_standardize(ff_dataset_t *d, double mean, double std) {
+    size_t total = d->count * d->pixels;
+    float m = (float)mean, inv = (float)(std > 0 ? 1.0 / std : 1.0);
+    for (size_t i = 0; i < total; i++) d->images[i] = (d->images[i] - m) * inv;
+}
+
+int ff_data_permute(ff_dataset_t *d, const uint32_t *perm, ff_error_t *err) {
+    /* In place, cycle by cycle, so the dataset is never held twice: new row i
+     * is old row perm[i]. */
+    size_t n = d->count, px = d->pixels;
+    uint8_t *done = ff_mem_calloc(FF_MEM_OTHER, n, 1);
+    float *row = ff_mem_alloc(FF_MEM_OTHER, px * sizeof(float));
+    if (done == NULL || row == NULL) {
+        ff_mem_free(row);
+        ff_mem_free(done);
+        return ff_error_set(err, "out of memory permuting %zu images", n);
+    }
+    for (size_t start = 0; start < n; start++) {
+        if (done[start]) continue;
+        memcpy(row, d->images + start * px, px * sizeof(float));
+        uint8_t label = d->labels[start];
+        size_t k = start;
+        for (;;) {
+            size_t src = perm[k];
+            done[k] = 1;
+            if (src == start) {
+                memcpy(d->images + k * px, row, px * sizeof(float));
+                d->labels[k] = label;
+                break;
+            }
+            memcpy(d->images + k * px, d->images + src * px, px * sizeof(float));
+            d->labels[k] = d->labels[src];
+            k = src;
+        }
+    }
+    ff_mem_free(row);
+    ff_mem_free(done);
+    return 0;
+}
+
+size_t ff_data_input_dim(size_t pixels, ff_label_mode_t mode) {
+    return mode == FF_LABEL_CONCAT ? pixels + FF_CLASSES : pixels;
+}
+
+void ff_data_embed(float *out, const float *image, size_t pixels, int label,
+                   ff_label_mode_t mode) {
+    memcpy(out, image, pixels * sizeof(float));
+    if (mode == FF_LABEL_CONCAT) {
+        for (int c = 0; c < FF_CLASSES; c++) out[pixels + c] = c == label ? 1.0f : 0.0f;
+        return;
+    }
+    /* Overlay: the label's pixel carries the image's largest value so it
+     * stands out after standardisation, as in Hinton's reference code. */
+    float max = image[0];
+    for (size_t i = 1; i < pixels; i++)
+        if (image[i] > max) max = image[i];
+    for (int c = 0; c < FF_CLASSES; c++) out[c] = c == label ? max : 0.0f;
+}
+
+void ff_data_embed_rows(float *out, const float *images, size_t pixels, const uint32_t *idx,
+                        const uint8_t *labels, size_t n, ff_label_mode_t mode) {
+    size_t dim = ff_data_input_dim(pixels, mode);
+    for (size_t i = 0; i < n; i++) {
+        size_t src = idx != NULL ? idx[i] : i;
+        ff_data_embed(out + i * dim, images + src * pixels, pixels, labels[i], mode);
+    }
+}
+
+void ff_data_negative_labels(uint8_t *neg, const uint8_t *labels, size_t n, ff_rng_t *rng) {
+    for (size_t i = 0; i < n; i++)
+        neg[i] = (uint8_t)((labels[i] + 1 + ff_rng_below(rng, FF_CLASSES - 1)) % FF_CLASSES);
+}

@@ -1,0 +1,70 @@
+/* fftrain: trains one network with one trainer (ff-mem or bp), evaluates it
+ * and reports accuracy, time and memory. The only place that prints errors
+ * and chooses exit codes: 0 success, 1 failure, 2 bad flags. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ffstream/config.h"
+#include "ffstream/dense.h"
+#include "ffstream/memstat.h"
+#include "ffstream/report.h"
+#include "ffstream/train.h"
+
+static void print_summary(const ff_config_t *cfg, const ff_result_t *res) {
+    fprintf(stdout, "mode %s: %u layers x %u units, %u epochs, batch %u, lr %g\n",
+            ff_mode_name(cfg->mode), cfg->layers, cfg->hidden, cfg->epochs, cfg->batch, cfg->lr);
+    for (uint32_t i = 0; i < res->layer_count && cfg->mode != FF_MODE_BP; i++) {
+        const ff_layer_result_t *l = &res->per_layer[i];
+        fprintf(stdout, "  layer %u (%u -> %u): loss %.4f, goodness pos %.3f neg %.3f, %.1f s\n",
+                i + 1, l->in, l->out, l->loss, l->goodness_pos, l->goodness_neg, l->seconds);
+    }
+    for (uint32_t e = 0; e < res->epoch_count; e++)
+        fprintf(stdout, "  epoch %u: loss %.4f, %.1f s\n", e + 1, res->per_epoch[e].loss,
+                res->per_epoch[e].seconds);
+    fprintf(stdout,
+            "test accuracy %.2f%% (%llu images), train %.1f s, eval %.1f s, peak RSS %.1f MiB, "
+            "%.1f GFLOP/s\n",
+            100.0 * res->test_accuracy, (unsigned long long)res->test_samples, res->train_seconds,
+            res->eval_seconds, (double)res->peak_rss_bytes / 1048576.0,
+            res->train_seconds > 0 ? res->train_flops / res->train_seconds / 1e9 : 0.0);
+}
+
+int main(int argc, char **argv) {
+    ff_config_t cfg;
+    ff_error_t err = {{0}};
+    ff_config_defaults(&cfg);
+    int prc = ff_config_parse(&cfg, argc, argv, &err);
+    if (prc == 1) {
+        ff_config_usage(stdout);
+        return 0;
+    }
+    if (prc != 0) {
+        fprintf(stderr, "fftrain: %s\n", err.msg);
+        return 2;
+    }
+    ff_dense_set_threads(cfg.threads);
+
+    ff_dataset_t train, test;
+    if (ff_train_load_data(&cfg, &train, &test, &err) != 0) {
+        fprintf(stderr, "fftrain: %s\n", err.msg);
+        return 1;
+    }
+    ff_result_t res;
+    int rc = cfg.mode == FF_MODE_BP ? ff_train_bp(&cfg, &train, &test, &res, &err)
+                                    : ff_train_ffmem(&cfg, &train, &test, &res, &err);
+    int status = 0;
+    if (rc != 0) {
+        fprintf(stderr, "fftrain: %s\n", err.msg);
+        status = 1;
+    } else {
+        if (!cfg.quiet) print_summary(&cfg, &res);
+        if (cfg.json_path[0] != '\0' && ff_report_write(cfg.json_path, &cfg, &res, &err) != 0) {
+            fprintf(stderr, "fftrain: %s\n", err.msg);
+            status = 1;
+        }
+    }
+    ff_result_free(&res);
+    ff_data_free(&test);
+    ff_data_free(&train);
+    return status;
+}

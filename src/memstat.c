@@ -1,0 +1,106 @@
+/* memstat.c: category-tracked allocation. A 64-byte prefix in front of each
+ * block remembers its size and category so ff_mem_free can uncharge it. */
+#include "ffstream/memstat.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define FF_MEM_ALIGN 64
+
+typedef struct {
+    size_t bytes;
+    int category;
+    uint32_t magic;
+} block_header_t;
+
+#define BLOCK_MAGIC 0xff5eedu
+
+static _Atomic uint64_t g_current[FF_MEM_COUNT];
+static _Atomic uint64_t g_peak[FF_MEM_COUNT];
+static _Atomic uint64_t g_current_total;
+static _Atomic uint64_t g_peak_total;
+
+static const char *const category_names[FF_MEM_COUNT] = {
+    "weights", "gradients", "optimizer", "activations", "io_buffers", "dataset", "other",
+};
+
+const char *ff_mem_category_name(ff_mem_category_t category) {
+    if ((unsigned)category >= FF_MEM_COUNT) return "unknown";
+    return category_names[category];
+}
+
+static void raise_peak(_Atomic uint64_t *peak, uint64_t value) {
+    uint64_t old = atomic_load(peak);
+    while (value > old && !atomic_compare_exchange_weak(peak, &old, value)) {
+    }
+}
+
+void *ff_mem_alloc(ff_mem_category_t category, size_t bytes) {
+    if ((unsigned)category >= FF_MEM_COUNT) category = FF_MEM_OTHER;
+    if (bytes > SIZE_MAX - FF_MEM_ALIGN) return NULL;
+    void *raw = NULL;
+    if (posix_memalign(&raw, FF_MEM_ALIGN, bytes + FF_MEM_ALIGN) != 0) return NULL;
+    block_header_t *h = raw;
+    h->bytes = bytes;
+    h->category = category;
+    h->magic = BLOCK_MAGIC;
+    uint64_t c = atomic_fetch_add(&g_current[category], bytes) + bytes;
+    raise_peak(&g_peak[category], c);
+    uint64_t t = atomic_fetch_add(&g_current_total, bytes) + bytes;
+    raise_peak(&g_peak_total, t);
+    return (char *)raw + FF_MEM_ALIGN;
+}
+
+void *ff_mem_calloc(ff_mem_category_t category, size_t count, size_t size) {
+    if (size != 0 && count > SIZE_MAX / size) return NULL;
+    void *p = ff_mem_alloc(category, count * size);
+    if (p != NULL) memset(p, 0, count * size);
+    return p;
+}
+
+void ff_mem_free(void *ptr) {
+    if (ptr == NULL) return;
+    block_header_t *h = (block_header_t *)((char *)ptr - FF_MEM_ALIGN);
+    if (h->magic != BLOCK_MAGIC) {
+        fprintf(stderr, "ff_mem_free: %p was not allocated by ff_mem_alloc\n", ptr);
+        abort();
+    }
+    h->magic = 0;
+    atomic_fetch_sub(&g_current[h->category], h->bytes);
+    atomic_fetch_sub(&g_current_total, h->bytes);
+    free(h);
+}
+
+void ff_mem_stats(ff_mem_stats_t *out) {
+    for (int i = 0; i < FF_MEM_COUNT; i++) {
+        out->current[i] = atomic_load(&g_current[i]);
+        out->peak[i] = atomic_load(&g_peak[i]);
+    }
+    out->current_total = atomic_load(&g_current_total);
+    out->peak_total = atomic_load(&g_peak_total);
+}
+
+void ff_mem_reset_peaks(void) {
+    for (int i = 0; i < FF_MEM_COUNT; i++) atomic_store(&g_peak[i], atomic_load(&g_current[i]));
+    atomic_store(&g_peak_total, atomic_load(&g_current_total));
+}
+
+uint64_t ff_mem_peak_rss_bytes(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (uint64_t)ru.ru_maxrss * 1024u; /* Linux reports KiB */
+}
+
+uint64_t ff_mem_current_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL) return 0;
+    unsigned long size = 0, resident = 0;
+    int n = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    if (n != 2) return 0;
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}

@@ -1,0 +1,63 @@
+/* step.c: the FF step: normalise, forward, local loss, gradient, Adam. */
+#include "ffstream/step.h"
+
+#include <assert.h>
+#include <string.h>
+
+#include "ffstream/memstat.h"
+
+int ff_step_workspace_alloc(ff_step_workspace_t *ws, size_t max_rows, size_t max_in, size_t out,
+                            ff_error_t *err) {
+    memset(ws, 0, sizeof *ws);
+    size_t nx, ny;
+    if (ff_mul_size(max_rows, max_in, &nx) || ff_mul_size(nx, sizeof(float), &nx) ||
+        ff_mul_size(max_rows, out, &ny) || ff_mul_size(ny, sizeof(float), &ny))
+        return ff_error_set(err, "batch workspace %zu x %zu overflows", max_rows, max_in);
+    ws->max_rows = max_rows;
+    ws->max_in = max_in;
+    ws->out = out;
+    ws->xn = ff_mem_alloc(FF_MEM_ACTIVATIONS, nx);
+    ws->y = ff_mem_alloc(FF_MEM_ACTIVATIONS, ny);
+    ws->dz = ff_mem_alloc(FF_MEM_ACTIVATIONS, ny);
+    ws->goodness = ff_mem_alloc(FF_MEM_ACTIVATIONS, max_rows * sizeof(float));
+    if (ws->xn == NULL || ws->y == NULL || ws->dz == NULL || ws->goodness == NULL) {
+        ff_step_workspace_free(ws);
+        return ff_error_set(err, "out of memory for a %zu-row batch workspace", max_rows);
+    }
+    return 0;
+}
+
+void ff_step_workspace_free(ff_step_workspace_t *ws) {
+    if (ws == NULL) return;
+    ff_mem_free(ws->goodness);
+    ff_mem_free(ws->dz);
+    ff_mem_free(ws->y);
+    ff_mem_free(ws->xn);
+    memset(ws, 0, sizeof *ws);
+}
+
+void ff_step_train(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, size_t npos,
+                   size_t nneg, const ff_step_params_t *p, ff_step_stats_t *stats) {
+    size_t rows = npos + nneg;
+    assert(rows <= ws->max_rows && layer->in <= ws->max_in && layer->out == ws->out);
+    ff_dense_normalize(ws->xn, NULL, x, rows, layer->in);
+    ff_dense_forward(ws->y, ws->xn, layer->weight, layer->bias, rows, layer->in, layer->out);
+    double loss = ff_dense_ff_loss(ws->dz, ws->goodness, ws->y, npos, nneg, layer->out, p->theta,
+                                   p->goodness);
+    ff_dense_backward_params(layer->grad_weight, layer->grad_bias, ws->dz, ws->xn, rows, layer->in,
+                             layer->out);
+    ff_layer_adam_step(layer, &p->adam);
+    stats->loss_sum += loss;
+    for (size_t i = 0; i < npos; i++) stats->good_pos_sum += ws->goodness[i];
+    for (size_t i = npos; i < rows; i++) stats->good_neg_sum += ws->goodness[i];
+    stats->batches++;
+    stats->npos += npos;
+    stats->nneg += nneg;
+}
+
+void ff_step_forward(float *y, const ff_layer_t *layer, ff_step_workspace_t *ws, const float *x,
+                     size_t rows) {
+    assert(rows <= ws->max_rows && layer->in <= ws->max_in);
+    ff_dense_normalize(ws->xn, NULL, x, rows, layer->in);
+    ff_dense_forward(y, ws->xn, layer->weight, layer->bias, rows, layer->in, layer->out);
+}

@@ -1,0 +1,222 @@
+/* train_ffmem.c: Forward-Forward with every layer in memory, as the original
+ * experiment ran it. Layer k trains on the cached outputs of layer k-1 for the
+ * whole training set (positive and negative rows); when it is done one more
+ * pass writes its outputs as the cache of layer k+1. Layer 1 embeds images
+ * on the fly. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ffstream/eval.h"
+#include "ffstream/layer.h"
+#include "ffstream/memstat.h"
+#include "ffstream/progress.h"
+#include "ffstream/rng.h"
+#include "ffstream/step.h"
+#include "ffstream/train.h"
+
+typedef struct {
+    const ff_dataset_t *train;
+    const uint8_t *neg_labels; /* [N] wrong label of each negative row */
+    ff_label_mode_t label;
+    const float *cache_pos;    /* [N, width] layer inputs, NULL for layer 1 */
+    const float *cache_neg;
+    size_t width;
+} batch_source_t;
+
+/* Fills x [2m, width] with rows r0..r0+m-1: positives, then negatives. */
+static void assemble_batch(float *x, const batch_source_t *src, size_t r0, size_t m) {
+    const ff_dataset_t *d = src->train;
+    if (src->cache_pos == NULL) {
+        ff_data_embed_rows(x, d->images + r0 * d->pixels, d->pixels, NULL, d->labels + r0, m,
+                           src->label);
+        ff_data_embed_rows(x + m * src->width, d->images + r0 * d->pixels, d->pixels, NULL,
+                           src->neg_labels + r0, m, src->label);
+        return;
+    }
+    memcpy(x, src->cache_pos + r0 * src->width, m * src->width * sizeof(float));
+    memcpy(x + m * src->width, src->cache_neg + r0 * src->width, m * src->width * sizeof(float));
+}
+
+/* Evaluates every test image against every label through all layers. */
+static int evaluate(const ff_config_t *cfg, ff_layer_t *layers, const ff_dataset_t *test,
+                    size_t *correct, ff_error_t *err) {
+    int rc = -1;
+    size_t in0 = ff_data_input_dim(test->pixels, cfg->label);
+    size_t chunk = cfg->batch / 10 > 0 ? cfg->batch / 10 : 1;
+    if (chunk > test->count) chunk = test->count;
+    size_t rows = chunk * FF_CLASSES;
+    size_t width = in0 > cfg->hidden ? in0 : cfg->hidden;
+    ff_step_workspace_t ws = {0};
+    float *a = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * width * sizeof(float));
+    float *b = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * width * sizeof(float));
+    float *good = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * sizeof(float));
+    float *scores = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * sizeof(float));
+    if (a == NULL || b == NULL || good == NULL || scores == NULL) {
+        ff_error_set(err, "out of memory for evaluation buffers (%zu rows)", rows);
+        goto cleanup;
+    }
+    if (ff_step_workspace_alloc(&ws, rows, width, cfg->hidden, err) != 0) goto cleanup;
+    *correct = 0;
+    for (size_t i0 = 0; i0 < test->count; i0 += chunk) {
+        size_t n = test->count - i0 < chunk ? test->count - i0 : chunk;
+        ff_eval_embed_candidates(a, test->images + i0 * test->pixels, test->pixels, n, cfg->label);
+        memset(scores, 0, n * FF_CLASSES * sizeof(float));
+        float *x = a, *y = b;
+        for (uint32_t k = 0; k < cfg->layers; k++) {
+            ff_step_forward(y, &layers[k], &ws, x, n * FF_CLASSES);
+            if (ff_eval_layer_counts(k, cfg->layers)) {
+                ff_dense_goodness(good, y, n * FF_CLASSES, cfg->hidden, cfg->goodness);
+                ff_eval_accumulate(scores, good, n, (float)cfg->theta);
+            }
+            float *t = x;
+            x = y;
+            y = t;
+        }
+        *correct += ff_eval_correct(scores, test->labels + i0, n, FF_CLASSES);
+    }
+    rc = 0;
+cleanup:
+    ff_step_workspace_free(&ws);
+    ff_mem_free(scores);
+    ff_mem_free(good);
+    ff_mem_free(b);
+    ff_mem_free(a);
+    return rc;
+}
+
+int ff_train_ffmem(const ff_config_t *cfg, const ff_dataset_t *train, const ff_dataset_t *test,
+                   ff_result_t *res, ff_error_t *err) {
+    memset(res, 0, sizeof *res);
+    int rc = -1;
+    const size_t N = train->count, m = cfg->batch / 2, H = cfg->hidden;
+    const size_t nbatches = (N + m - 1) / m;
+    const size_t in0 = ff_data_input_dim(train->pixels, cfg->label);
+    const size_t max_in = in0 > H ? in0 : H;
+    ff_layer_t *layers = calloc(cfg->layers, sizeof *layers);
+    uint8_t *neg = ff_mem_alloc(FF_MEM_DATASET, N);
+    uint32_t *order = ff_mem_alloc(FF_MEM_OTHER, nbatches * sizeof(uint32_t));
+    float *x = NULL, *cache_pos = NULL, *cache_neg = NULL, *next_pos = NULL, *next_neg = NULL;
+    ff_step_workspace_t ws = {0};
+    res->per_layer = calloc(cfg->layers, sizeof *res->per_layer);
+    if (layers == NULL || neg == NULL || order == NULL || res->per_layer == NULL) {
+        ff_error_set(err, "out of memory for %u layers", cfg->layers);
+        goto cleanup;
+    }
+    res->layer_count = cfg->layers;
+    res->train_samples = N;
+    res->test_samples = test->count;
+
+    /* The original keeps the whole network in memory: allocate it all now. */
+    for (uint32_t k = 0; k < cfg->layers; k++) {
+        if (ff_layer_alloc(&layers[k], (uint32_t)(k == 0 ? in0 : H), (uint32_t)H, 1, err) != 0)
+            goto cleanup;
+        ff_layer_init_for_run(&layers[k], cfg->seed, k);
+    }
+    x = ff_mem_alloc(FF_MEM_ACTIVATIONS, 2 * m * max_in * sizeof(float));
+    if (x == NULL) {
+        ff_error_set(err, "out of memory for a %u-row batch", cfg->batch);
+        goto cleanup;
+    }
+    if (ff_step_workspace_alloc(&ws, 2 * m, max_in, H, err) != 0) goto cleanup;
+    ff_rng_t rng;
+    ff_rng_init(&rng, cfg->seed, FF_RNG_PURPOSE_NEGATIVE, 0, 0);
+    ff_data_negative_labels(neg, train->labels, N, &rng);
+
+    ff_step_params_t sp = {.theta = (float)cfg->theta, .goodness = cfg->goodness,
+                           .adam = ff_adam_defaults(cfg->lr)};
+    ff_progress_t prog;
+    ff_progress_init(&prog, cfg->quiet ? 0 : cfg->progress,
+                     (uint64_t)cfg->layers * (cfg->epochs + 1) * 2 * N);
+    double t_start = ff_now();
+    for (uint32_t k = 0; k < cfg->layers; k++) {
+        double t_layer = ff_now();
+        ff_layer_t *L = &layers[k];
+        batch_source_t src = {.train = train, .neg_labels = neg, .label = cfg->label,
+                              .cache_pos = cache_pos, .cache_neg = cache_neg, .width = L->in};
+        ff_step_stats_t st = {0};
+        for (uint32_t e = 0; e < cfg->epochs; e++) {
+            memset(&st, 0, sizeof st);
+            ff_rng_init(&rng, cfg->seed, FF_RNG_PURPOSE_EPOCH, k, e);
+            ff_rng_permutation(&rng, order, nbatches);
+            for (size_t bi = 0; bi < nbatches; bi++) {
+                size_t r0 = (size_t)order[bi] * m, mb = N - r0 < m ? N - r0 : m;
+                assemble_batch(x, &src, r0, mb);
+                ff_step_train(L, &ws, x, mb, mb, &sp, &st);
+                res->train_flops += 4.0 * 2.0 * (double)mb * (double)L->in * (double)H;
+                char label[64];
+                snprintf(label, sizeof label, "ff-mem layer %u/%u epoch %u/%u", k + 1, cfg->layers,
+                         e + 1, cfg->epochs);
+                ff_progress_update(&prog, 2 * mb, label, st.loss_sum / (double)st.batches,
+                                   st.good_pos_sum / (double)st.npos,
+                                   st.good_neg_sum / (double)st.nneg, 0);
+            }
+        }
+        /* The next layer's inputs: this layer's outputs on every row. */
+        if (k + 1 < cfg->layers) {
+            next_pos = ff_mem_alloc(FF_MEM_ACTIVATIONS, N * H * sizeof(float));
+            next_neg = ff_mem_alloc(FF_MEM_ACTIVATIONS, N * H * sizeof(float));
+            if (next_pos == NULL || next_neg == NULL) {
+                ff_error_set(err, "out of memory for the activation cache (2 x %zu x %zu floats)",
+                             N, H);
+                goto cleanup;
+            }
+            for (size_t r0 = 0; r0 < N; r0 += m) {
+                size_t mb = N - r0 < m ? N - r0 : m;
+                assemble_batch(x, &src, r0, mb);
+                ff_step_forward(ws.y, L, &ws, x, 2 * mb);
+                memcpy(next_pos + r0 * H, ws.y, mb * H * sizeof(float));
+                memcpy(next_neg + r0 * H, ws.y + mb * H, mb * H * sizeof(float));
+                res->train_flops += 2.0 * 2.0 * (double)mb * (double)L->in * (double)H;
+                ff_progress_update(&prog, 2 * mb, "ff-mem caching outputs", NAN, NAN, NAN, 0);
+            }
+            ff_mem_free(cache_pos);
+            ff_mem_free(cache_neg);
+            cache_pos = next_pos;
+            cache_neg = next_neg;
+            next_pos = next_neg = NULL;
+        } else {
+            ff_progress_update(&prog, 2 * N, "ff-mem", NAN, NAN, NAN, 0);
+        }
+        ff_layer_result_t *lr = &res->per_layer[k];
+        lr->in = L->in;
+        lr->out = L->out;
+        lr->loss = st.batches ? st.loss_sum / (double)st.batches : NAN;
+        lr->goodness_pos = st.npos ? st.good_pos_sum / (double)st.npos : NAN;
+        lr->goodness_neg = st.nneg ? st.good_neg_sum / (double)st.nneg : NAN;
+        lr->seconds = ff_now() - t_layer;
+    }
+    ff_progress_finish(&prog);
+    res->train_seconds = ff_now() - t_start;
+    /* The cache of the last layer is not needed for evaluation. */
+    ff_mem_free(cache_pos);
+    ff_mem_free(cache_neg);
+    cache_pos = cache_neg = NULL;
+
+    double t_eval = ff_now();
+    size_t correct = 0;
+    if (evaluate(cfg, layers, test, &correct, err) != 0) goto cleanup;
+    res->eval_seconds = ff_now() - t_eval;
+    res->test_accuracy = test->count ? (double)correct / (double)test->count : 0.0;
+    res->weights_hash = FF_FNV_OFFSET;
+    for (uint32_t k = 0; k < cfg->layers; k++)
+        res->weights_hash = ff_hash_bytes(res->weights_hash, layers[k].params,
+                                          ff_layer_block_bytes(&layers[k]));
+    rc = 0;
+cleanup:
+    ff_mem_stats(&res->memory);
+    res->peak_rss_bytes = ff_mem_peak_rss_bytes();
+    ff_step_workspace_free(&ws);
+    ff_mem_free(next_neg);
+    ff_mem_free(next_pos);
+    ff_mem_free(cache_neg);
+    ff_mem_free(cache_pos);
+    ff_mem_free(x);
+    ff_mem_free(order);
+    ff_mem_free(neg);
+    if (layers != NULL)
+        for (uint32_t k = 0; k < cfg->layers; k++) ff_layer_free(&layers[k]);
+    free(layers);
+    return rc;
+}

@@ -1,0 +1,87 @@
+#!/bin/sh
+# test_cli: fftrain's command line. Impossible flags fail before any work with
+# exit 2 and a message naming the flag; --help works; --json writes every
+# documented field. Usage: test_cli.sh PATH/TO/fftrain
+set -u
+FFTRAIN=$1
+failures=0
+checks=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+
+# expect_error "message fragment" args...: exit status 2 and the fragment on stderr
+expect_error() {
+    want=$1
+    shift
+    checks=$((checks + 1))
+    "$FFTRAIN" "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ "$rc" -ne 2 ]; then fail "fftrain $* exited $rc, expected 2"; return; fi
+    if ! grep -qF -- "$want" "$tmp/err"; then
+        fail "fftrain $*: stderr lacks '$want': $(cat "$tmp/err")"
+        return
+    fi
+    echo "ok: fftrain $* -> $(cat "$tmp/err")"
+}
+
+expect_error "--layers: 0 is out of range" --layers 0
+expect_error "--lr: -0.1 is out of range" --lr -0.1
+expect_error "--lr: 0 is out of range" --lr 0
+expect_error "unknown mode 'ff-magic'" --mode ff-magic
+expect_error "--batch: 101 is odd" --batch 101
+expect_error "need 3000 training images per step, but only 100" --batch 6000 --train-limit 100
+expect_error "--hidden: 'abc' is not a whole number" --hidden abc
+expect_error "--epochs: missing value" --epochs
+expect_error "unknown flag '--bogus'" --bogus 1
+expect_error "--label: 'sideways'" --label sideways
+expect_error "--threads: 0 is out of range" --threads 0
+
+checks=$((checks + 1))
+if "$FFTRAIN" --help | grep -q -- "--mode MODE"; then echo "ok: --help"; else fail "--help"; fi
+
+# A missing dataset directory is an error naming the directory (exit 1).
+checks=$((checks + 1))
+"$FFTRAIN" --data "$tmp/nowhere" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "$tmp/nowhere: no train-images" "$tmp/err"; then
+    echo "ok: missing data -> $(cat "$tmp/err")"
+else
+    fail "missing data: exit $rc, $(cat "$tmp/err")"
+fi
+
+# Batch larger than the data, found only after loading.
+data=${FFSTREAM_DATA:-/usr/share/datasets/fashion-mnist}
+if [ -f "$data/train-labels-idx1-ubyte.gz" ]; then
+    checks=$((checks + 1))
+    "$FFTRAIN" --mode bp --batch 70000 --data "$data" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ "$rc" -eq 1 ] && grep -q "only 60000 are loaded" "$tmp/err"; then
+        echo "ok: batch > data -> $(cat "$tmp/err")"
+    else
+        fail "batch > data: exit $rc, $(cat "$tmp/err")"
+    fi
+    for mode in ff-mem bp; do
+        checks=$((checks + 1))
+        if ! "$FFTRAIN" --mode $mode --layers 2 --hidden 64 --batch 200 --epochs 1 \
+            --train-limit 1000 --test-limit 200 --data "$data" --quiet --json "$tmp/$mode.json"; then
+            fail "$mode run failed"
+            continue
+        fi
+        for field in '"mode":' '"layers":' '"hidden":' '"epochs":' '"batch":' '"lr":' '"theta":' \
+            '"seed":' '"train_samples":' '"test_samples":' '"test_accuracy":' '"train_seconds":' \
+            '"eval_seconds":' '"peak_rss_bytes":' '"per_layer":' '"memory":' '"weights":' \
+            '"optimizer":' '"activations":' '"io_buffers":' '"other":'; do
+            if ! grep -q "$field" "$tmp/$mode.json"; then fail "$mode JSON lacks $field"; fi
+        done
+        grep -q "\"mode\":.*\"$mode\"" "$tmp/$mode.json" || fail "$mode JSON has the wrong mode"
+        echo "ok: $mode --json"
+    done
+else
+    echo "dataset not found at $data: runs skipped"
+    [ "${FFSTREAM_REQUIRE_DATA:-0}" = 1 ] && fail "dataset required"
+fi
+
+echo "test_cli: $checks checks, $failures failed"
+[ "$failures" -eq 0 ]

@@ -1,0 +1,274 @@
+/* test_dense: every dense kernel against its plain-loop twin, and the FF and
+ * backprop gradients against central finite differences computed in double
+ * precision by an independent forward pass written here. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "ffstream/bpnet.h"
+#include "ffstream/data.h"
+#include "ffstream/dense.h"
+#include "ffstream/rng.h"
+
+static float *random_matrix(ff_rng_t *rng, size_t n, float scale) {
+    float *m = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) m[i] = (2.0f * ff_rng_uniform(rng) - 1.0f) * scale;
+    return m;
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > m) m = d;
+    }
+    return m;
+}
+
+/* Shapes include non-multiples of BLAS block sizes and a single row. */
+static const size_t shapes[][3] = {{1, 7, 5}, {13, 33, 17}, {64, 794, 100}, {37, 500, 129}};
+
+static void test_kernels_against_ref(void) {
+    ff_rng_t rng;
+    ff_rng_init(&rng, 7, 100, 0, 0);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        size_t rows = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
+        float *x = random_matrix(&rng, rows * in, 1.0f);
+        float *w = random_matrix(&rng, out * in, 1.0f / sqrtf((float)in));
+        float *b = random_matrix(&rng, out, 0.1f);
+        float *xn = malloc(rows * in * sizeof(float)), *xn_ref = malloc(rows * in * sizeof(float));
+        float *nr = malloc(rows * sizeof(float)), *nr_ref = malloc(rows * sizeof(float));
+        ff_dense_normalize(xn, nr, x, rows, in);
+        ff_dense_normalize_ref(xn_ref, nr_ref, x, rows, in);
+        double e = max_abs_diff(xn, xn_ref, rows * in);
+        printf("normalize %zux%zu: max error %.3g\n", rows, in, e);
+        CHECK(e < 1e-6);
+        CHECK(max_abs_diff(nr, nr_ref, rows) < 1e-4);
+
+        float *y = malloc(rows * out * sizeof(float)), *y_ref = malloc(rows * out * sizeof(float));
+        ff_dense_linear(y, xn, w, b, rows, in, out);
+        ff_dense_linear_ref(y_ref, xn, w, b, rows, in, out);
+        e = max_abs_diff(y, y_ref, rows * out);
+        printf("linear %zux%zu->%zu: max error %.3g\n", rows, in, out, e);
+        CHECK(e < 1e-5);
+        ff_dense_forward(y, xn, w, b, rows, in, out);
+        ff_dense_forward_ref(y_ref, xn, w, b, rows, in, out);
+        e = max_abs_diff(y, y_ref, rows * out);
+        CHECK(e < 1e-5);
+        size_t zeros = 0;
+        for (size_t i = 0; i < rows * out; i++) zeros += y[i] == 0.0f;
+        CHECK(zeros > 0 && zeros < rows * out); /* the ReLU was exercised both ways */
+
+        /* FF loss with an uneven positive/negative split. */
+        size_t npos = rows / 2 + (rows > 1), nneg = rows - npos;
+        float *dz = malloc(rows * out * sizeof(float)), *dz_ref = malloc(rows * out * sizeof(float));
+        float *g = malloc(rows * sizeof(float)), *g_ref = malloc(rows * sizeof(float));
+        for (int kind = 0; kind < 2; kind++) {
+            double l = ff_dense_ff_loss(dz, g, y, npos, nneg, out, 0.05f, (ff_goodness_t)kind);
+            double l_ref = ff_dense_ff_loss_ref(dz_ref, g_ref, y, npos, nneg, out, 0.05f,
+                                                (ff_goodness_t)kind);
+            printf("ff_loss (%s) rows %zu: loss %.6f vs %.6f, dz max error %.3g\n",
+                   kind ? "sum" : "mean", rows, l, l_ref, max_abs_diff(dz, dz_ref, rows * out));
+            CHECK_NEAR(l, l_ref, 1e-6 * (1 + fabs(l_ref)));
+            CHECK(max_abs_diff(dz, dz_ref, rows * out) < 1e-7 + 1e-5 * fabs(l_ref));
+            CHECK(max_abs_diff(g, g_ref, rows) < 1e-5);
+        }
+
+        float *dw = malloc(out * in * sizeof(float)), *dw_ref = malloc(out * in * sizeof(float));
+        float *db = malloc(out * sizeof(float)), *db_ref = malloc(out * sizeof(float));
+        float *dzr = random_matrix(&rng, rows * out, 1.0f);
+        ff_dense_backward_params(dw, db, dzr, xn, rows, in, out);
+        ff_dense_backward_params_ref(dw_ref, db_ref, dzr, xn, rows, in, out);
+        e = max_abs_diff(dw, dw_ref, out * in);
+        printf("backward_params: dW max error %.3g, db %.3g\n", e, max_abs_diff(db, db_ref, out));
+        CHECK(e < 1e-4);
+        CHECK(max_abs_diff(db, db_ref, out) < 1e-4);
+
+        float *dx = malloc(rows * in * sizeof(float)), *dx_ref = malloc(rows * in * sizeof(float));
+        ff_dense_backward_input(dx, dzr, w, rows, in, out);
+        ff_dense_backward_input_ref(dx_ref, dzr, w, rows, in, out);
+        e = max_abs_diff(dx, dx_ref, rows * in);
+        printf("backward_input: max error %.3g\n", e);
+        CHECK(e < 1e-4);
+
+        free(x), free(w), free(b), free(xn), free(xn_ref), free(nr), free(nr_ref), free(y);
+        free(y_ref), free(dz), free(dz_ref), free(g), free(g_ref), free(dw), free(dw_ref);
+        free(db), free(db_ref), free(dzr), free(dx), free(dx_ref);
+    }
+}
+
+static void test_scalar_functions(void) {
+    CHECK_NEAR(ff_softplus(0.0), log(2.0), 1e-15);
+    CHECK_NEAR(ff_softplus(50.0), 50.0, 1e-12);
+    CHECK_NEAR(ff_softplus(-50.0), exp(-50.0), 1e-30);
+    CHECK(isfinite(ff_softplus(1000.0)) && isfinite(ff_softplus(-1000.0)));
+    CHECK_NEAR(ff_sigmoid(0.0), 0.5, 1e-15);
+    CHECK_NEAR(ff_sigmoid(-800.0), 0.0, 1e-300);
+    CHECK_NEAR(ff_sigmoid(800.0), 1.0, 1e-15);
+    /* Zero rows normalise to zero rather than NaN. */
+    float z[4] = {0}, zn[4], nz;
+    ff_dense_normalize(zn, &nz, z, 1, 4);
+    CHECK(zn[0] == 0.0f && nz == 0.0f);
+}
+
+/* FF loss of one layer in double: x rows (first npos positive), W [out,in]. */
+static double ff_loss_double(const double *x, const double *w, const double *b, size_t rows,
+                             size_t npos, size_t in, size_t out, double theta, int sum_kind) {
+    double lp = 0, ln = 0;
+    for (size_t i = 0; i < rows; i++) {
+        double n = 0;
+        for (size_t k = 0; k < in; k++) n += x[i * in + k] * x[i * in + k];
+        n = sqrt(n) + 1e-8;
+        double g = 0;
+        for (size_t o = 0; o < out; o++) {
+            double z = b[o];
+            for (size_t k = 0; k < in; k++) z += w[o * in + k] * x[i * in + k] / n;
+            if (z > 0) g += z * z;
+        }
+        if (!sum_kind) g /= (double)out;
+        if (i < npos) lp += log1p(exp(-(g - theta)));
+        else ln += log1p(exp(g - theta));
+    }
+    return lp / (double)npos + ln / (double)(rows - npos);
+}
+
+static void test_ff_gradient_finite_differences(void) {
+    enum { ROWS = 6, NPOS = 3, IN = 9, OUT = 7 };
+    ff_rng_t rng;
+    ff_rng_init(&rng, 11, 100, 1, 0);
+    for (int kind = 0; kind < 2; kind++) {
+        float *x = random_matrix(&rng, ROWS * IN, 1.0f);
+        float *w = random_matrix(&rng, OUT * IN, 1.0f);
+        float *b = random_matrix(&rng, OUT, 0.5f);
+        float xn[ROWS * IN], y[ROWS * OUT], dz[ROWS * OUT], g[ROWS], dw[OUT * IN], db[OUT];
+        float theta = kind ? 1.0f : 0.15f;
+        ff_dense_normalize(xn, NULL, x, ROWS, IN);
+        ff_dense_forward(y, xn, w, b, ROWS, IN, OUT);
+        ff_dense_ff_loss(dz, g, y, NPOS, ROWS - NPOS, OUT, theta, (ff_goodness_t)kind);
+        ff_dense_backward_params(dw, db, dz, xn, ROWS, IN, OUT);
+        double xd[ROWS * IN], wd[OUT * IN], bd[OUT];
+        for (int i = 0; i < ROWS * IN; i++) xd[i] = x[i];
+        for (int i = 0; i < OUT * IN; i++) wd[i] = w[i];
+        for (int i = 0; i < OUT; i++) bd[i] = b[i];
+        double h = 1e-6, worst = 0;
+        for (int i = 0; i < OUT * IN + OUT; i++) {
+            double *p = i < OUT * IN ? &wd[i] : &bd[i - OUT * IN];
+            double save = *p;
+            *p = save + h;
+            double lp = ff_loss_double(xd, wd, bd, ROWS, NPOS, IN, OUT, theta, kind);
+            *p = save - h;
+            double lm = ff_loss_double(xd, wd, bd, ROWS, NPOS, IN, OUT, theta, kind);
+            *p = save;
+            double numeric = (lp - lm) / (2 * h);
+            double analytic = i < OUT * IN ? dw[i] : db[i - OUT * IN];
+            double err = fabs(numeric - analytic) / (1e-3 + fabs(numeric));
+            if (err > worst) worst = err;
+        }
+        printf("FF gradient (%s goodness) vs finite differences: max relative error %.3g\n",
+               kind ? "sum" : "mean", worst);
+        CHECK(worst < 1e-3);
+        free(x), free(w), free(b);
+    }
+}
+
+/* Loss of the bp network in double, reading its float parameters, with one
+ * parameter (layer, index) replaced by value. */
+static double bp_loss_double(const ff_bpnet_t *net, const float *input, const uint8_t *labels,
+                             size_t rows, uint32_t pl, size_t pi, double pv) {
+    double total = 0;
+    size_t in0 = net->layers[0].in;
+    double *h = malloc(rows * 64 * sizeof(double)), *t = malloc(rows * 64 * sizeof(double));
+    for (size_t i = 0; i < rows * in0; i++) h[i] = input[i];
+    size_t width = in0;
+    for (uint32_t l = 0; l <= net->layer_count; l++) {
+        const ff_layer_t *L = &net->layers[l];
+        for (size_t i = 0; i < rows; i++) {
+            double n = 0;
+            if (l < net->layer_count) {
+                for (size_t k = 0; k < width; k++) n += h[i * width + k] * h[i * width + k];
+                n = sqrt(n) + 1e-8;
+            } else {
+                n = 1.0; /* the head sees the activities as they are */
+            }
+            for (size_t o = 0; o < L->out; o++) {
+                size_t bi = (size_t)L->in * L->out + o;
+                double z = (l == pl && bi == pi) ? pv : L->params[bi];
+                for (size_t k = 0; k < L->in; k++) {
+                    size_t wi = o * L->in + k;
+                    double wv = (l == pl && wi == pi) ? pv : L->params[wi];
+                    z += wv * h[i * width + k] / n;
+                }
+                t[i * L->out + o] = (l < net->layer_count && z < 0) ? 0 : z;
+            }
+        }
+        width = L->out;
+        double *s = h;
+        h = t;
+        t = s;
+    }
+    for (size_t i = 0; i < rows; i++) {
+        double m = h[i * 10];
+        for (int c = 1; c < 10; c++) m = fmax(m, h[i * 10 + c]);
+        double se = 0;
+        for (int c = 0; c < 10; c++) se += exp(h[i * 10 + c] - m);
+        total += log(se) + m - h[i * 10 + labels[i]];
+    }
+    free(h), free(t);
+    return total / (double)rows;
+}
+
+static void test_bp_gradient_finite_differences(void) {
+    enum { ROWS = 5, IN = 12, HIDDEN = 8 };
+    ff_bpnet_t net;
+    ff_error_t err;
+    CHECK(ff_bpnet_alloc(&net, 2, IN, HIDDEN, ROWS, 3, &err) == 0);
+    ff_rng_t rng;
+    ff_rng_init(&rng, 5, 100, 2, 0);
+    for (size_t i = 0; i < ROWS * IN; i++) net.input[i] = 2.0f * ff_rng_uniform(&rng) - 1.0f;
+    float input[ROWS * IN];
+    memcpy(input, net.input, sizeof input);
+    uint8_t labels[ROWS] = {0, 3, 9, 3, 5};
+    /* Larger weights so activities are not tiny and kinks are rare. */
+    for (uint32_t l = 0; l <= 2; l++)
+        for (size_t i = 0; i < net.layers[l].param_count; i++) net.layers[l].params[i] *= 3.0f;
+    ff_bpnet_forward(&net, ROWS);
+    ff_dense_softmax_xent(net.dlogits, net.logits, labels, ROWS, 10);
+    ff_bpnet_backward(&net, ROWS);
+    double h = 1e-6, worst = 0;
+    for (uint32_t l = 0; l <= 2; l++) {
+        const ff_layer_t *L = &net.layers[l];
+        for (size_t i = 0; i < L->param_count; i++) {
+            double lp = bp_loss_double(&net, input, labels, ROWS, l, i, L->params[i] + h);
+            double lm = bp_loss_double(&net, input, labels, ROWS, l, i, L->params[i] - h);
+            double numeric = (lp - lm) / (2 * h);
+            double err_i = fabs(numeric - L->grads[i]) / (1e-3 + fabs(numeric));
+            if (err_i > worst) worst = err_i;
+        }
+    }
+    printf("bp gradient vs finite differences: max relative error %.3g\n", worst);
+    CHECK(worst < 2e-3);
+    ff_bpnet_free(&net);
+}
+
+static void test_softmax_xent(void) {
+    float logits[2 * 3] = {1, 2, 3, 0, 0, 0};
+    uint8_t labels[2] = {2, 1};
+    float d[6];
+    double l = ff_dense_softmax_xent(d, logits, labels, 2, 3);
+    double l0 = log(exp(1) + exp(2) + exp(3)) - 3, l1 = log(3.0);
+    CHECK_NEAR(l, (l0 + l1) / 2, 1e-6);
+    CHECK_NEAR(d[2], (exp(3) / (exp(1) + exp(2) + exp(3)) - 1) / 2, 1e-7);
+    CHECK_NEAR(d[3], (1.0 / 3) / 2, 1e-7);
+}
+
+int main(void) {
+    ff_dense_set_threads(2);
+    test_scalar_functions();
+    test_kernels_against_ref();
+    test_ff_gradient_finite_differences();
+    test_bp_gradient_finite_differences();
+    test_softmax_xent();
+    return check_exit("test_dense");
+}

@@ -1,0 +1,54 @@
+#!/bin/sh
+# tools/test.sh: installs what is missing, builds, and runs every test twice:
+# in the release build (build/) and in the address+undefined sanitizer build
+# (build-sanitize/). Ends with one line "N passed, N failed, N skipped".
+#   --fast        release build only
+#   --sanitize    sanitizer build only
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. tools/setup.sh
+
+builds="build build-sanitize"
+case "${1:-}" in
+    --fast) builds="build" ;;
+    --sanitize) builds="build-sanitize" ;;
+    "") ;;
+    *) echo "usage: tools/test.sh [--fast|--sanitize]" >&2; exit 2 ;;
+esac
+
+ffstream_install
+# The dataset package is installed above: a missing dataset is a failure here.
+export FFSTREAM_REQUIRE_DATA=1
+
+passed=0 failed=0 skipped=0
+for b in $builds; do
+    if [ "$b" = build-sanitize ]; then
+        ffstream_build "$b" -Db_sanitize=address,undefined -Dbuildtype=debugoptimized
+        export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    else
+        ffstream_build "$b"
+    fi
+    echo "== tests in $b"
+    meson test -C "$b" --print-errorlogs --num-processes 2 >"$b.test.log" 2>&1
+    cat "$b.test.log" | grep -E "^ *[0-9]+/[0-9]+ " || true
+    # meson's summary lines: "Ok: N", "Fail: N", "Skipped: N", "Timeout: N"...
+    ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$b.test.log")
+    fl=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$b.test.log")
+    ux=$(sed -n 's/^Unexpected Pass: *\([0-9]*\).*/\1/p' "$b.test.log")
+    to=$(sed -n 's/^Timeout: *\([0-9]*\).*/\1/p' "$b.test.log")
+    sk=$(sed -n 's/^Skipped: *\([0-9]*\).*/\1/p' "$b.test.log")
+    if [ -z "$ok" ]; then
+        cat "$b.test.log"
+        echo "test.sh: meson test in $b printed no summary" >&2
+        fl=1
+    fi
+    passed=$((passed + ${ok:-0}))
+    failed=$((failed + ${fl:-0} + ${ux:-0} + ${to:-0}))
+    skipped=$((skipped + ${sk:-0}))
+    if [ "${fl:-0}" != 0 ] || [ "${to:-0}" != 0 ]; then
+        grep -B2 -A40 -E "FAIL|TIMEOUT" "$b.test.log" | tail -150
+    fi
+    grep -E "SKIP" "$b.test.log" || true
+done
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
