@@ -2,6 +2,8 @@
  * can assume a sane configuration. */
 #include "ffstream/config.h"
 
+#include "ffstream/aio.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -9,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const mode_names[FF_MODE_COUNT] = {"ff-mem", "bp"};
+static const char *const mode_names[FF_MODE_COUNT] = {"ff-mem", "bp", "ff-stream"};
 
 const char *ff_mode_name(ff_mode_t mode) {
     return (unsigned)mode < FF_MODE_COUNT ? mode_names[mode] : "unknown";
@@ -45,8 +47,14 @@ void ff_config_usage(FILE *out) {
         "Trains a fully connected network on an MNIST-format dataset and reports\n"
         "test accuracy, time and memory.\n"
         "\n"
-        "  --mode MODE         ff-mem (Forward-Forward, all in RAM) or bp (backprop)\n"
-        "                      [ff-mem]\n"
+        "  --mode MODE         ff-stream (Forward-Forward, one layer in RAM, activations\n"
+        "                      streamed from disk), ff-mem (Forward-Forward, all in RAM)\n"
+        "                      or bp (backprop) [ff-mem]\n"
+        "  --run DIR           run directory: per-layer checkpoints, activation cache,\n"
+        "                      run.json, result.json (required by ff-stream; ff-mem saves\n"
+        "                      its final layers there)\n"
+        "  --resume            continue the run in --run DIR where it stopped\n"
+        "  --io auto|uring|pread  I/O backend of ff-stream [auto: io_uring if usable]\n"
         "  --data DIR          directory of the IDX files [$FFSTREAM_DATA or\n"
         "                      " FF_DEFAULT_DATA_DIR "]\n"
         "  --layers N          hidden layers [2]\n"
@@ -109,6 +117,7 @@ int ff_config_parse(ff_config_t *cfg, int argc, char **argv, ff_error_t *err) {
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return 1;
         if (strcmp(a, "--quiet") == 0) { cfg->quiet = 1; continue; }
         if (strcmp(a, "--progress") == 0) { cfg->progress = 1; continue; }
+        if (strcmp(a, "--resume") == 0) { cfg->resume = 1; continue; }
         /* Every other flag takes a value. */
         if (strncmp(a, "--", 2) != 0)
             return ff_error_set(err, "unexpected argument '%s' (see --help)", a);
@@ -118,7 +127,8 @@ int ff_config_parse(ff_config_t *cfg, int argc, char **argv, ff_error_t *err) {
             int found = 0;
             for (int m = 0; m < FF_MODE_COUNT; m++)
                 if (strcmp(v, mode_names[m]) == 0) { cfg->mode = (ff_mode_t)m; found = 1; }
-            if (!found) return ff_error_set(err, "--mode: unknown mode '%s', expected ff-mem or bp", v);
+            if (!found)
+                return ff_error_set(err, "--mode: unknown mode '%s', expected ff-stream, ff-mem or bp", v);
         } else if (strcmp(a, "--data") == 0) {
             if (strlen(v) >= sizeof cfg->data_dir) return ff_error_set(err, "--data: path too long");
             snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", v);
@@ -158,6 +168,14 @@ int ff_config_parse(ff_config_t *cfg, int argc, char **argv, ff_error_t *err) {
             if (strcmp(v, "mean") == 0) cfg->goodness = FF_GOODNESS_MEAN;
             else if (strcmp(v, "sum") == 0) cfg->goodness = FF_GOODNESS_SUM;
             else return ff_error_set(err, "--goodness: '%s', expected mean or sum", v);
+        } else if (strcmp(a, "--run") == 0) {
+            if (strlen(v) >= sizeof cfg->run_dir - 64) return ff_error_set(err, "--run: path too long");
+            snprintf(cfg->run_dir, sizeof cfg->run_dir, "%s", v);
+        } else if (strcmp(a, "--io") == 0) {
+            ff_aio_backend_t b;
+            if (ff_aio_parse_backend(v, &b) != 0)
+                return ff_error_set(err, "--io: '%s', expected auto, uring or pread", v);
+            cfg->io_backend = (int)b;
         } else if (strcmp(a, "--json") == 0) {
             if (strlen(v) >= sizeof cfg->json_path) return ff_error_set(err, "--json: path too long");
             snprintf(cfg->json_path, sizeof cfg->json_path, "%s", v);
@@ -171,8 +189,28 @@ int ff_config_parse(ff_config_t *cfg, int argc, char **argv, ff_error_t *err) {
     if (cfg->mode != FF_MODE_BP && cfg->batch % 2 != 0)
         return ff_error_set(err, "--batch: %u is odd, FF needs an even count (half positive, half negative)",
                             cfg->batch);
+    if (cfg->mode == FF_MODE_FF_STREAM && cfg->run_dir[0] == '\0')
+        return ff_error_set(err, "--mode ff-stream needs --run DIR (where layers and activations live)");
+    if (cfg->resume && cfg->run_dir[0] == '\0')
+        return ff_error_set(err, "--resume needs --run DIR");
+    if (cfg->resume && cfg->mode != FF_MODE_FF_STREAM)
+        return ff_error_set(err, "--resume: only ff-stream runs can be resumed");
+    if (cfg->mode == FF_MODE_BP && cfg->run_dir[0] != '\0')
+        return ff_error_set(err, "--run: bp keeps no per-layer checkpoints");
     if (cfg->train_limit > 0 && ff_config_check_data(cfg, cfg->train_limit, err) != 0) return -1;
     return 0;
+}
+
+uint64_t ff_config_fingerprint(const ff_config_t *cfg) {
+    char text[512];
+    int n = snprintf(text, sizeof text,
+                     "layers=%u hidden=%u epochs=%u batch=%u lr=%.17g theta=%.17g seed=%llu "
+                     "label=%s goodness=%d train_limit=%llu test_limit=%llu threads=%d",
+                     cfg->layers, cfg->hidden, cfg->epochs, cfg->batch, cfg->lr, cfg->theta,
+                     (unsigned long long)cfg->seed, ff_label_name(cfg->label), (int)cfg->goodness,
+                     (unsigned long long)cfg->train_limit, (unsigned long long)cfg->test_limit,
+                     cfg->threads);
+    return ff_hash_bytes(FF_FNV_OFFSET, text, (size_t)n);
 }
 
 int ff_config_check_data(const ff_config_t *cfg, uint64_t train_count, ff_error_t *err) {

@@ -1,13 +1,17 @@
-/* fftrain: trains one network with one trainer (ff-mem or bp), evaluates it
- * and reports accuracy, time and memory. The only place that prints errors
- * and chooses exit codes: 0 success, 1 failure, 2 bad flags. */
+/* fftrain: trains one network with one trainer (ff-stream, ff-mem or bp),
+ * evaluates it and reports accuracy, time and memory. The only place that
+ * prints errors and chooses exit codes: 0 success, 1 failure, 2 bad flags,
+ * 130 stopped by SIGINT/SIGTERM after saving (ff-stream; resumable). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ffstream/config.h"
 #include "ffstream/dense.h"
 #include "ffstream/memstat.h"
 #include "ffstream/report.h"
+#include "ffstream/run.h"
 #include "ffstream/train.h"
 
 static void print_summary(const ff_config_t *cfg, const ff_result_t *res) {
@@ -18,6 +22,13 @@ static void print_summary(const ff_config_t *cfg, const ff_result_t *res) {
         fprintf(stdout, "  layer %u (%u -> %u): loss %.4f, goodness pos %.3f neg %.3f, %.1f s\n",
                 i + 1, l->in, l->out, l->loss, l->goodness_pos, l->goodness_neg, l->seconds);
     }
+    if (cfg->mode == FF_MODE_FF_STREAM)
+        fprintf(stdout,
+                "  I/O (%s): %.1f MiB read, %.1f MiB written, %.1f s waiting; working set %.1f "
+                "MiB\n",
+                res->io_backend, (double)res->io_bytes_read / 1048576.0,
+                (double)res->io_bytes_written / 1048576.0, res->io_wait_seconds,
+                (double)res->working_set_bytes / 1048576.0);
     for (uint32_t e = 0; e < res->epoch_count; e++)
         fprintf(stdout, "  epoch %u: loss %.4f, %.1f s\n", e + 1, res->per_epoch[e].loss,
                 res->per_epoch[e].seconds);
@@ -27,6 +38,11 @@ static void print_summary(const ff_config_t *cfg, const ff_result_t *res) {
             100.0 * res->test_accuracy, (unsigned long long)res->test_samples, res->train_seconds,
             res->eval_seconds, (double)res->peak_rss_bytes / 1048576.0,
             res->train_seconds > 0 ? res->train_flops / res->train_seconds / 1e9 : 0.0);
+}
+
+static void on_stop_signal(int sig) {
+    (void)sig;
+    ff_train_request_stop();
 }
 
 int main(int argc, char **argv) {
@@ -43,6 +59,16 @@ int main(int argc, char **argv) {
         return 2;
     }
     ff_dense_set_threads(cfg.threads);
+    /* A write past RLIMIT_FSIZE must fail with EFBIG and a message, not kill. */
+    signal(SIGXFSZ, SIG_IGN);
+    if (cfg.mode == FF_MODE_FF_STREAM) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
 
     ff_dataset_t train, test;
     if (ff_train_load_data(&cfg, &train, &test, &err) != 0) {
@@ -50,14 +76,35 @@ int main(int argc, char **argv) {
         return 1;
     }
     ff_result_t res;
-    int rc = cfg.mode == FF_MODE_BP ? ff_train_bp(&cfg, &train, &test, &res, &err)
-                                    : ff_train_ffmem(&cfg, &train, &test, &res, &err);
+    int rc;
+    switch (cfg.mode) {
+    case FF_MODE_BP: rc = ff_train_bp(&cfg, &train, &test, &res, &err); break;
+    case FF_MODE_FF_STREAM: rc = ff_train_ffstream(&cfg, &train, &test, &res, &err); break;
+    default: rc = ff_train_ffmem(&cfg, &train, &test, &res, &err); break;
+    }
     int status = 0;
-    if (rc != 0) {
+    if (rc == 1) {
+        fprintf(stderr,
+                "fftrain: stopped; the run is saved. Resume with:\n  fftrain --resume --run %s "
+                "[the same flags]\n",
+                cfg.run_dir);
+        status = 130;
+    } else if (rc != 0) {
         fprintf(stderr, "fftrain: %s\n", err.msg);
+        if (cfg.mode == FF_MODE_FF_STREAM)
+            fprintf(stderr, "fftrain: files written before the error are intact; after fixing "
+                            "the cause, continue with --resume --run %s\n",
+                    cfg.run_dir);
         status = 1;
     } else {
         if (!cfg.quiet) print_summary(&cfg, &res);
+        char result_path[4200];
+        if (cfg.run_dir[0] != '\0' &&
+            (ff_run_path(result_path, sizeof result_path, cfg.run_dir, "result.json") != 0 ||
+             ff_report_write(result_path, &cfg, &res, &err) != 0)) {
+            fprintf(stderr, "fftrain: %s\n", err.msg);
+            status = 1;
+        }
         if (cfg.json_path[0] != '\0' && ff_report_write(cfg.json_path, &cfg, &res, &err) != 0) {
             fprintf(stderr, "fftrain: %s\n", err.msg);
             status = 1;

@@ -11,7 +11,9 @@
 
 #define FF_MEM_ALIGN 64
 
+/* Sits in the 64 bytes just below the pointer handed out. */
 typedef struct {
+    void *raw; /* what posix_memalign returned */
     size_t bytes;
     int category;
     uint32_t magic;
@@ -39,12 +41,17 @@ static void raise_peak(_Atomic uint64_t *peak, uint64_t value) {
     }
 }
 
-void *ff_mem_alloc(ff_mem_category_t category, size_t bytes) {
+void *ff_mem_alloc_aligned(ff_mem_category_t category, size_t bytes, size_t align) {
     if ((unsigned)category >= FF_MEM_COUNT) category = FF_MEM_OTHER;
-    if (bytes > SIZE_MAX - FF_MEM_ALIGN) return NULL;
+    if (align < FF_MEM_ALIGN) align = FF_MEM_ALIGN;
+    if ((align & (align - 1)) != 0 || bytes > SIZE_MAX - align) return NULL;
     void *raw = NULL;
-    if (posix_memalign(&raw, FF_MEM_ALIGN, bytes + FF_MEM_ALIGN) != 0) return NULL;
-    block_header_t *h = raw;
+    /* The header needs FF_MEM_ALIGN bytes below the pointer; with a larger
+     * alignment a whole `align` step is spent so the pointer stays aligned. */
+    if (posix_memalign(&raw, align, bytes + align) != 0) return NULL;
+    char *ptr = (char *)raw + align;
+    block_header_t *h = (block_header_t *)(ptr - FF_MEM_ALIGN);
+    h->raw = raw;
     h->bytes = bytes;
     h->category = category;
     h->magic = BLOCK_MAGIC;
@@ -52,7 +59,11 @@ void *ff_mem_alloc(ff_mem_category_t category, size_t bytes) {
     raise_peak(&g_peak[category], c);
     uint64_t t = atomic_fetch_add(&g_current_total, bytes) + bytes;
     raise_peak(&g_peak_total, t);
-    return (char *)raw + FF_MEM_ALIGN;
+    return ptr;
+}
+
+void *ff_mem_alloc(ff_mem_category_t category, size_t bytes) {
+    return ff_mem_alloc_aligned(category, bytes, FF_MEM_ALIGN);
 }
 
 void *ff_mem_calloc(ff_mem_category_t category, size_t count, size_t size) {
@@ -72,7 +83,7 @@ void ff_mem_free(void *ptr) {
     h->magic = 0;
     atomic_fetch_sub(&g_current[h->category], h->bytes);
     atomic_fetch_sub(&g_current_total, h->bytes);
-    free(h);
+    free(h->raw);
 }
 
 void ff_mem_stats(ff_mem_stats_t *out) {

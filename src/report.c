@@ -50,6 +50,19 @@ char *ff_report_json(const ff_config_t *cfg, const ff_result_t *res) {
     cJSON_AddStringToObject(root, "version", FF_VERSION);
     cJSON_AddStringToObject(root, "blas", ff_dense_blas_name());
 
+    if (cfg->mode == FF_MODE_FF_STREAM) {
+        cJSON_AddNumberToObject(root, "working_set_bytes", (double)res->working_set_bytes);
+        cJSON *io = cJSON_AddObjectToObject(root, "io");
+        if (io != NULL) {
+            cJSON_AddStringToObject(io, "backend", res->io_backend ? res->io_backend : "none");
+            cJSON_AddNumberToObject(io, "bytes_read", (double)res->io_bytes_read);
+            cJSON_AddNumberToObject(io, "bytes_written", (double)res->io_bytes_written);
+            add_number(io, "wait_seconds", res->io_wait_seconds);
+        }
+        cJSON_AddBoolToObject(root, "resumed", res->resumed);
+        if (res->resumed) cJSON_AddNumberToObject(root, "resumed_at_layer", res->resumed_at_layer);
+    }
+    if (cfg->run_dir[0] != '\0') cJSON_AddStringToObject(root, "run", cfg->run_dir);
     cJSON *layers = cJSON_AddArrayToObject(root, "per_layer");
     for (uint32_t i = 0; layers != NULL && i < res->layer_count; i++) {
         const ff_layer_result_t *l = &res->per_layer[i];

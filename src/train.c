@@ -1,11 +1,15 @@
 /* train.c: what every trainer shares: data preparation and the result. */
 #include "ffstream/train.h"
 
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ffstream/memstat.h"
 #include "ffstream/rng.h"
+#include "train_internal.h"
 
 void ff_result_free(ff_result_t *res) {
     if (res == NULL) return;
@@ -48,4 +52,71 @@ fail:
     ff_data_free(test);
     ff_data_free(train);
     return -1;
+}
+
+static volatile sig_atomic_t stop_requested = 0;
+
+void ff_train_request_stop(void) { stop_requested = 1; }
+
+int ff_train_stop_requested(void) { return stop_requested != 0; }
+
+uint64_t ff_train_data_fingerprint(const ff_dataset_t *train, const ff_dataset_t *test) {
+    uint64_t parts[2] = {train->fingerprint, test->fingerprint};
+    return ff_hash_bytes(FF_FNV_OFFSET, parts, sizeof parts);
+}
+
+ff_epoch_means_t ff_train_epoch_means(const ff_step_stats_t *st) {
+    ff_epoch_means_t m = {NAN, NAN, NAN};
+    if (st->batches > 0) m.loss = st->loss_sum / (double)st->batches;
+    if (st->npos > 0) m.goodness_pos = st->good_pos_sum / (double)st->npos;
+    if (st->nneg > 0) m.goodness_neg = st->good_neg_sum / (double)st->nneg;
+    return m;
+}
+
+void ff_train_layer_meta(ff_layerfile_meta_t *meta, const ff_config_t *cfg, uint32_t index,
+                         uint64_t data_fingerprint, const ff_epoch_means_t *last,
+                         const ff_step_stats_t *running, uint32_t epochs_done,
+                         uint32_t batch_in_epoch) {
+    memset(meta, 0, sizeof *meta);
+    meta->layer_index = index;
+    meta->epochs_done = epochs_done;
+    meta->epochs_total = cfg->epochs;
+    meta->batch_in_epoch = batch_in_epoch;
+    meta->complete = epochs_done == cfg->epochs;
+    meta->loss = last->loss;
+    meta->goodness_pos = last->goodness_pos;
+    meta->goodness_neg = last->goodness_neg;
+    meta->loss_sum = running->loss_sum;
+    meta->good_pos_sum = running->good_pos_sum;
+    meta->good_neg_sum = running->good_neg_sum;
+    meta->batches = running->batches;
+    meta->npos = running->npos;
+    meta->nneg = running->nneg;
+    meta->data_fingerprint = data_fingerprint;
+    meta->config_fingerprint = ff_config_fingerprint(cfg);
+    meta->adam = ff_adam_defaults(cfg->lr);
+}
+
+void ff_train_test_kill(const char *phase, uint32_t layer, uint64_t count) {
+    static int parsed = 0;
+    static char want_phase[16], want_signal[8];
+    static unsigned long want_layer;
+    static unsigned long long want_count;
+    if (parsed == 0) {
+        const char *spec = getenv("FFSTREAM_TEST_KILL");
+        parsed = -1;
+        want_signal[0] = '\0';
+        if (spec != NULL && sscanf(spec, "%15[a-z]:%lu:%llu:%7[A-Z]", want_phase, &want_layer,
+                                   &want_count, want_signal) >= 3)
+            parsed = 1;
+    }
+    if (parsed == 1 && strcmp(phase, want_phase) == 0 && layer == want_layer &&
+        count == want_count) {
+        if (strcmp(want_signal, "INT") == 0) {
+            parsed = -1; /* once: the run goes on to its next stop check */
+            raise(SIGINT);
+        } else {
+            raise(SIGKILL);
+        }
+    }
 }

@@ -10,11 +10,14 @@
 
 #include "ffstream/eval.h"
 #include "ffstream/layer.h"
+#include "ffstream/layerfile.h"
+#include "ffstream/run.h"
 #include "ffstream/memstat.h"
 #include "ffstream/progress.h"
 #include "ffstream/rng.h"
 #include "ffstream/step.h"
 #include "ffstream/train.h"
+#include "train_internal.h"
 
 typedef struct {
     const ff_dataset_t *train;
@@ -84,6 +87,36 @@ cleanup:
     ff_mem_free(b);
     ff_mem_free(a);
     return rc;
+}
+
+/* Saves every layer in the per-layer format ff-stream writes, with the same
+ * metadata, so the two trainers' files can be compared byte for byte. */
+static int save_run(const ff_config_t *cfg, const ff_layer_t *layers, const ff_result_t *res,
+                    uint64_t data_fp, ff_error_t *err) {
+    if (ff_run_make_dirs(cfg->run_dir, err) != 0) return -1;
+    for (uint32_t k = 0; k < cfg->layers; k++) {
+        char path[4200];
+        if (ff_run_layer_path(path, sizeof path, cfg->run_dir, k) != 0)
+            return ff_error_set(err, "%s: path too long", cfg->run_dir);
+        ff_epoch_means_t last = {res->per_layer[k].loss, res->per_layer[k].goodness_pos,
+                                 res->per_layer[k].goodness_neg};
+        ff_step_stats_t none = {0};
+        ff_layerfile_meta_t meta;
+        ff_train_layer_meta(&meta, cfg, k, data_fp, &last, &none, cfg->epochs, 0);
+        if (ff_layerfile_save(path, &layers[k], &meta, NULL, err) != 0) return -1;
+    }
+    ff_run_state_t state;
+    memset(&state, 0, sizeof state);
+    snprintf(state.mode, sizeof state.mode, "%s", ff_mode_name(cfg->mode));
+    state.config = *cfg;
+    state.config_fingerprint = ff_config_fingerprint(cfg);
+    state.data_fingerprint = data_fp;
+    state.train_samples = res->train_samples;
+    state.test_samples = res->test_samples;
+    state.layers = cfg->layers;
+    state.cache_layer = FF_RUN_NO_CACHE;
+    state.finished = 1;
+    return ff_run_write(cfg->run_dir, &state, err);
 }
 
 int ff_train_ffmem(const ff_config_t *cfg, const ff_dataset_t *train, const ff_dataset_t *test,
@@ -203,6 +236,9 @@ int ff_train_ffmem(const ff_config_t *cfg, const ff_dataset_t *train, const ff_d
     for (uint32_t k = 0; k < cfg->layers; k++)
         res->weights_hash = ff_hash_bytes(res->weights_hash, layers[k].params,
                                           ff_layer_block_bytes(&layers[k]));
+    if (cfg->run_dir[0] != '\0' &&
+        save_run(cfg, layers, res, ff_train_data_fingerprint(train, test), err) != 0)
+        goto cleanup;
     rc = 0;
 cleanup:
     ff_mem_stats(&res->memory);

@@ -17,6 +17,13 @@ int main(void) {
     CHECK(s1.current[FF_MEM_WEIGHTS] - s0.current[FF_MEM_WEIGHTS] == 1000);
     CHECK(s1.current[FF_MEM_IO] - s0.current[FF_MEM_IO] == 3000);
     CHECK(s1.current_total - s0.current_total == 4000);
+    char *c = ff_mem_alloc_aligned(FF_MEM_IO, 5000, 4096);
+    CHECK(c != NULL && ((uintptr_t)c % 4096) == 0);
+    c[4999] = 1;
+    ff_mem_stats(&s2);
+    CHECK(s2.current[FF_MEM_IO] - s0.current[FF_MEM_IO] == 8000);
+    ff_mem_free(c);
+    CHECK(ff_mem_alloc_aligned(FF_MEM_IO, 10, 3000) == NULL); /* not a power of two */
     ff_mem_free(a);
     ff_mem_free(b);
     ff_mem_free(NULL);

@@ -12,8 +12,9 @@
 #include "ffstream/error.h"
 
 typedef enum {
-    FF_MODE_FF_MEM = 0, /* Forward-Forward, every layer and the activation cache in RAM */
-    FF_MODE_BP = 1,     /* backprop baseline with the same body */
+    FF_MODE_FF_MEM = 0,    /* Forward-Forward, every layer and the activation cache in RAM */
+    FF_MODE_BP = 1,        /* backprop baseline with the same body */
+    FF_MODE_FF_STREAM = 2, /* Forward-Forward, one layer in RAM, activations on disk */
     FF_MODE_COUNT
 } ff_mode_t;
 
@@ -33,12 +34,20 @@ typedef struct {
     ff_label_mode_t label;
     ff_goodness_t goodness;
     char json_path[4096];  /* "" = none */
+    char run_dir[4096];    /* "" = none; required by ff-stream */
+    int resume;            /* continue the run in run_dir */
+    int io_backend;        /* ff_aio_backend_t: auto, uring or pread */
     int quiet;
     int progress;          /* 1 force on, 0 off, -1 when stderr is a terminal */
 } ff_config_t;
 
 /* The defaults of the original experiment (hidden 2000, batch 5000, ...). */
 void ff_config_defaults(ff_config_t *cfg);
+
+/* A hash of every setting that changes the numbers a run produces (not
+ * the mode, paths, I/O backend or verbosity): runs with equal fingerprints
+ * and equal data give bit-identical weights. */
+uint64_t ff_config_fingerprint(const ff_config_t *cfg);
 
 /* @return "ff-mem", "bp", ... */
 const char *ff_mode_name(ff_mode_t mode);

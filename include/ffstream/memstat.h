@@ -27,6 +27,10 @@ const char *ff_mem_category_name(ff_mem_category_t category);
  * unique pointer. */
 void *ff_mem_alloc(ff_mem_category_t category, size_t bytes);
 
+/* Like ff_mem_alloc with a larger power-of-two alignment (4096 for
+ * O_DIRECT buffers). */
+void *ff_mem_alloc_aligned(ff_mem_category_t category, size_t bytes, size_t align);
+
 /* Like ff_mem_alloc, zero-filled; count*size is overflow-checked. */
 void *ff_mem_calloc(ff_mem_category_t category, size_t count, size_t size);
 

@@ -36,6 +36,13 @@ typedef struct {
     ff_epoch_result_t *per_epoch; /* [epoch_count], bp only */
     uint64_t weights_hash;  /* FNV-1a of every layer's parameters, in order */
     double train_flops;     /* floating-point operations of training matrix products */
+    /* ff-stream only (zero otherwise): */
+    uint64_t working_set_bytes; /* analytic: active layer + batch and I/O buffers */
+    uint64_t io_bytes_read, io_bytes_written;
+    double io_wait_seconds;     /* blocked waiting for reads or writes */
+    const char *io_backend;     /* "uring" or "pread" */
+    uint32_t resumed_at_layer;  /* layer a resumed run started from */
+    int resumed;
     ff_mem_stats_t memory;  /* the program's own accounting, at the end */
     uint64_t peak_rss_bytes;
 } ff_result_t;
@@ -47,6 +54,23 @@ void ff_result_free(ff_result_t *res);
  * @return 0 or -1 with err. */
 int ff_train_ffmem(const ff_config_t *cfg, const ff_dataset_t *train, const ff_dataset_t *test,
                    ff_result_t *res, ff_error_t *err);
+
+/* Forward-Forward out of core: only the active layer in memory, its inputs
+ * streamed from the activation cache in cfg->run_dir (see run.h). Resumes
+ * when cfg->resume. train and test may be released by the trainer once the
+ * first layer's caches are written (their memory is freed; the structs are
+ * left zeroed except test labels kept internally).
+ * @return 0 done, 1 stopped by ff_train_request_stop (resumable), -1 error. */
+int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t *test,
+                      ff_result_t *res, ff_error_t *err);
+
+/* Asks a running trainer to stop after its current step, save, and return 1
+ * (async-signal-safe: main's SIGINT/SIGTERM handlers call it). */
+void ff_train_request_stop(void);
+int ff_train_stop_requested(void);
+
+/* The data fingerprint a run records: both splits' raw bytes. */
+uint64_t ff_train_data_fingerprint(const ff_dataset_t *train, const ff_dataset_t *test);
 
 /* Backprop through the same body plus a linear head, softmax cross-entropy. */
 int ff_train_bp(const ff_config_t *cfg, const ff_dataset_t *train, const ff_dataset_t *test,

@@ -1,0 +1,655 @@
+/* train_ffstream.c: Forward-Forward out of core. Only the active layer (its
+ * weights, gradients and Adam state) and a few chunk buffers are in memory;
+ * the layer's inputs for every training row and every test image x label
+ * live in activation caches on disk (actcache.h) and stream through the
+ * layer with reads one chunk ahead and writes one chunk behind (aio.h).
+ *
+ *   input:  embed the training rows (positive, negative) and the test
+ *           candidates into the caches of layer 0, then drop the dataset
+ *   layer k: load or create layer k; train its epochs on cache k, saving a
+ *           checkpoint after every epoch; one pass writes its outputs as
+ *           cache k+1 and one pass over the test cache adds its goodness to
+ *           the scores; run.json moves to k+1; cache k is deleted
+ *
+ * Every step runs the same code on the same rows in the same order as
+ * ff-mem (step.c), so the weights are bit-identical; every random choice is
+ * regenerated from (seed, layer, epoch), so a resumed run continues exactly
+ * where the killed one stopped. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ffstream/actcache.h"
+#include "ffstream/aio.h"
+#include "ffstream/eval.h"
+#include "ffstream/layer.h"
+#include "ffstream/layerfile.h"
+#include "ffstream/memstat.h"
+#include "ffstream/progress.h"
+#include "ffstream/report.h"
+#include "ffstream/rng.h"
+#include "ffstream/run.h"
+#include "ffstream/step.h"
+#include "ffstream/train.h"
+#include "train_internal.h"
+
+#define SCORES_MAGIC "FFSCORE"
+
+typedef struct {
+    const ff_config_t *cfg;
+    const char *dir;
+    ff_aio_t *aio;
+    uint64_t tag;             /* config fingerprint ^ data fingerprint */
+    uint64_t data_fp;
+    size_t N, m, nbatches;    /* training images, images per batch, batches */
+    size_t T, E, echunks;     /* test images, images per eval chunk, chunks */
+    size_t in0, H;
+    float *buf[4];            /* 0,1: chunks being read; 2,3: chunks being written */
+    size_t buf_bytes;
+    size_t write_pending[2];  /* bytes of the write in flight from buf[2+i] */
+    const char *write_path[2];
+    ff_step_workspace_t ws;
+    float *good;              /* [rows of a chunk] goodness */
+    float *scores;            /* [T * 10] */
+    uint8_t *test_labels;     /* [T] */
+    ff_progress_t prog;
+    uint64_t steps;           /* training steps taken by this process */
+    ff_result_t *res;
+} stream_t;
+
+/* ---- chunk I/O ---------------------------------------------------------- */
+
+static int await_buffer(stream_t *s, int b, size_t want, const char *path, const char *what,
+                        ff_error_t *err) {
+    int64_t got;
+    if (ff_aio_wait_tag(s->aio, (uint64_t)b, &got, err) != 0)
+        return ff_error_wrap(err, "%s: %s", path, what);
+    if (got < 0)
+        return ff_error_set(err, "%s: %s failed: %s", path, what, strerror((int)-got));
+    if ((size_t)got != want)
+        return ff_error_set(err, "%s: short %s: %lld of %zu bytes (truncated file?)", path, what,
+                            (long long)got, want);
+    return 0;
+}
+
+static int read_chunk(stream_t *s, const ff_actcache_t *cache, uint64_t c, int b,
+                      ff_error_t *err) {
+    if (ff_aio_read(s->aio, cache->fd, s->buf[b], ff_actcache_chunk_io_bytes(cache, c),
+                    ff_actcache_chunk_offset(cache, c), (uint64_t)b, err) != 0)
+        return ff_error_wrap(err, "%s: reading chunk %llu", cache->path, (unsigned long long)c);
+    return 0;
+}
+
+static int await_read(stream_t *s, const ff_actcache_t *cache, uint64_t c, int b,
+                      ff_error_t *err) {
+    return await_buffer(s, b, ff_actcache_chunk_io_bytes(cache, c), cache->path, "read", err);
+}
+
+/* Waits for the write in flight from output buffer b (2 or 3), if any. */
+static int drain_write(stream_t *s, int b, ff_error_t *err) {
+    size_t want = s->write_pending[b - 2];
+    if (want == 0) return 0;
+    s->write_pending[b - 2] = 0;
+    return await_buffer(s, b, want, s->write_path[b - 2], "write", err);
+}
+
+static int write_chunk(stream_t *s, ff_actcache_t *cache, uint64_t c, int b, ff_error_t *err) {
+    ff_actcache_pad(cache, c, s->buf[b]);
+    size_t bytes = ff_actcache_chunk_io_bytes(cache, c);
+    if (ff_aio_write(s->aio, cache->fd, s->buf[b], bytes, ff_actcache_chunk_offset(cache, c),
+                     (uint64_t)b, err) != 0)
+        return ff_error_wrap(err, "%s: writing chunk %llu", cache->path, (unsigned long long)c);
+    s->write_pending[b - 2] = bytes;
+    s->write_path[b - 2] = cache->path;
+    return 0;
+}
+
+static ff_actcache_geometry_t train_geometry(const stream_t *s, uint32_t layer) {
+    ff_actcache_geometry_t g = {.width = (uint32_t)(layer == 0 ? s->in0 : s->H),
+                                .rows_per_unit = 2, .units = s->N, .units_per_chunk = s->m,
+                                .tag = s->tag, .layer = layer};
+    return g;
+}
+
+static ff_actcache_geometry_t test_geometry(const stream_t *s, uint32_t layer) {
+    ff_actcache_geometry_t g = {.width = (uint32_t)(layer == 0 ? s->in0 : s->H),
+                                .rows_per_unit = FF_CLASSES, .units = s->T,
+                                .units_per_chunk = s->E, .tag = s->tag, .layer = layer};
+    return g;
+}
+
+/* ---- scores ------------------------------------------------------------- */
+
+static int write_scores(stream_t *s, uint32_t layer, ff_error_t *err) {
+    char path[4200];
+    if (ff_run_cache_path(path, sizeof path, s->dir, "scores", layer, "f32") != 0)
+        return ff_error_set(err, "%s: path too long", s->dir);
+    size_t count = s->T * FF_CLASSES, bytes = 16 + count * sizeof(float);
+    uint8_t *data = ff_mem_alloc(FF_MEM_IO, bytes);
+    if (data == NULL) return ff_error_set(err, "%s: out of memory", path);
+    memset(data, 0, 16);
+    memcpy(data, SCORES_MAGIC, 8);
+    for (int i = 0; i < 8; i++) data[8 + i] = (uint8_t)((uint64_t)count >> (8 * i));
+    memcpy(data + 16, s->scores, count * sizeof(float));
+    int rc = ff_write_file_atomic(path, data, bytes, err);
+    ff_mem_free(data);
+    return rc;
+}
+
+static int read_scores(stream_t *s, uint32_t layer, ff_error_t *err) {
+    char path[4200];
+    if (ff_run_cache_path(path, sizeof path, s->dir, "scores", layer, "f32") != 0)
+        return ff_error_set(err, "%s: path too long", s->dir);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) return ff_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+    size_t count = s->T * FF_CLASSES;
+    uint8_t head[16];
+    int rc = -1;
+    if (fread(head, 1, 16, f) != 16 || memcmp(head, SCORES_MAGIC, 8) != 0) {
+        ff_error_set(err, "%s: not an ffstream scores file", path);
+        goto done;
+    }
+    uint64_t n = 0;
+    for (int i = 0; i < 8; i++) n |= (uint64_t)head[8 + i] << (8 * i);
+    if (n != count) {
+        ff_error_set(err, "%s: holds %llu scores, expected %zu", path, (unsigned long long)n,
+                     count);
+        goto done;
+    }
+    if (fread(s->scores, sizeof(float), count, f) != count || fgetc(f) != EOF) {
+        ff_error_set(err, "%s: truncated or oversized scores file", path);
+        goto done;
+    }
+    rc = 0;
+done:
+    fclose(f);
+    return rc;
+}
+
+/* ---- the first layer's inputs ------------------------------------------- */
+
+static int write_input_caches(stream_t *s, const ff_dataset_t *train, const ff_dataset_t *test,
+                              const uint8_t *neg, ff_error_t *err) {
+    ff_actcache_t cache = {.fd = -1};
+    char path[4200];
+    int rc = -1;
+    ff_actcache_geometry_t g = train_geometry(s, 0);
+    if (ff_run_cache_path(path, sizeof path, s->dir, "train", 0, "cache") != 0 ||
+        ff_actcache_create(&cache, path, &g, err) != 0)
+        goto cleanup;
+    for (uint64_t c = 0; c < cache.chunk_count; c++) {
+        int b = 2 + (int)(c & 1);
+        if (drain_write(s, b, err) != 0) goto cleanup;
+        size_t r0 = c * s->m, mb = ff_actcache_chunk_units(&cache, c), P = train->pixels;
+        ff_data_embed_rows(s->buf[b], train->images + r0 * P, P, NULL, train->labels + r0, mb,
+                           s->cfg->label);
+        ff_data_embed_rows(s->buf[b] + mb * s->in0, train->images + r0 * P, P, NULL, neg + r0, mb,
+                           s->cfg->label);
+        if (write_chunk(s, &cache, c, b, err) != 0) goto cleanup;
+        ff_progress_update(&s->prog, 0, "ff-stream writing layer 1 inputs", NAN, NAN, NAN, 0);
+        ff_train_test_kill("input", 0, c + 1);
+    }
+    if (drain_write(s, 2, err) != 0 || drain_write(s, 3, err) != 0) goto cleanup;
+    if (ff_actcache_finish(&cache, err) != 0) goto cleanup;
+    ff_actcache_close(&cache);
+
+    g = test_geometry(s, 0);
+    if (ff_run_cache_path(path, sizeof path, s->dir, "test", 0, "cache") != 0 ||
+        ff_actcache_create(&cache, path, &g, err) != 0)
+        goto cleanup;
+    for (uint64_t c = 0; c < cache.chunk_count; c++) {
+        int b = 2 + (int)(c & 1);
+        if (drain_write(s, b, err) != 0) goto cleanup;
+        size_t i0 = c * s->E, n = ff_actcache_chunk_units(&cache, c);
+        ff_eval_embed_candidates(s->buf[b], test->images + i0 * test->pixels, test->pixels, n,
+                                 s->cfg->label);
+        if (write_chunk(s, &cache, c, b, err) != 0) goto cleanup;
+    }
+    if (drain_write(s, 2, err) != 0 || drain_write(s, 3, err) != 0) goto cleanup;
+    if (ff_actcache_finish(&cache, err) != 0) goto cleanup;
+    memset(s->scores, 0, s->T * FF_CLASSES * sizeof(float));
+    if (write_scores(s, 0, err) != 0) goto cleanup;
+    rc = 0;
+cleanup:
+    ff_actcache_close(&cache);
+    return rc;
+}
+
+/* ---- training one layer -------------------------------------------------- */
+
+static int save_layer(stream_t *s, const ff_layer_t *layer, uint32_t k,
+                      const ff_epoch_means_t *last, const ff_step_stats_t *running,
+                      uint32_t epochs_done, uint32_t batch_in_epoch, ff_error_t *err) {
+    char path[4200];
+    if (ff_run_layer_path(path, sizeof path, s->dir, k) != 0)
+        return ff_error_set(err, "%s: path too long", s->dir);
+    ff_layerfile_meta_t meta;
+    ff_train_layer_meta(&meta, s->cfg, k, s->data_fp, last, running, epochs_done, batch_in_epoch);
+    return ff_layerfile_save(path, layer, &meta, NULL, err);
+}
+
+/* Loads layer k's checkpoint if there is one, else creates the layer. */
+static int open_layer(stream_t *s, uint32_t k, ff_layer_t *layer, ff_layerfile_meta_t *meta,
+                      int *found, ff_error_t *err) {
+    char path[4200];
+    struct stat st;
+    *found = 0;
+    uint32_t in = (uint32_t)(k == 0 ? s->in0 : s->H);
+    if (ff_run_layer_path(path, sizeof path, s->dir, k) != 0)
+        return ff_error_set(err, "%s: path too long", s->dir);
+    if (stat(path, &st) != 0) {
+        if (ff_layer_alloc(layer, in, (uint32_t)s->H, 1, err) != 0) return -1;
+        ff_layer_init_for_run(layer, s->cfg->seed, k);
+        memset(meta, 0, sizeof *meta);
+        meta->loss = meta->goodness_pos = meta->goodness_neg = NAN;
+        return 0;
+    }
+    if (ff_layerfile_load(path, layer, meta, 1, err) != 0) return -1;
+    *found = 1;
+    if (layer->in != in || layer->out != s->H || meta->layer_index != k ||
+        meta->epochs_total != s->cfg->epochs || meta->data_fingerprint != s->data_fp ||
+        meta->config_fingerprint != ff_config_fingerprint(s->cfg) ||
+        meta->epochs_done > meta->epochs_total || meta->batch_in_epoch >= s->nbatches) {
+        ff_layer_free(layer);
+        return ff_error_set(err,
+                            "%s: checkpoint does not belong to this run (layer %u, %u -> %u, "
+                            "%u of %u epochs; expected layer %u, %u -> %zu, %u epochs)",
+                            path, meta->layer_index, layer->in, layer->out, meta->epochs_done,
+                            meta->epochs_total, k, in, s->H, s->cfg->epochs);
+    }
+    return 0;
+}
+
+/* Trains layer k from where its checkpoint stopped. @return 0, 1 when a
+ * stop was requested (saved), -1 on error. */
+static int train_layer(stream_t *s, uint32_t k, ff_layer_t *layer, ff_layerfile_meta_t *meta,
+                       ff_error_t *err) {
+    const ff_config_t *cfg = s->cfg;
+    ff_actcache_t cache = {.fd = -1};
+    char path[4200];
+    int rc = -1;
+    uint32_t *order = ff_mem_alloc(FF_MEM_OTHER, s->nbatches * sizeof(uint32_t));
+    if (order == NULL) return ff_error_set(err, "out of memory for the batch order");
+    ff_actcache_geometry_t g = train_geometry(s, k);
+    if (ff_run_cache_path(path, sizeof path, s->dir, "train", k, "cache") != 0 ||
+        ff_actcache_open(&cache, path, &g, err) != 0)
+        goto cleanup;
+    ff_step_params_t sp = {.theta = (float)cfg->theta, .goodness = cfg->goodness,
+                           .adam = ff_adam_defaults(cfg->lr)};
+    ff_epoch_means_t last = {meta->loss, meta->goodness_pos, meta->goodness_neg};
+    ff_step_stats_t st = {.loss_sum = meta->loss_sum, .good_pos_sum = meta->good_pos_sum,
+                          .good_neg_sum = meta->good_neg_sum, .batches = meta->batches,
+                          .npos = meta->npos, .nneg = meta->nneg};
+    uint32_t first_batch = meta->batch_in_epoch;
+    uint64_t steps_here = 0; /* steps of this layer taken by this process */
+    for (uint32_t e = meta->epochs_done; e < cfg->epochs; e++) {
+        ff_rng_t rng;
+        ff_rng_init(&rng, cfg->seed, FF_RNG_PURPOSE_EPOCH, k, e);
+        ff_rng_permutation(&rng, order, s->nbatches);
+        if (read_chunk(s, &cache, order[first_batch], (int)(first_batch & 1), err) != 0)
+            goto cleanup;
+        for (size_t bi = first_batch; bi < s->nbatches; bi++) {
+            int b = (int)(bi & 1);
+            uint64_t c = order[bi];
+            if (await_read(s, &cache, c, b, err) != 0) goto cleanup;
+            /* Read the next chunk while this one is computed. */
+            if (bi + 1 < s->nbatches && read_chunk(s, &cache, order[bi + 1], b ^ 1, err) != 0)
+                goto cleanup;
+            size_t mb = ff_actcache_chunk_units(&cache, c);
+            ff_step_train(layer, &s->ws, s->buf[b], mb, mb, &sp, &st);
+            ff_actcache_release(&cache, c);
+            s->res->train_flops += 4.0 * 2.0 * (double)mb * layer->in * layer->out;
+            s->steps++;
+            steps_here++;
+            char label[80];
+            snprintf(label, sizeof label, "ff-stream layer %u/%u epoch %u/%u", k + 1, cfg->layers,
+                     e + 1, cfg->epochs);
+            ff_progress_update(&s->prog, 2 * mb, label, st.loss_sum / (double)st.batches,
+                               st.good_pos_sum / (double)st.npos,
+                               st.good_neg_sum / (double)st.nneg, 0);
+            ff_train_test_kill("train", k, steps_here);
+            if (ff_train_stop_requested() && bi + 1 < s->nbatches) {
+                /* Save mid-epoch: the next run starts at batch bi + 1. */
+                int64_t ignored;
+                if (ff_aio_wait_tag(s->aio, (uint64_t)(b ^ 1), &ignored, err) != 0) goto cleanup;
+                if (save_layer(s, layer, k, &last, &st, e, (uint32_t)(bi + 1), err) != 0)
+                    goto cleanup;
+                rc = 1;
+                goto cleanup;
+            }
+        }
+        last = ff_train_epoch_means(&st);
+        memset(&st, 0, sizeof st);
+        first_batch = 0;
+        if (save_layer(s, layer, k, &last, &st, e + 1, 0, err) != 0) goto cleanup;
+        if (ff_train_stop_requested() && e + 1 < cfg->epochs) {
+            rc = 1;
+            goto cleanup;
+        }
+    }
+    meta->loss = last.loss;
+    meta->goodness_pos = last.goodness_pos;
+    meta->goodness_neg = last.goodness_neg;
+    meta->epochs_done = cfg->epochs;
+    meta->complete = 1;
+    rc = 0;
+cleanup:
+    ff_actcache_close(&cache);
+    ff_mem_free(order);
+    return rc;
+}
+
+/* ---- the passes after a layer is trained --------------------------------- */
+
+/* Streams cache `in` through the layer; writes the outputs to `out` when it
+ * is open, and hands each chunk's outputs to `score` when asked. */
+static int stream_pass(stream_t *s, const ff_layer_t *layer, ff_actcache_t *in,
+                       ff_actcache_t *out, int score, const char *phase, uint32_t k,
+                       ff_error_t *err) {
+    if (read_chunk(s, in, 0, 0, err) != 0) return -1;
+    for (uint64_t c = 0; c < in->chunk_count; c++) {
+        int b = (int)(c & 1), ob = 2 + (int)(c & 1);
+        if (await_read(s, in, c, b, err) != 0) return -1;
+        if (c + 1 < in->chunk_count && read_chunk(s, in, c + 1, b ^ 1, err) != 0) return -1;
+        size_t rows = ff_actcache_chunk_rows(in, c);
+        float *y = s->ws.y;
+        if (out != NULL) {
+            if (drain_write(s, ob, err) != 0) return -1;
+            y = s->buf[ob];
+        }
+        ff_step_forward(y, layer, &s->ws, s->buf[b], rows);
+        ff_actcache_release(in, c);
+        if (score) {
+            size_t n = ff_actcache_chunk_units(in, c);
+            ff_dense_goodness(s->good, y, rows, layer->out, s->cfg->goodness);
+            ff_eval_accumulate(s->scores + c * s->E * FF_CLASSES, s->good, n,
+                               (float)s->cfg->theta);
+        }
+        if (out != NULL && write_chunk(s, out, c, ob, err) != 0) return -1;
+        ff_progress_update(&s->prog, rows, "ff-stream writing the next layer's inputs", NAN, NAN,
+                           NAN, 0);
+        ff_train_test_kill(phase, k, c + 1);
+    }
+    if (drain_write(s, 2, err) != 0 || drain_write(s, 3, err) != 0) return -1;
+    return 0;
+}
+
+/* After layer k is trained: cache k+1 for training and testing, and the
+ * scores including layer k. */
+static int layer_passes(stream_t *s, uint32_t k, const ff_layer_t *layer, ff_error_t *err) {
+    const ff_config_t *cfg = s->cfg;
+    int last = k + 1 == cfg->layers, rc = -1;
+    ff_actcache_t in = {.fd = -1}, out = {.fd = -1};
+    char path[4200];
+    ff_actcache_geometry_t g;
+    if (!last) {
+        g = train_geometry(s, k);
+        if (ff_run_cache_path(path, sizeof path, s->dir, "train", k, "cache") != 0 ||
+            ff_actcache_open(&in, path, &g, err) != 0)
+            goto cleanup;
+        g = train_geometry(s, k + 1);
+        if (ff_run_cache_path(path, sizeof path, s->dir, "train", k + 1, "cache") != 0 ||
+            ff_actcache_create(&out, path, &g, err) != 0)
+            goto cleanup;
+        if (stream_pass(s, layer, &in, &out, 0, "cache", k, err) != 0) goto cleanup;
+        if (ff_actcache_finish(&out, err) != 0) goto cleanup;
+        ff_actcache_close(&out);
+        ff_actcache_close(&in);
+    }
+    if (read_scores(s, k, err) != 0) goto cleanup;
+    g = test_geometry(s, k);
+    if (ff_run_cache_path(path, sizeof path, s->dir, "test", k, "cache") != 0 ||
+        ff_actcache_open(&in, path, &g, err) != 0)
+        goto cleanup;
+    if (!last) {
+        g = test_geometry(s, k + 1);
+        if (ff_run_cache_path(path, sizeof path, s->dir, "test", k + 1, "cache") != 0 ||
+            ff_actcache_create(&out, path, &g, err) != 0)
+            goto cleanup;
+    }
+    if (stream_pass(s, layer, &in, last ? NULL : &out, ff_eval_layer_counts(k, cfg->layers),
+                    "eval", k, err) != 0)
+        goto cleanup;
+    if (!last && ff_actcache_finish(&out, err) != 0) goto cleanup;
+    if (write_scores(s, k + 1, err) != 0) goto cleanup;
+    rc = 0;
+cleanup:
+    ff_actcache_close(&out);
+    ff_actcache_close(&in);
+    return rc;
+}
+
+static void remove_layer_caches(const char *dir, uint32_t k) {
+    char path[4200];
+    if (ff_run_cache_path(path, sizeof path, dir, "train", k, "cache") == 0) unlink(path);
+    if (ff_run_cache_path(path, sizeof path, dir, "test", k, "cache") == 0) unlink(path);
+    if (ff_run_cache_path(path, sizeof path, dir, "scores", k, "f32") == 0) unlink(path);
+}
+
+/* ---- the result ---------------------------------------------------------- */
+
+/* Per-layer figures and the weights hash, read back from the checkpoints so
+ * a resumed run reports the same as an uninterrupted one. */
+static int collect_layers(stream_t *s, ff_error_t *err) {
+    ff_result_t *res = s->res;
+    res->weights_hash = FF_FNV_OFFSET;
+    for (uint32_t k = 0; k < s->cfg->layers; k++) {
+        char path[4200];
+        ff_layer_t layer;
+        ff_layerfile_meta_t meta;
+        if (ff_run_layer_path(path, sizeof path, s->dir, k) != 0 ||
+            ff_layerfile_load(path, &layer, &meta, 0, err) != 0)
+            return -1;
+        res->weights_hash =
+            ff_hash_bytes(res->weights_hash, layer.params, ff_layer_block_bytes(&layer));
+        res->per_layer[k].in = layer.in;
+        res->per_layer[k].out = layer.out;
+        res->per_layer[k].loss = meta.loss;
+        res->per_layer[k].goodness_pos = meta.goodness_pos;
+        res->per_layer[k].goodness_neg = meta.goodness_neg;
+        ff_layer_free(&layer);
+    }
+    return 0;
+}
+
+/* The memory model of ff-stream: what the active layer and the buffers
+ * need, whatever the depth and the dataset size. */
+static uint64_t working_set(const stream_t *s) {
+    size_t max_in = s->in0 > s->H ? s->in0 : s->H;
+    uint64_t P = (uint64_t)max_in * s->H + s->H;
+    uint64_t rows = 2 * s->m > FF_CLASSES * s->E ? 2 * s->m : FF_CLASSES * s->E;
+    uint64_t bytes = 4 * P * sizeof(float);                              /* W, dW, m, v */
+    bytes += rows * (max_in + 2 * s->H + 1) * sizeof(float);             /* xn, y, dz, g */
+    bytes += 4 * (uint64_t)s->buf_bytes;                                 /* chunk buffers */
+    bytes += rows * sizeof(float);                                       /* goodness */
+    bytes += (uint64_t)s->T * (FF_CLASSES * sizeof(float) + 1);          /* scores, labels */
+    return bytes;
+}
+
+/* ---- the trainer ---------------------------------------------------------- */
+
+int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t *test,
+                      ff_result_t *res, ff_error_t *err) {
+    memset(res, 0, sizeof *res);
+    stream_t s = {.cfg = cfg, .dir = cfg->run_dir, .res = res};
+    int rc = -1;
+    uint8_t *neg = NULL;
+    ff_layer_t layer = {0};
+    ff_run_state_t state;
+    int missing = 0;
+    s.N = train->count;
+    s.m = cfg->batch / 2;
+    s.nbatches = (s.N + s.m - 1) / s.m;
+    s.T = test->count;
+    s.E = cfg->batch / 10 > 0 ? cfg->batch / 10 : 1; /* as ff-mem's evaluation chunks */
+    if (s.E > s.T) s.E = s.T;
+    s.echunks = (s.T + s.E - 1) / s.E;
+    s.in0 = ff_data_input_dim(train->pixels, cfg->label);
+    s.H = cfg->hidden;
+    s.data_fp = ff_train_data_fingerprint(train, test);
+    s.tag = ff_config_fingerprint(cfg) ^ s.data_fp;
+    res->per_layer = calloc(cfg->layers, sizeof *res->per_layer);
+    if (res->per_layer == NULL) return ff_error_set(err, "out of memory");
+    res->layer_count = cfg->layers;
+    res->train_samples = s.N;
+    res->test_samples = s.T;
+    for (uint32_t k = 0; k < cfg->layers; k++) res->per_layer[k].seconds = NAN;
+
+    /* The run directory: a new run, or the one to resume. */
+    if (ff_run_read(s.dir, &state, &missing, err) == 0) {
+        if (!cfg->resume) {
+            ff_error_set(err,
+                         "%s already holds a run; continue it with --resume or choose another "
+                         "--run directory",
+                         s.dir);
+            goto cleanup;
+        }
+        if (ff_run_check_resume(&state, cfg, s.data_fp, err) != 0) goto cleanup;
+        if (state.finished) {
+            ff_error_set(err, "%s: the run is finished (see %s/result.json)", s.dir, s.dir);
+            goto cleanup;
+        }
+        res->resumed = 1;
+        res->resumed_at_layer = state.cache_layer == FF_RUN_NO_CACHE ? 0 : state.cache_layer;
+        ff_run_remove_temporaries(s.dir);
+    } else if (!missing) {
+        goto cleanup; /* run.json exists but is unreadable: err says why */
+    } else {
+        if (cfg->resume) {
+            ff_error_set(err, "%s: nothing to resume (no run.json)", s.dir);
+            goto cleanup;
+        }
+        if (ff_run_make_dirs(s.dir, err) != 0) goto cleanup;
+        memset(&state, 0, sizeof state);
+        snprintf(state.mode, sizeof state.mode, "%s", ff_mode_name(cfg->mode));
+        state.config = *cfg;
+        state.config_fingerprint = ff_config_fingerprint(cfg);
+        state.data_fingerprint = s.data_fp;
+        state.train_samples = s.N;
+        state.test_samples = s.T;
+        state.layers = cfg->layers;
+        state.cache_layer = FF_RUN_NO_CACHE;
+        if (ff_run_write(s.dir, &state, err) != 0) goto cleanup;
+    }
+
+    if (ff_aio_create(&s.aio, (ff_aio_backend_t)cfg->io_backend, 4, err) != 0) goto cleanup;
+    res->io_backend = ff_aio_backend_name(ff_aio_backend(s.aio));
+    /* Buffers sized for the largest chunk of any cache (training or test,
+     * first layer's width or the hidden width). */
+    size_t rows_max = 2 * s.m > FF_CLASSES * s.E ? 2 * s.m : FF_CLASSES * s.E;
+    for (uint32_t layer_kind = 0; layer_kind < 2; layer_kind++) {
+        ff_actcache_geometry_t geos[2] = {train_geometry(&s, layer_kind),
+                                          test_geometry(&s, layer_kind)};
+        for (int i = 0; i < 2; i++) {
+            size_t slot;
+            uint64_t file_bytes;
+            if (ff_actcache_sizes(&geos[i], &slot, &file_bytes) != 0) {
+                ff_error_set(err, "activation chunk size overflows");
+                goto cleanup;
+            }
+            if (slot > s.buf_bytes) s.buf_bytes = slot;
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        s.buf[i] = ff_mem_alloc_aligned(FF_MEM_IO, s.buf_bytes, FF_ACTCACHE_ALIGN);
+        if (s.buf[i] == NULL) {
+            ff_error_set(err, "out of memory for 4 chunk buffers of %zu bytes", s.buf_bytes);
+            goto cleanup;
+        }
+    }
+    size_t max_in = s.in0 > s.H ? s.in0 : s.H;
+    if (ff_step_workspace_alloc(&s.ws, rows_max, max_in, s.H, err) != 0) goto cleanup;
+    s.good = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows_max * sizeof(float));
+    s.scores = ff_mem_alloc(FF_MEM_ACTIVATIONS, s.T * FF_CLASSES * sizeof(float));
+    s.test_labels = ff_mem_alloc(FF_MEM_DATASET, s.T);
+    if (s.good == NULL || s.scores == NULL || s.test_labels == NULL) {
+        ff_error_set(err, "out of memory for scores");
+        goto cleanup;
+    }
+    memcpy(s.test_labels, test->labels, s.T);
+    res->working_set_bytes = working_set(&s);
+
+    uint32_t first = state.cache_layer == FF_RUN_NO_CACHE ? 0 : state.cache_layer;
+    uint64_t passes = (uint64_t)(cfg->layers - first) * (cfg->epochs + 1) * 2 * s.N;
+    ff_progress_init(&s.prog, cfg->quiet ? 0 : cfg->progress, passes);
+    double t_start = ff_now();
+
+    if (state.cache_layer == FF_RUN_NO_CACHE) {
+        neg = ff_mem_alloc(FF_MEM_DATASET, s.N);
+        if (neg == NULL) {
+            ff_error_set(err, "out of memory for negative labels");
+            goto cleanup;
+        }
+        ff_rng_t rng;
+        ff_rng_init(&rng, cfg->seed, FF_RNG_PURPOSE_NEGATIVE, 0, 0);
+        ff_data_negative_labels(neg, train->labels, s.N, &rng);
+        if (write_input_caches(&s, train, test, neg, err) != 0) goto cleanup;
+        state.cache_layer = 0;
+        if (ff_run_write(s.dir, &state, err) != 0) goto cleanup;
+    }
+    /* From here on the dataset lives on disk only. */
+    ff_mem_free(neg);
+    neg = NULL;
+    ff_data_free(train);
+    ff_data_free(test);
+
+    for (uint32_t k = state.cache_layer; k < cfg->layers; k++) {
+        double t_layer = ff_now();
+        ff_layerfile_meta_t meta;
+        int found;
+        if (open_layer(&s, k, &layer, &meta, &found, err) != 0) goto cleanup;
+        if (!(found && meta.complete)) {
+            int trc = train_layer(&s, k, &layer, &meta, err);
+            if (trc != 0) {
+                rc = trc;
+                goto cleanup;
+            }
+        }
+        ff_train_test_kill("saved", k, 0);
+        if (layer_passes(&s, k, &layer, err) != 0) goto cleanup;
+        ff_layer_free(&layer); /* evict */
+        if (k + 1 < cfg->layers) state.cache_layer = k + 1;
+        else state.finished = 1;
+        if (ff_run_write(s.dir, &state, err) != 0) goto cleanup;
+        remove_layer_caches(s.dir, k);
+        ff_train_test_kill("advanced", k, 0);
+        res->per_layer[k].seconds = ff_now() - t_layer;
+        if (ff_train_stop_requested() && k + 1 < cfg->layers) {
+            rc = 1;
+            goto cleanup;
+        }
+    }
+    ff_progress_finish(&s.prog);
+    res->train_seconds = ff_now() - t_start;
+    /* Evaluation ran layer by layer with the passes; only the argmax is left. */
+    double t_eval = ff_now();
+    if (read_scores(&s, cfg->layers, err) != 0) goto cleanup;
+    size_t correct = ff_eval_correct(s.scores, s.test_labels, s.T, FF_CLASSES);
+    res->test_accuracy = s.T ? (double)correct / (double)s.T : 0.0;
+    res->eval_seconds = ff_now() - t_eval;
+    if (collect_layers(&s, err) != 0) goto cleanup;
+    rc = 0;
+cleanup:
+    if (s.aio != NULL) {
+        ff_aio_stats_t io;
+        ff_aio_stats(s.aio, &io);
+        res->io_bytes_read = io.bytes_read;
+        res->io_bytes_written = io.bytes_written;
+        res->io_wait_seconds = io.wait_seconds;
+        ff_aio_destroy(s.aio); /* drains requests that still point at the buffers */
+    }
+    ff_mem_stats(&res->memory);
+    res->peak_rss_bytes = ff_mem_peak_rss_bytes();
+    ff_layer_free(&layer);
+    ff_mem_free(neg);
+    ff_mem_free(s.test_labels);
+    ff_mem_free(s.scores);
+    ff_mem_free(s.good);
+    ff_step_workspace_free(&s.ws);
+    for (int i = 0; i < 4; i++) ff_mem_free(s.buf[i]);
+    return rc;
+}

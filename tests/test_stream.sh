@@ -1,0 +1,186 @@
+#!/bin/sh
+# test_stream: ff-stream end to end on real Fashion-MNIST subsets.
+#  - ff-stream and ff-mem write byte-identical layer files and the same accuracy;
+#  - the io_uring and pread backends give identical bytes;
+#  - a run killed (SIGKILL) at many points, or stopped by SIGINT, resumes to
+#    the uninterrupted run's exact files;
+#  - resuming with other flags or data is refused; a full disk (RLIMIT_FSIZE)
+#    fails cleanly, keeps what was written, and the run resumes afterwards.
+# Usage: test_stream.sh PATH/TO/fftrain
+set -u
+FFTRAIN=$1
+data=${FFSTREAM_DATA:-/usr/share/datasets/fashion-mnist}
+if [ ! -f "$data/train-labels-idx1-ubyte.gz" ]; then
+    echo "dataset not found at $data"
+    [ "${FFSTREAM_REQUIRE_DATA:-0}" = 1 ] && exit 1
+    exit 77
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+checks=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+ok() { echo "ok: $*"; }
+
+# Three layers so that evaluation skips one and scores two; hidden wider than
+# the 794 inputs so later caches are larger than the first (disk-full test).
+FLAGS="--layers 3 --hidden 96 --epochs 2 --batch 200 --lr 0.01 --train-limit 2000 --test-limit 300 --threads 2 --data $data --quiet"
+
+accuracy() { sed -n 's/.*"test_accuracy":[[:space:]]*\([0-9.e+-]*\).*/\1/p' "$1/result.json"; }
+
+# same_layers A B what: every layer file byte-identical, same accuracy
+same_layers() {
+    checks=$((checks + 1))
+    for i in 000 001 002; do
+        if ! cmp -s "$1/layers/$i.ffl" "$2/layers/$i.ffl"; then
+            fail "$3: layers/$i.ffl differs between $1 and $2"
+            return
+        fi
+    done
+    a=$(accuracy "$1")
+    b=$(accuracy "$2")
+    if [ -z "$a" ] || [ "$a" != "$b" ]; then fail "$3: accuracy '$a' vs '$b'"; return; fi
+    ok "$3: identical layer files, accuracy $a"
+}
+
+# Reference runs.
+"$FFTRAIN" --mode ff-stream --run "$tmp/ref" $FLAGS || fail "ff-stream reference run"
+"$FFTRAIN" --mode ff-mem --run "$tmp/mem" $FLAGS || fail "ff-mem run"
+same_layers "$tmp/ref" "$tmp/mem" "ff-stream == ff-mem"
+checks=$((checks + 1))
+left=$(ls "$tmp/ref/cache" | grep -v '^scores-003.f32$' || true)
+[ -z "$left" ] && ok "caches removed after use" || fail "caches left behind: $left"
+checks=$((checks + 1))
+grep -q '"finished":[[:space:]]*true' "$tmp/ref/run.json" && ok "run.json finished" || fail "run.json not finished"
+
+# Both I/O backends.
+for io in uring pread; do
+    if "$FFTRAIN" --mode ff-stream --run "$tmp/io-$io" --io $io $FLAGS 2>"$tmp/io-$io.err"; then
+        grep -q "\"backend\":[[:space:]]*\"$io\"" "$tmp/io-$io/result.json" || fail "--io $io not used"
+        same_layers "$tmp/ref" "$tmp/io-$io" "--io $io"
+    elif [ $io = uring ] && grep -q "io_uring unavailable" "$tmp/io-$io.err"; then
+        echo "skip: io_uring unavailable here: $(cat "$tmp/io-$io.err")"
+    else
+        fail "--io $io: $(cat "$tmp/io-$io.err")"
+    fi
+done
+
+# kill_resume NAME SPEC...: SIGKILL at each point in turn, resume after each.
+kill_resume() {
+    name=$1
+    shift
+    dir="$tmp/kill-$name"
+    first=1
+    for spec in "$@"; do
+        if [ $first = 1 ]; then
+            FFSTREAM_TEST_KILL=$spec "$FFTRAIN" --mode ff-stream --run "$dir" $FLAGS 2>/dev/null
+        else
+            FFSTREAM_TEST_KILL=$spec "$FFTRAIN" --mode ff-stream --run "$dir" --resume $FLAGS 2>/dev/null
+        fi
+        rc=$?
+        first=0
+        checks=$((checks + 1))
+        if [ $rc -ne 137 ]; then fail "kill at $spec: exit $rc, expected 137 (SIGKILL)"; return; fi
+    done
+    if ! "$FFTRAIN" --mode ff-stream --run "$dir" --resume $FLAGS 2>"$dir.err"; then
+        fail "resume after $*: $(cat "$dir.err")"
+        return
+    fi
+    same_layers "$tmp/ref" "$dir" "killed at $* then resumed"
+}
+
+kill_resume input input:0:3
+kill_resume train-first train:0:4
+kill_resume train-later train:1:13
+kill_resume layer-saved saved:1:0
+kill_resume cache-pass cache:0:4
+kill_resume between advanced:0:0
+kill_resume eval-last eval:2:1
+kill_resume twice train:1:5 eval:1:2
+kill_resume thrice train:0:7 train:0:3 cache:1:2
+
+# SIGINT: finishes the step, saves mid-epoch, exits 130 and says how to resume.
+dir="$tmp/sigint"
+FFSTREAM_TEST_KILL=train:1:7:INT "$FFTRAIN" --mode ff-stream --run "$dir" $FLAGS 2>"$dir.err"
+rc=$?
+checks=$((checks + 1))
+if [ $rc -eq 130 ] && grep -q "fftrain --resume --run $dir" "$dir.err"; then
+    ok "SIGINT: exit 130, $(head -1 "$dir.err")"
+    "$FFTRAIN" --mode ff-stream --run "$dir" --resume $FLAGS || fail "resume after SIGINT"
+    same_layers "$tmp/ref" "$dir" "SIGINT then resumed"
+else
+    fail "SIGINT: exit $rc, $(cat "$dir.err")"
+fi
+
+# A real external SIGKILL at an arbitrary moment.
+dir="$tmp/external"
+"$FFTRAIN" --mode ff-stream --run "$dir" $FLAGS 2>/dev/null &
+pid=$!
+sleep 0.25
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+if grep -q '"finished":[[:space:]]*true' "$dir/run.json" 2>/dev/null; then
+    echo "note: the run finished before the external kill"
+elif [ -f "$dir/run.json" ]; then
+    echo "note: killed after $(ls "$dir/layers" | wc -l) checkpoint(s)"
+    "$FFTRAIN" --mode ff-stream --run "$dir" --resume $FLAGS || fail "resume after external kill"
+else
+    echo "note: killed before run.json was written: starting again"
+    "$FFTRAIN" --mode ff-stream --run "$dir" $FLAGS || fail "new run after external kill"
+fi
+same_layers "$tmp/ref" "$dir" "external SIGKILL then resumed"
+
+# expect_refusal WHAT FRAGMENT ARGS...: exit 1 and the fragment on stderr
+expect_refusal() {
+    what=$1
+    want=$2
+    shift 2
+    checks=$((checks + 1))
+    "$FFTRAIN" "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ $rc -ne 1 ] || ! grep -qF -- "$want" "$tmp/err"; then
+        fail "$what: exit $rc, stderr: $(cat "$tmp/err")"
+    else
+        ok "$what: $(head -1 "$tmp/err")"
+    fi
+}
+dir="$tmp/refuse"
+FFSTREAM_TEST_KILL=train:0:2 "$FFTRAIN" --mode ff-stream --run "$dir" $FLAGS 2>/dev/null
+expect_refusal "resume with another --lr" "--lr was 0.01" --mode ff-stream --run "$dir" --resume $FLAGS --lr 0.02
+expect_refusal "resume with another --seed" "--seed was 1 in this run, now 7" --mode ff-stream --run "$dir" --resume $FLAGS --seed 7
+mkdir -p "$tmp/otherdata"
+for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz; do ln -s "$data/$f" "$tmp/otherdata/$f"; done
+ln -s "$data/train-images-idx3-ubyte.gz" "$tmp/otherdata/t10k-images-idx3-ubyte.gz"
+ln -s "$data/train-labels-idx1-ubyte.gz" "$tmp/otherdata/t10k-labels-idx1-ubyte.gz"
+expect_refusal "resume with other data" "the data differ" --mode ff-stream --run "$dir" --resume $FLAGS --data "$tmp/otherdata"
+expect_refusal "a second run in the same directory" "already holds a run" --mode ff-stream --run "$dir" $FLAGS
+expect_refusal "resume of nothing" "nothing to resume" --mode ff-stream --run "$tmp/none" --resume $FLAGS
+"$FFTRAIN" --mode ff-stream --run "$dir" --resume $FLAGS || fail "resume after refusals"
+same_layers "$tmp/ref" "$dir" "refusals left the run intact"
+
+# A full disk: stop after layer 0, then resume under RLIMIT_FSIZE: layer 1's
+# checkpoint (~110 KB) fits under the limit (512 KB or 1 MB, as the shell
+# counts ulimit blocks) but layer 2's training cache (1.5 MB) does not.
+dir="$tmp/full"
+FFSTREAM_TEST_KILL=advanced:0:0 "$FFTRAIN" --mode ff-stream --run "$dir" $FLAGS 2>/dev/null
+( ulimit -f 1000 && exec "$FFTRAIN" --mode ff-stream --run "$dir" --resume $FLAGS ) 2>"$dir.err"
+rc=$?
+checks=$((checks + 1))
+if [ $rc -eq 1 ] && grep -q "File too large" "$dir.err"; then
+    ok "full disk: $(head -1 "$dir.err")"
+else
+    fail "full disk: exit $rc, $(cat "$dir.err")"
+fi
+checks=$((checks + 1))
+if grep -q '"cache_layer":[[:space:]]*1' "$dir/run.json" && [ -f "$dir/layers/001.ffl" ]; then
+    ok "run.json and layer 1's checkpoint intact after the failure"
+else
+    fail "files damaged by the failure: $(cat "$dir/run.json")"
+fi
+checks=$((checks + 1))
+ls "$dir/layers" "$dir/cache" | grep -q '\.tmp\.' && fail "temporary files left" || ok "no temporary files left"
+"$FFTRAIN" --mode ff-stream --run "$dir" --resume $FLAGS || fail "resume after full disk"
+same_layers "$tmp/ref" "$dir" "full disk then resumed"
+
+echo "test_stream: $checks checks, $failures failed"
+[ "$failures" -eq 0 ]
