@@ -212,7 +212,10 @@ cleanup:
 /* ---- shared helpers ---- */
 
 ff_layerfile_options_t ff_layerfile_default_options(void) {
-    ff_layerfile_options_t opt = {.codec = FF_CODEC_ZSTD, .level = 3};
+    /* Measured on trained layers (README, "Checkpoint codec"): byte shuffle +
+     * zstd level 1 stores weights at 1.25x and Adam moments at 1.75x, at
+     * ~780 MB/s; level 3 gains under 2% for a slower compressor. */
+    ff_layerfile_options_t opt = {.codec = FF_CODEC_ZSTD_SHUFFLE, .level = 1};
     return opt;
 }
 
@@ -1041,4 +1044,16 @@ cleanup:
     ff_mem_free(stored);
     close(fd);
     return rc;
+}
+
+size_t ff_layerfile_save_bytes(uint32_t in, uint32_t out, int with_optimizer) {
+    ff_layerfile_options_t o = ff_layerfile_default_options();
+    size_t weight = (size_t)in * out * sizeof(float), bias = (size_t)out * sizeof(float);
+    size_t tensors = with_optimizer ? 3 : 1;
+    /* The whole file in one buffer, plus the byte-plane scratch of the
+     * largest tensor while it is compressed. */
+    size_t bytes = HEADER_RESERVE + tensors * (ff_codec_bound(o.codec, weight) +
+                                               ff_codec_bound(o.codec, bias));
+    if (o.codec == FF_CODEC_ZSTD_SHUFFLE) bytes += weight;
+    return bytes;
 }

@@ -93,6 +93,9 @@ int ff_run_write(const char *dir, const ff_run_state_t *s, ff_error_t *err) {
     if (s->cache_layer == FF_RUN_NO_CACHE) cJSON_AddNullToObject(root, "cache_layer");
     else cJSON_AddNumberToObject(root, "cache_layer", s->cache_layer);
     cJSON_AddBoolToObject(root, "finished", s->finished);
+    hex64(hex, s->weights_hash);
+    cJSON_AddStringToObject(root, "weights_fnv1a64", hex);
+    cJSON_AddNumberToObject(root, "hashed_layers", s->hashed_layers);
     cJSON *cfg = cJSON_AddObjectToObject(root, "config");
     if (cfg != NULL) add_config(cfg, &s->config);
     cJSON *layers = cJSON_AddArrayToObject(root, "layers");
@@ -204,6 +207,9 @@ int ff_run_read(const char *dir, ff_run_state_t *s, int *missing, ff_error_t *er
         s->cache_layer = (uint32_t)num;
     }
     s->finished = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "finished"));
+    if (get_hex64(root, "weights_fnv1a64", &s->weights_hash, path, err) != 0) goto cleanup;
+    if (get_number(root, "hashed_layers", 0, 4096, &num, path, err) != 0) goto cleanup;
+    s->hashed_layers = (uint32_t)num;
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
     if (!cJSON_IsObject(cfg)) {
         ff_error_set(err, "%s: field \"config\" missing", path);

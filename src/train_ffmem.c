@@ -116,6 +116,8 @@ static int save_run(const ff_config_t *cfg, const ff_layer_t *layers, const ff_r
     state.layers = cfg->layers;
     state.cache_layer = FF_RUN_NO_CACHE;
     state.finished = 1;
+    state.weights_hash = res->weights_hash;
+    state.hashed_layers = cfg->layers;
     return ff_run_write(cfg->run_dir, &state, err);
 }
 

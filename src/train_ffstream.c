@@ -16,6 +16,7 @@
  * regenerated from (seed, layer, epoch), so a resumed run continues exactly
  * where the killed one stopped. */
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +58,10 @@ typedef struct {
     float *scores;            /* [T * 10] */
     uint8_t *test_labels;     /* [T] */
     ff_progress_t prog;
-    uint64_t steps;           /* training steps taken by this process */
+    struct {
+        int active, fd, buffer;
+        uint64_t chunk;
+    } ahead;                  /* a first chunk read issued by the previous phase */
     ff_result_t *res;
 } stream_t;
 
@@ -232,6 +236,53 @@ static int save_layer(stream_t *s, const ff_layer_t *layer, uint32_t k,
     return ff_layerfile_save(path, layer, &meta, NULL, err);
 }
 
+/* The final checkpoint of a layer, written on its own thread while the
+ * passes stream the caches through the (read-only) layer: compression and
+ * fsync then cost no wall time. */
+typedef struct {
+    pthread_t thread;
+    int started;
+    char path[4200];
+    const ff_layer_t *layer;
+    ff_layerfile_meta_t meta;
+    int rc;
+    ff_error_t err;
+} background_save_t;
+
+static void *background_save_main(void *arg) {
+    background_save_t *b = arg;
+    b->rc = ff_layerfile_save(b->path, b->layer, &b->meta, NULL, &b->err);
+    return NULL;
+}
+
+static int background_save_start(background_save_t *b, stream_t *s, const ff_layer_t *layer,
+                                 uint32_t k, const ff_epoch_means_t *last, ff_error_t *err) {
+    memset(b, 0, sizeof *b);
+    if (ff_run_layer_path(b->path, sizeof b->path, s->dir, k) != 0)
+        return ff_error_set(err, "%s: path too long", s->dir);
+    ff_step_stats_t none = {0};
+    ff_train_layer_meta(&b->meta, s->cfg, k, s->data_fp, last, &none, s->cfg->epochs, 0);
+    b->layer = layer;
+    int rc = pthread_create(&b->thread, NULL, background_save_main, b);
+    if (rc != 0) {
+        /* No thread: save in the foreground instead. */
+        return ff_layerfile_save(b->path, layer, &b->meta, NULL, err);
+    }
+    b->started = 1;
+    return 0;
+}
+
+static int background_save_join(background_save_t *b, ff_error_t *err) {
+    if (!b->started) return 0;
+    pthread_join(b->thread, NULL);
+    b->started = 0;
+    if (b->rc != 0) {
+        *err = b->err;
+        return -1;
+    }
+    return 0;
+}
+
 /* Loads layer k's checkpoint if there is one, else creates the layer. */
 static int open_layer(stream_t *s, uint32_t k, ff_layer_t *layer, ff_layerfile_meta_t *meta,
                       int *found, ff_error_t *err) {
@@ -264,20 +315,44 @@ static int open_layer(stream_t *s, uint32_t k, ff_layer_t *layer, ff_layerfile_m
     return 0;
 }
 
-/* Trains layer k from where its checkpoint stopped. @return 0, 1 when a
- * stop was requested (saved), -1 on error. */
+/* The read one phase issues for the next (the first chunk of the next
+ * epoch or pass) so that no phase starts by waiting for the disk. */
+static void ahead_set(stream_t *s, const ff_actcache_t *cache, uint64_t c, int b) {
+    s->ahead.active = 1;
+    s->ahead.fd = cache->fd;
+    s->ahead.chunk = c;
+    s->ahead.buffer = b;
+}
+
+/* Makes sure chunk c of cache is being read; @return the buffer it goes to
+ * (the one already reading it, or `preferred`), or -1 with err. */
+static int start_first_read(stream_t *s, const ff_actcache_t *cache, uint64_t c, int preferred,
+                            ff_error_t *err) {
+    if (s->ahead.active && s->ahead.fd == cache->fd && s->ahead.chunk == c) {
+        s->ahead.active = 0;
+        return s->ahead.buffer;
+    }
+    if (s->ahead.active) {
+        /* A stale read-ahead (a stop or an error changed the plan): drop it. */
+        int64_t ignored;
+        s->ahead.active = 0;
+        if (ff_aio_wait_tag(s->aio, (uint64_t)s->ahead.buffer, &ignored, err) != 0) return -1;
+    }
+    if (read_chunk(s, cache, c, preferred, err) != 0) return -1;
+    return preferred;
+}
+
+/* Trains layer k on its training cache `cache` from where its checkpoint
+ * stopped, saving a checkpoint after every epoch but the last. When it
+ * finishes, the first chunk of `next` (chunk 0) is already being read.
+ * @return 0, 1 when a stop was requested (saved), -1 on error. */
 static int train_layer(stream_t *s, uint32_t k, ff_layer_t *layer, ff_layerfile_meta_t *meta,
-                       ff_error_t *err) {
+                       const ff_actcache_t *cache, const ff_actcache_t *next, ff_error_t *err) {
     const ff_config_t *cfg = s->cfg;
-    ff_actcache_t cache = {.fd = -1};
-    char path[4200];
     int rc = -1;
-    uint32_t *order = ff_mem_alloc(FF_MEM_OTHER, s->nbatches * sizeof(uint32_t));
+    uint32_t *order = ff_mem_alloc(FF_MEM_OTHER, 2 * s->nbatches * sizeof(uint32_t));
     if (order == NULL) return ff_error_set(err, "out of memory for the batch order");
-    ff_actcache_geometry_t g = train_geometry(s, k);
-    if (ff_run_cache_path(path, sizeof path, s->dir, "train", k, "cache") != 0 ||
-        ff_actcache_open(&cache, path, &g, err) != 0)
-        goto cleanup;
+    uint32_t *next_order = order + s->nbatches;
     ff_step_params_t sp = {.theta = (float)cfg->theta, .goodness = cfg->goodness,
                            .adam = ff_adam_defaults(cfg->lr)};
     ff_epoch_means_t last = {meta->loss, meta->goodness_pos, meta->goodness_neg};
@@ -286,24 +361,34 @@ static int train_layer(stream_t *s, uint32_t k, ff_layer_t *layer, ff_layerfile_
                           .npos = meta->npos, .nneg = meta->nneg};
     uint32_t first_batch = meta->batch_in_epoch;
     uint64_t steps_here = 0; /* steps of this layer taken by this process */
+    ff_rng_t rng;
+    ff_rng_init(&rng, cfg->seed, FF_RNG_PURPOSE_EPOCH, k, meta->epochs_done);
+    ff_rng_permutation(&rng, order, s->nbatches);
     for (uint32_t e = meta->epochs_done; e < cfg->epochs; e++) {
-        ff_rng_t rng;
-        ff_rng_init(&rng, cfg->seed, FF_RNG_PURPOSE_EPOCH, k, e);
-        ff_rng_permutation(&rng, order, s->nbatches);
-        if (read_chunk(s, &cache, order[first_batch], (int)(first_batch & 1), err) != 0)
-            goto cleanup;
-        for (size_t bi = first_batch; bi < s->nbatches; bi++) {
-            int b = (int)(bi & 1);
+        int b = start_first_read(s, cache, order[first_batch], 0, err);
+        if (b < 0) goto cleanup;
+        if (e + 1 < cfg->epochs) {
+            ff_rng_init(&rng, cfg->seed, FF_RNG_PURPOSE_EPOCH, k, e + 1);
+            ff_rng_permutation(&rng, next_order, s->nbatches);
+        }
+        for (size_t bi = first_batch; bi < s->nbatches; bi++, b ^= 1) {
             uint64_t c = order[bi];
-            if (await_read(s, &cache, c, b, err) != 0) goto cleanup;
-            /* Read the next chunk while this one is computed. */
-            if (bi + 1 < s->nbatches && read_chunk(s, &cache, order[bi + 1], b ^ 1, err) != 0)
-                goto cleanup;
-            size_t mb = ff_actcache_chunk_units(&cache, c);
+            if (await_read(s, cache, c, b, err) != 0) goto cleanup;
+            /* Read the next chunk (of this epoch, the next one, or the next
+             * pass) while this one is computed. */
+            if (bi + 1 < s->nbatches) {
+                if (read_chunk(s, cache, order[bi + 1], b ^ 1, err) != 0) goto cleanup;
+            } else if (e + 1 < cfg->epochs) {
+                if (read_chunk(s, cache, next_order[0], b ^ 1, err) != 0) goto cleanup;
+                ahead_set(s, cache, next_order[0], b ^ 1);
+            } else if (next != NULL) {
+                if (read_chunk(s, next, 0, b ^ 1, err) != 0) goto cleanup;
+                ahead_set(s, next, 0, b ^ 1);
+            }
+            size_t mb = ff_actcache_chunk_units(cache, c);
             ff_step_train(layer, &s->ws, s->buf[b], mb, mb, &sp, &st);
-            ff_actcache_release(&cache, c);
+            ff_actcache_release(cache, c);
             s->res->train_flops += 4.0 * 2.0 * (double)mb * layer->in * layer->out;
-            s->steps++;
             steps_here++;
             char label[80];
             snprintf(label, sizeof label, "ff-stream layer %u/%u epoch %u/%u", k + 1, cfg->layers,
@@ -325,7 +410,11 @@ static int train_layer(stream_t *s, uint32_t k, ff_layer_t *layer, ff_layerfile_
         last = ff_train_epoch_means(&st);
         memset(&st, 0, sizeof st);
         first_batch = 0;
-        if (save_layer(s, layer, k, &last, &st, e + 1, 0, err) != 0) goto cleanup;
+        memcpy(order, next_order, s->nbatches * sizeof(uint32_t));
+        /* The last epoch's checkpoint is written by the caller, in the
+         * background while the passes run. */
+        if (e + 1 < cfg->epochs && save_layer(s, layer, k, &last, &st, e + 1, 0, err) != 0)
+            goto cleanup;
         if (ff_train_stop_requested() && e + 1 < cfg->epochs) {
             rc = 1;
             goto cleanup;
@@ -338,7 +427,6 @@ static int train_layer(stream_t *s, uint32_t k, ff_layer_t *layer, ff_layerfile_
     meta->complete = 1;
     rc = 0;
 cleanup:
-    ff_actcache_close(&cache);
     ff_mem_free(order);
     return rc;
 }
@@ -346,15 +434,24 @@ cleanup:
 /* ---- the passes after a layer is trained --------------------------------- */
 
 /* Streams cache `in` through the layer; writes the outputs to `out` when it
- * is open, and hands each chunk's outputs to `score` when asked. */
-static int stream_pass(stream_t *s, const ff_layer_t *layer, ff_actcache_t *in,
-                       ff_actcache_t *out, int score, const char *phase, uint32_t k,
-                       ff_error_t *err) {
-    if (read_chunk(s, in, 0, 0, err) != 0) return -1;
-    for (uint64_t c = 0; c < in->chunk_count; c++) {
-        int b = (int)(c & 1), ob = 2 + (int)(c & 1);
+ * is not NULL, and adds each chunk's goodness to the scores when `score`.
+ * At its last chunk it starts reading chunk 0 of `next` (may be NULL). The
+ * last writes may still be in flight on return (drain_write before closing
+ * `out`). */
+static int stream_pass(stream_t *s, const ff_layer_t *layer, const ff_actcache_t *in,
+                       ff_actcache_t *out, int score, const ff_actcache_t *next,
+                       const char *phase, uint32_t k, ff_error_t *err) {
+    int b = start_first_read(s, in, 0, 0, err);
+    if (b < 0) return -1;
+    for (uint64_t c = 0; c < in->chunk_count; c++, b ^= 1) {
+        int ob = 2 + (int)(c & 1);
         if (await_read(s, in, c, b, err) != 0) return -1;
-        if (c + 1 < in->chunk_count && read_chunk(s, in, c + 1, b ^ 1, err) != 0) return -1;
+        if (c + 1 < in->chunk_count) {
+            if (read_chunk(s, in, c + 1, b ^ 1, err) != 0) return -1;
+        } else if (next != NULL) {
+            if (read_chunk(s, next, 0, b ^ 1, err) != 0) return -1;
+            ahead_set(s, next, 0, b ^ 1);
+        }
         size_t rows = ff_actcache_chunk_rows(in, c);
         float *y = s->ws.y;
         if (out != NULL) {
@@ -374,52 +471,66 @@ static int stream_pass(stream_t *s, const ff_layer_t *layer, ff_actcache_t *in,
                            NAN, 0);
         ff_train_test_kill(phase, k, c + 1);
     }
-    if (drain_write(s, 2, err) != 0 || drain_write(s, 3, err) != 0) return -1;
     return 0;
 }
 
-/* After layer k is trained: cache k+1 for training and testing, and the
- * scores including layer k. */
-static int layer_passes(stream_t *s, uint32_t k, const ff_layer_t *layer, ff_error_t *err) {
+/* After layer k is trained on `train_in`: cache k+1 for training and
+ * testing (the last writes of one pass overlap the next pass), and the
+ * scores including layer k. The new caches are handed back open in
+ * train_out and test_out (the next layer's inputs) with the first chunk of
+ * the next layer's first epoch already being read. */
+static int layer_passes(stream_t *s, uint32_t k, const ff_layer_t *layer,
+                        const ff_actcache_t *train_in, const ff_actcache_t *test_in,
+                        ff_actcache_t *train_out, ff_actcache_t *test_out, ff_error_t *err) {
     const ff_config_t *cfg = s->cfg;
     int last = k + 1 == cfg->layers, rc = -1;
-    ff_actcache_t in = {.fd = -1}, out = {.fd = -1};
     char path[4200];
     ff_actcache_geometry_t g;
+    if (read_scores(s, k, err) != 0) goto cleanup;
     if (!last) {
-        g = train_geometry(s, k);
-        if (ff_run_cache_path(path, sizeof path, s->dir, "train", k, "cache") != 0 ||
-            ff_actcache_open(&in, path, &g, err) != 0)
-            goto cleanup;
         g = train_geometry(s, k + 1);
         if (ff_run_cache_path(path, sizeof path, s->dir, "train", k + 1, "cache") != 0 ||
-            ff_actcache_create(&out, path, &g, err) != 0)
+            ff_actcache_create(train_out, path, &g, err) != 0)
             goto cleanup;
-        if (stream_pass(s, layer, &in, &out, 0, "cache", k, err) != 0) goto cleanup;
-        if (ff_actcache_finish(&out, err) != 0) goto cleanup;
-        ff_actcache_close(&out);
-        ff_actcache_close(&in);
-    }
-    if (read_scores(s, k, err) != 0) goto cleanup;
-    g = test_geometry(s, k);
-    if (ff_run_cache_path(path, sizeof path, s->dir, "test", k, "cache") != 0 ||
-        ff_actcache_open(&in, path, &g, err) != 0)
-        goto cleanup;
-    if (!last) {
+        if (stream_pass(s, layer, train_in, train_out, 0, test_in, "cache", k, err) != 0)
+            goto cleanup;
         g = test_geometry(s, k + 1);
         if (ff_run_cache_path(path, sizeof path, s->dir, "test", k + 1, "cache") != 0 ||
-            ff_actcache_create(&out, path, &g, err) != 0)
+            ff_actcache_create(test_out, path, &g, err) != 0)
             goto cleanup;
     }
-    if (stream_pass(s, layer, &in, last ? NULL : &out, ff_eval_layer_counts(k, cfg->layers),
-                    "eval", k, err) != 0)
+    if (stream_pass(s, layer, test_in, last ? NULL : test_out,
+                    ff_eval_layer_counts(k, cfg->layers), NULL, "eval", k, err) != 0)
         goto cleanup;
-    if (!last && ff_actcache_finish(&out, err) != 0) goto cleanup;
+    if (drain_write(s, 2, err) != 0 || drain_write(s, 3, err) != 0) goto cleanup;
+    if (!last && (ff_actcache_finish(train_out, err) != 0 ||
+                  ff_actcache_finish(test_out, err) != 0))
+        goto cleanup;
     if (write_scores(s, k + 1, err) != 0) goto cleanup;
+    if (!last) {
+        /* The next layer starts with epoch 0 in its own order: read its
+         * first chunk while the checkpoint and run.json are written. */
+        uint32_t *order = ff_mem_alloc(FF_MEM_OTHER, s->nbatches * sizeof(uint32_t));
+        if (order == NULL) {
+            ff_error_set(err, "out of memory for the batch order");
+            goto cleanup;
+        }
+        ff_rng_t rng;
+        ff_rng_init(&rng, cfg->seed, FF_RNG_PURPOSE_EPOCH, k + 1, 0);
+        ff_rng_permutation(&rng, order, s->nbatches);
+        int started = read_chunk(s, train_out, order[0], 0, err);
+        if (started == 0) ahead_set(s, train_out, order[0], 0);
+        ff_mem_free(order);
+        if (started != 0) goto cleanup;
+    }
     rc = 0;
 cleanup:
-    ff_actcache_close(&out);
-    ff_actcache_close(&in);
+    if (rc != 0) {
+        /* Writes in flight point into train_out/test_out: finish them first. */
+        ff_error_t ignored;
+        drain_write(s, 2, &ignored);
+        drain_write(s, 3, &ignored);
+    }
     return rc;
 }
 
@@ -432,28 +543,54 @@ static void remove_layer_caches(const char *dir, uint32_t k) {
 
 /* ---- the result ---------------------------------------------------------- */
 
-/* Per-layer figures and the weights hash, read back from the checkpoints so
- * a resumed run reports the same as an uninterrupted one. */
+/* Per-layer figures, read back from the checkpoints' headers so a resumed
+ * run reports the same as an uninterrupted one. */
 static int collect_layers(stream_t *s, ff_error_t *err) {
     ff_result_t *res = s->res;
-    res->weights_hash = FF_FNV_OFFSET;
     for (uint32_t k = 0; k < s->cfg->layers; k++) {
         char path[4200];
-        ff_layer_t layer;
-        ff_layerfile_meta_t meta;
+        ff_layerfile_info_t info;
         if (ff_run_layer_path(path, sizeof path, s->dir, k) != 0 ||
-            ff_layerfile_load(path, &layer, &meta, 0, err) != 0)
+            ff_layerfile_read_info(path, &info, err) != 0)
             return -1;
-        res->weights_hash =
-            ff_hash_bytes(res->weights_hash, layer.params, ff_layer_block_bytes(&layer));
-        res->per_layer[k].in = layer.in;
-        res->per_layer[k].out = layer.out;
-        res->per_layer[k].loss = meta.loss;
-        res->per_layer[k].goodness_pos = meta.goodness_pos;
-        res->per_layer[k].goodness_neg = meta.goodness_neg;
-        ff_layer_free(&layer);
+        res->per_layer[k].in = info.in;
+        res->per_layer[k].out = info.out;
+        res->per_layer[k].loss = info.meta.loss;
+        res->per_layer[k].goodness_pos = info.meta.goodness_pos;
+        res->per_layer[k].goodness_neg = info.meta.goodness_neg;
     }
     return 0;
+}
+
+/* Deletes a finished layer's caches on a thread of its own: unlinking
+ * hundreds of megabytes takes ext4 tens of milliseconds. */
+typedef struct {
+    pthread_t thread;
+    int started;
+    char dir[4096];
+    uint32_t layer;
+} janitor_t;
+
+static void remove_layer_caches(const char *dir, uint32_t k);
+
+static void *janitor_main(void *arg) {
+    janitor_t *j = arg;
+    remove_layer_caches(j->dir, j->layer);
+    return NULL;
+}
+
+static void janitor_join(janitor_t *j) {
+    if (!j->started) return;
+    pthread_join(j->thread, NULL);
+    j->started = 0;
+}
+
+static void janitor_start(janitor_t *j, const char *dir, uint32_t k) {
+    janitor_join(j);
+    snprintf(j->dir, sizeof j->dir, "%s", dir);
+    j->layer = k;
+    if (pthread_create(&j->thread, NULL, janitor_main, j) == 0) j->started = 1;
+    else remove_layer_caches(dir, k);
 }
 
 /* The memory model of ff-stream: what the active layer and the buffers
@@ -467,6 +604,8 @@ static uint64_t working_set(const stream_t *s) {
     bytes += 4 * (uint64_t)s->buf_bytes;                                 /* chunk buffers */
     bytes += rows * sizeof(float);                                       /* goodness */
     bytes += (uint64_t)s->T * (FF_CLASSES * sizeof(float) + 1);          /* scores, labels */
+    /* The final checkpoint is encoded while the passes run. */
+    bytes += ff_layerfile_save_bytes((uint32_t)max_in, (uint32_t)s->H, 1);
     return bytes;
 }
 
@@ -479,6 +618,11 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
     int rc = -1;
     uint8_t *neg = NULL;
     ff_layer_t layer = {0};
+    background_save_t save = {.started = 0};
+    janitor_t janitor = {.started = 0};
+    ff_actcache_t train_in = {.fd = -1}, test_in = {.fd = -1};
+    ff_actcache_t train_out = {.fd = -1}, test_out = {.fd = -1};
+    ff_error_t save_err;
     ff_run_state_t state;
     int missing = 0;
     s.N = train->count;
@@ -516,6 +660,8 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
         res->resumed = 1;
         res->resumed_at_layer = state.cache_layer == FF_RUN_NO_CACHE ? 0 : state.cache_layer;
         ff_run_remove_temporaries(s.dir);
+        for (uint32_t k = 0; state.cache_layer != FF_RUN_NO_CACHE && k < state.cache_layer; k++)
+            remove_layer_caches(s.dir, k);
     } else if (!missing) {
         goto cleanup; /* run.json exists but is unreadable: err says why */
     } else {
@@ -533,6 +679,7 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
         state.test_samples = s.T;
         state.layers = cfg->layers;
         state.cache_layer = FF_RUN_NO_CACHE;
+        state.weights_hash = FF_FNV_OFFSET;
         if (ff_run_write(s.dir, &state, err) != 0) goto cleanup;
     }
 
@@ -602,20 +749,51 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
         ff_layerfile_meta_t meta;
         int found;
         if (open_layer(&s, k, &layer, &meta, &found, err) != 0) goto cleanup;
+        /* This layer's inputs: handed over open by the previous layer's
+         * passes, or opened (and checked) here when the run starts. */
+        ff_actcache_geometry_t g = train_geometry(&s, k);
+        char path[4200];
+        if (train_in.fd < 0 &&
+            (ff_run_cache_path(path, sizeof path, s.dir, "train", k, "cache") != 0 ||
+             ff_actcache_open(&train_in, path, &g, err) != 0))
+            goto cleanup;
+        g = test_geometry(&s, k);
+        if (test_in.fd < 0 &&
+            (ff_run_cache_path(path, sizeof path, s.dir, "test", k, "cache") != 0 ||
+             ff_actcache_open(&test_in, path, &g, err) != 0))
+            goto cleanup;
         if (!(found && meta.complete)) {
-            int trc = train_layer(&s, k, &layer, &meta, err);
+            int trc = train_layer(&s, k, &layer, &meta, &train_in,
+                                  k + 1 < cfg->layers ? &train_in : &test_in, err);
             if (trc != 0) {
                 rc = trc;
                 goto cleanup;
             }
+            ff_epoch_means_t last = {meta.loss, meta.goodness_pos, meta.goodness_neg};
+            if (background_save_start(&save, &s, &layer, k, &last, err) != 0) goto cleanup;
         }
+        int prc = layer_passes(&s, k, &layer, &train_in, &test_in, &train_out, &test_out, err);
+        if (prc == 0) {
+            ff_actcache_close(&test_in);
+            ff_actcache_close(&train_in);
+            train_in = train_out;
+            test_in = test_out;
+            train_out.fd = test_out.fd = -1;
+        }
+        /* The checkpoint must be on disk before run.json moves past it. */
+        if (background_save_join(&save, prc == 0 ? err : &save_err) != 0 && prc == 0) goto cleanup;
+        if (prc != 0) goto cleanup;
         ff_train_test_kill("saved", k, 0);
-        if (layer_passes(&s, k, &layer, err) != 0) goto cleanup;
+        if (state.hashed_layers == k) {
+            state.weights_hash =
+                ff_hash_bytes(state.weights_hash, layer.params, ff_layer_block_bytes(&layer));
+            state.hashed_layers = k + 1;
+        }
         ff_layer_free(&layer); /* evict */
         if (k + 1 < cfg->layers) state.cache_layer = k + 1;
         else state.finished = 1;
         if (ff_run_write(s.dir, &state, err) != 0) goto cleanup;
-        remove_layer_caches(s.dir, k);
+        janitor_start(&janitor, s.dir, k);
         ff_train_test_kill("advanced", k, 0);
         res->per_layer[k].seconds = ff_now() - t_layer;
         if (ff_train_stop_requested() && k + 1 < cfg->layers) {
@@ -632,8 +810,11 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
     res->test_accuracy = s.T ? (double)correct / (double)s.T : 0.0;
     res->eval_seconds = ff_now() - t_eval;
     if (collect_layers(&s, err) != 0) goto cleanup;
+    res->weights_hash = state.weights_hash;
     rc = 0;
 cleanup:
+    background_save_join(&save, &save_err); /* before the layer it reads is freed */
+    janitor_join(&janitor);
     if (s.aio != NULL) {
         ff_aio_stats_t io;
         ff_aio_stats(s.aio, &io);
@@ -642,6 +823,10 @@ cleanup:
         res->io_wait_seconds = io.wait_seconds;
         ff_aio_destroy(s.aio); /* drains requests that still point at the buffers */
     }
+    ff_actcache_close(&test_out);
+    ff_actcache_close(&train_out);
+    ff_actcache_close(&test_in);
+    ff_actcache_close(&train_in);
     ff_mem_stats(&res->memory);
     res->peak_rss_bytes = ff_mem_peak_rss_bytes();
     ff_layer_free(&layer);

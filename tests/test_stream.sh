@@ -27,6 +27,7 @@ ok() { echo "ok: $*"; }
 FLAGS="--layers 3 --hidden 96 --epochs 2 --batch 200 --lr 0.01 --train-limit 2000 --test-limit 300 --threads 2 --data $data --quiet"
 
 accuracy() { sed -n 's/.*"test_accuracy":[[:space:]]*\([0-9.e+-]*\).*/\1/p' "$1/result.json"; }
+weights() { sed -n 's/.*"weights_fnv1a64":[[:space:]]*"\([0-9a-f]*\)".*/\1/p' "$1/result.json"; }
 
 # same_layers A B what: every layer file byte-identical, same accuracy
 same_layers() {
@@ -40,7 +41,10 @@ same_layers() {
     a=$(accuracy "$1")
     b=$(accuracy "$2")
     if [ -z "$a" ] || [ "$a" != "$b" ]; then fail "$3: accuracy '$a' vs '$b'"; return; fi
-    ok "$3: identical layer files, accuracy $a"
+    a=$(weights "$1")
+    b=$(weights "$2")
+    if [ -z "$a" ] || [ "$a" != "$b" ]; then fail "$3: weights hash '$a' vs '$b'"; return; fi
+    ok "$3: identical layer files, accuracy $(accuracy "$1"), weights $a"
 }
 
 # Reference runs.

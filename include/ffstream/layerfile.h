@@ -141,6 +141,10 @@ int ff_codec_decompress(ff_codec_t codec, void *dst, size_t raw_bytes, const voi
 int ff_layerfile_save(const char *path, const ff_layer_t *layer, const ff_layerfile_meta_t *meta,
                       const ff_layerfile_options_t *opt, ff_error_t *err);
 
+/* Bytes ff_layerfile_save allocates at its peak for a layer of this shape
+ * (for the memory model). */
+size_t ff_layerfile_save_bytes(uint32_t in, uint32_t out, int with_optimizer);
+
 /* Reads and validates the header of path. @return 0 or -1 with err naming
  * the file and the field. */
 int ff_layerfile_read_info(const char *path, ff_layerfile_info_t *info, ff_error_t *err);

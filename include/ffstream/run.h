@@ -29,6 +29,8 @@ typedef struct {
     uint64_t train_samples, test_samples;
     uint32_t layers;
     uint32_t cache_layer;  /* FF_RUN_NO_CACHE before layer 0's caches exist */
+    uint64_t weights_hash; /* FNV-1a of the parameters of layers < hashed_layers */
+    uint32_t hashed_layers;
     int finished;
     ff_config_t config;    /* as saved (for messages and ffinspect) */
 } ff_run_state_t;
