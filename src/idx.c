@@ -4,10 +4,12 @@
 #include "ffstream/idx.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "ffstream/memstat.h"
@@ -97,8 +99,13 @@ int ff_idx_read(ff_idx_t *out, const char *path, int expect_ndims, ff_error_t *e
     int is_gzip = 0;
     uint64_t length = 0;
     if (content_length(path, &is_gzip, &length, err) != 0) return -1;
-    gzFile gz = gzopen(path, "rb");
-    if (gz == NULL) return ff_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ff_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+    gzFile gz = gzdopen(fd, "rb"); /* owns fd from here */
+    if (gz == NULL) {
+        close(fd);
+        return ff_error_set(err, "%s: cannot open: out of memory", path);
+    }
     int rc = -1;
     uint8_t header[4 + 4 * FF_IDX_MAX_DIMS];
     long long n = read_full(gz, header, 4);
@@ -160,6 +167,8 @@ zerror: {
                  zerr == Z_ERRNO ? strerror(errno) : msg);
 }
 cleanup:
+    /* The file is read once: keep its pages out of the page cache. */
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
     if (gzclose(gz) != Z_OK && rc == 0)
         rc = ff_error_set(err, "%s: corrupt or truncated gzip stream", path);
     if (rc != 0) ff_idx_free(out);

@@ -132,6 +132,9 @@ int ff_write_file_atomic(const char *path, const void *data, size_t size, ff_err
         unlink(tmp);
         return ff_error_set(err, "%s: fsync failed: %s", tmp, strerror(e));
     }
+    /* The data is on disk: drop its pages so a memory cgroup does not count
+     * a checkpoint twice (once in the trainer, once in the page cache). */
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
     if (close(fd) != 0) {
         int e = errno;
         unlink(tmp);

@@ -29,6 +29,7 @@
 #include "ffstream/eval.h"
 #include "ffstream/layer.h"
 #include "ffstream/layerfile.h"
+#include "ffstream/memmodel.h"
 #include "ffstream/memstat.h"
 #include "ffstream/progress.h"
 #include "ffstream/report.h"
@@ -593,22 +594,6 @@ static void janitor_start(janitor_t *j, const char *dir, uint32_t k) {
     else remove_layer_caches(dir, k);
 }
 
-/* The memory model of ff-stream: what the active layer and the buffers
- * need, whatever the depth and the dataset size. */
-static uint64_t working_set(const stream_t *s) {
-    size_t max_in = s->in0 > s->H ? s->in0 : s->H;
-    uint64_t P = (uint64_t)max_in * s->H + s->H;
-    uint64_t rows = 2 * s->m > FF_CLASSES * s->E ? 2 * s->m : FF_CLASSES * s->E;
-    uint64_t bytes = 4 * P * sizeof(float);                              /* W, dW, m, v */
-    bytes += rows * (max_in + 2 * s->H + 1) * sizeof(float);             /* xn, y, dz, g */
-    bytes += 4 * (uint64_t)s->buf_bytes;                                 /* chunk buffers */
-    bytes += rows * sizeof(float);                                       /* goodness */
-    bytes += (uint64_t)s->T * (FF_CLASSES * sizeof(float) + 1);          /* scores, labels */
-    /* The final checkpoint is encoded while the passes run. */
-    bytes += ff_layerfile_save_bytes((uint32_t)max_in, (uint32_t)s->H, 1);
-    return bytes;
-}
-
 /* ---- the trainer ---------------------------------------------------------- */
 
 int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t *test,
@@ -718,7 +703,9 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
         goto cleanup;
     }
     memcpy(s.test_labels, test->labels, s.T);
-    res->working_set_bytes = working_set(&s);
+    /* The analytic working set: the memory model without the loading phase. */
+    ff_memmodel_t model = ff_memmodel(cfg, train->pixels, s.N, s.T);
+    res->working_set_bytes = model.parameters + model.activations + model.io;
 
     uint32_t first = state.cache_layer == FF_RUN_NO_CACHE ? 0 : state.cache_layer;
     uint64_t passes = (uint64_t)(cfg->layers - first) * (cfg->epochs + 1) * 2 * s.N;

@@ -1,18 +1,46 @@
 #!/bin/sh
 # tools/run.sh: installs what is missing, builds, and runs the main job:
-# ff-mem and bp trained on Fashion-MNIST with the same body, printing test
-# accuracy, seconds and peak memory of each. Results go to results/.
+#  1. the memory profile: ff-stream, ff-mem and bp on Fashion-MNIST at depths
+#     2..22 (hidden 2000, batch 5000, 1 epoch, 10,000 training images), each
+#     run in its own process -> results/memory.json, results/memory.svg;
+#  2. the constrained experiment: the same trainers under a 256 MiB cgroup
+#     limit, up to 60 layers, whose weights and Adam state (2.85 GB) are over
+#     10x the limit -> results/cgroup.json, results/cgroup.svg (skipped with
+#     the reason when no writable memory cgroup exists).
+# tools/run.sh --full runs the original experiment instead: layers 2..47
+# step 5, hidden 2000, batch 5000, 1 epoch, all 60,000 images (hours).
+# OUT=DIR writes the results elsewhere (default results/).
 set -eu
 cd "$(dirname "$0")/.."
 . tools/setup.sh
+FFSTREAM_PACKAGES="$FFSTREAM_PACKAGES librsvg2-bin"
 ffstream_install
 ffstream_build build
-
-out=${FFSTREAM_RESULTS:-results}
+out=${OUT:-results}
 mkdir -p "$out"
-common="--layers 2 --hidden 500 --batch 1000 --progress"
-echo "== ff-mem: 2 x 500, batch 1000, lr 0.01, 10 epochs per layer (full Fashion-MNIST)"
-./build/fftrain --mode ff-mem $common --lr 0.01 --epochs 10 --json "$out/ff-mem.json"
-echo "== bp: 2 x 500 + head, batch 1000, lr 0.001, 10 epochs"
-./build/fftrain --mode bp $common --lr 0.001 --epochs 10 --json "$out/bp.json"
-echo "results: $out/ff-mem.json $out/bp.json"
+
+png() { command -v rsvg-convert >/dev/null 2>&1 && echo "--png $1" || true; }
+
+if [ "${1:-}" = "--full" ]; then
+    echo "== the original experiment: 3 trainers x layers 2..47, all data"
+    ./build/ffprofile --full --out "$out/memory-full.json"
+    ./build/ffplot "$out/memory-full.json" -o "$out/memory-full.svg" $(png "$out/memory-full.png")
+    echo "results: $out/memory-full.json $out/memory-full.svg"
+    exit 0
+fi
+
+echo "== memory profile: ff-stream, ff-mem, bp; layers 2..22; hidden 2000, batch 5000"
+./build/ffprofile --modes ff-stream,ff-mem,bp --layers 2:22:5 --hidden 2000 --batch 5000 \
+    --epochs 1 --train-limit 10000 --test-limit 2000 --out "$out/memory.json"
+./build/ffplot "$out/memory.json" -o "$out/memory.svg" $(png "$out/memory.png")
+
+echo "== constrained: every run in a cgroup limited to 256 MiB, no swap"
+if probe=$(./build/ffcgroup --limit 64M --quiet -- true 2>&1); then
+    ./build/ffprofile --modes ff-stream,ff-mem,bp --layers 3,12,60 --hidden 2000 --batch 1000 \
+        --epochs 1 --train-limit 4000 --test-limit 1000 --mem-limit 256M --out "$out/cgroup.json"
+    ./build/ffplot "$out/cgroup.json" -o "$out/cgroup.svg" $(png "$out/cgroup.png")
+else
+    echo "skipped: no writable memory cgroup here:"
+    echo "$probe"
+fi
+echo "results in $out/"

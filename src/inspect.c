@@ -1,0 +1,962 @@
+/* inspect.c: the library half of ffinspect (see inspect.h): tensor
+ * statistics, tensor-by-tensor reading of layer files, verification and
+ * comparison of files and runs, and the safetensors and .npy writers. Reads
+ * one tensor at a time; prints nothing. */
+#include "ffstream/inspect.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <float.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "ffstream/memstat.h"
+
+/* The exported bytes are the floats as they are in memory; both formats
+ * say little-endian. */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "inspect.c writes floats as they are in memory and needs a little-endian host"
+#endif
+
+/* A pread or crc32 call covers at most this much (crc32 takes a uInt). */
+#define IO_CHUNK (1u << 30)
+#define SAFETENSORS_ALIGN 8u
+#define NPY_ALIGN 64u
+
+static const char *const tensor_names[FF_LAYERFILE_MAX_TENSORS] = {
+    "weight", "bias", "adam_m.weight", "adam_m.bias", "adam_v.weight", "adam_v.bias",
+};
+
+/* ---- tensors ---- */
+
+void ff_inspect_stats(const float *data, size_t count, ff_inspect_stats_t *out) {
+    memset(out, 0, sizeof *out);
+    out->count = count;
+    double sum = 0, sum_squares = 0, min = INFINITY, max = -INFINITY;
+    for (size_t i = 0; i < count; i++) {
+        float x = data[i];
+        if (isnan(x)) {
+            out->nan_count++;
+            continue;
+        }
+        if (isinf(x)) {
+            out->inf_count++;
+            continue;
+        }
+        out->finite++;
+        if (x == 0.0f) out->zeros++;
+        sum += x;
+        sum_squares += (double)x * x;
+        if (x < min) min = x;
+        if (x > max) max = x;
+    }
+    out->l2_norm = sqrt(sum_squares);
+    if (out->finite == 0) {
+        out->min = out->max = out->mean = out->std = NAN;
+        return;
+    }
+    out->min = min;
+    out->max = max;
+    out->mean = sum / (double)out->finite;
+    /* Second pass about the mean: sum_squares/n - mean^2 loses every digit
+     * when the spread is small next to the mean. */
+    double deviation = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (!isfinite(data[i])) continue;
+        double d = data[i] - out->mean;
+        deviation += d * d;
+    }
+    out->std = sqrt(deviation / (double)out->finite);
+}
+
+/* Reads exactly size bytes at offset. @return 0, or -1 with errno set (0
+ * when the file ended first). */
+static int read_exact(int fd, void *buf, size_t size, uint64_t offset) {
+    uint8_t *p = buf;
+    while (size > 0) {
+        ssize_t n = pread(fd, p, size > IO_CHUNK ? IO_CHUNK : size, (off_t)offset);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n == 0) errno = 0;
+            return -1;
+        }
+        p += n;
+        size -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return 0;
+}
+
+static uint32_t crc32_of(const void *data, size_t size) {
+    const Bytef *p = data;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    while (size > 0) {
+        uInt n = size > IO_CHUNK ? IO_CHUNK : (uInt)size;
+        crc = crc32(crc, p, n);
+        p += n;
+        size -= n;
+    }
+    return (uint32_t)crc;
+}
+
+int ff_inspect_read_tensor(const char *path, const ff_layerfile_tensor_t *t, float *dst,
+                           ff_error_t *err) {
+    if (t->stored_bytes > SIZE_MAX || t->raw_bytes > SIZE_MAX)
+        return ff_error_set(err, "%s: tensor %s: too large for this machine", path, t->name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ff_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+    int rc = -1;
+    uint8_t *stored = ff_mem_alloc(FF_MEM_IO, (size_t)t->stored_bytes);
+    if (stored == NULL) {
+        ff_error_set(err, "%s: tensor %s: out of memory for %" PRIu64 " bytes", path, t->name,
+                     t->stored_bytes);
+        goto cleanup;
+    }
+    if (read_exact(fd, stored, (size_t)t->stored_bytes, t->offset) != 0) {
+        if (errno == 0)
+            ff_error_set(err,
+                         "%s: tensor %s: the file ends before byte %" PRIu64 " (bytes %" PRIu64
+                         "..%" PRIu64 " expected; truncated?)",
+                         path, t->name, t->offset + t->stored_bytes, t->offset,
+                         t->offset + t->stored_bytes - 1);
+        else
+            ff_error_set(err, "%s: tensor %s: cannot read: %s", path, t->name, strerror(errno));
+        goto cleanup;
+    }
+    uint32_t crc = crc32_of(stored, (size_t)t->stored_bytes);
+    if (crc != t->crc32) {
+        ff_error_set(err,
+                     "%s: tensor %s: crc32 mismatch (the header says %08x, bytes %" PRIu64
+                     "..%" PRIu64 " give %08x)",
+                     path, t->name, t->crc32, t->offset, t->offset + t->stored_bytes - 1, crc);
+        goto cleanup;
+    }
+    if (ff_codec_decompress(t->codec, dst, (size_t)t->raw_bytes, stored, (size_t)t->stored_bytes,
+                            err) != 0) {
+        ff_error_wrap(err, "%s: tensor %s", path, t->name);
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    ff_mem_free(stored);
+    close(fd);
+    return rc;
+}
+
+/* The largest raw size among the first count tensors of info. */
+static size_t largest_raw(const ff_layerfile_info_t *info, uint32_t count) {
+    size_t most = 0;
+    for (uint32_t i = 0; i < count && i < info->tensor_count; i++)
+        if (info->tensors[i].raw_bytes > most) most = (size_t)info->tensors[i].raw_bytes;
+    return most;
+}
+
+int ff_inspect_file_read(const char *path, ff_inspect_file_t *file, ff_error_t *err) {
+    memset(file, 0, sizeof *file);
+    if (ff_layerfile_read_info(path, &file->info, err) != 0) return -1;
+    size_t most = largest_raw(&file->info, file->info.tensor_count);
+    float *data = ff_mem_alloc(FF_MEM_IO, most);
+    if (data == NULL)
+        return ff_error_set(err, "%s: out of memory for a %zu-byte tensor", path, most);
+    for (uint32_t i = 0; i < file->info.tensor_count; i++) {
+        const ff_layerfile_tensor_t *t = &file->info.tensors[i];
+        ff_error_t tensor_err;
+        if (ff_inspect_read_tensor(path, t, data, &tensor_err) != 0) {
+            snprintf(file->error[i], sizeof file->error[i], "%s", tensor_err.msg);
+            continue;
+        }
+        file->readable[i] = 1;
+        ff_inspect_stats(data, (size_t)(t->raw_bytes / sizeof(float)), &file->stats[i]);
+    }
+    ff_mem_free(data);
+    return 0;
+}
+
+/* ---- runs ---- */
+
+const char *ff_inspect_status_name(ff_inspect_status_t status) {
+    switch (status) {
+    case FF_INSPECT_TRAINED:
+        return "trained";
+    case FF_INSPECT_IN_PROGRESS:
+        return "in progress";
+    case FF_INSPECT_PENDING:
+        return "pending";
+    case FF_INSPECT_MISSING:
+        return "missing";
+    case FF_INSPECT_UNREADABLE:
+        return "unreadable";
+    }
+    return "unknown";
+}
+
+/* run.json says layer index was trained (the same rule ff_run_write uses
+ * for its "trained" status), so its checkpoint must exist. */
+static int layer_expected(const ff_run_state_t *s, uint32_t index) {
+    return s->finished || (s->cache_layer != FF_RUN_NO_CACHE && index < s->cache_layer);
+}
+
+static void describe_layer(const ff_inspect_run_t *run, ff_inspect_run_layer_t *l, uint32_t index) {
+    ff_error_t err;
+    l->index = index;
+    if (ff_run_layer_path(l->path, sizeof l->path, run->dir, index) != 0) {
+        l->status = FF_INSPECT_UNREADABLE;
+        ff_error_set(&err, "%s: path too long", run->dir);
+        memcpy(l->error, err.msg, sizeof l->error);
+        return;
+    }
+    struct stat st;
+    if (stat(l->path, &st) != 0) {
+        if (errno == ENOENT) {
+            l->status =
+                layer_expected(&run->state, index) ? FF_INSPECT_MISSING : FF_INSPECT_PENDING;
+        } else {
+            l->status = FF_INSPECT_UNREADABLE;
+            ff_error_set(&err, "%s: cannot stat: %s", l->path, strerror(errno));
+            memcpy(l->error, err.msg, sizeof l->error);
+        }
+        return;
+    }
+    if (ff_layerfile_read_info(l->path, &l->info, &err) != 0) {
+        l->status = FF_INSPECT_UNREADABLE;
+        snprintf(l->error, sizeof l->error, "%s", err.msg);
+        return;
+    }
+    l->has_info = 1;
+    l->status = l->info.meta.complete ? FF_INSPECT_TRAINED : FF_INSPECT_IN_PROGRESS;
+    for (uint32_t i = 0; i < l->info.tensor_count; i++) {
+        l->raw_bytes += l->info.tensors[i].raw_bytes;
+        l->stored_bytes += l->info.tensors[i].stored_bytes;
+    }
+}
+
+int ff_inspect_run_open(ff_inspect_run_t *run, const char *dir, ff_error_t *err) {
+    memset(run, 0, sizeof *run);
+    if (strlen(dir) >= sizeof run->dir - 32) return ff_error_set(err, "%s: path too long", dir);
+    snprintf(run->dir, sizeof run->dir, "%s", dir);
+    int missing = 0;
+    if (ff_run_read(dir, &run->state, &missing, err) != 0) {
+        if (missing) ff_error_wrap(err, "%s is not a run directory (no run.json)", dir);
+        return -1;
+    }
+    run->layers = ff_mem_calloc(FF_MEM_OTHER, run->state.layers, sizeof *run->layers);
+    if (run->layers == NULL)
+        return ff_error_set(err, "%s: out of memory for %u layers", dir, run->state.layers);
+    for (uint32_t i = 0; i < run->state.layers; i++) describe_layer(run, &run->layers[i], i);
+    return 0;
+}
+
+void ff_inspect_run_free(ff_inspect_run_t *run) {
+    if (run == NULL) return;
+    ff_mem_free(run->layers);
+    memset(run, 0, sizeof *run);
+}
+
+uint32_t ff_inspect_run_present_layers(const ff_inspect_run_t *run) {
+    uint32_t n = 0;
+    while (n < run->state.layers && run->layers[n].has_info) n++;
+    return n;
+}
+
+/* ---- verification ---- */
+
+void ff_inspect_report_free(ff_inspect_report_t *report) {
+    if (report == NULL) return;
+    free(report->problems);
+    memset(report, 0, sizeof *report);
+}
+
+/* The tensor a layerfile message is about ("...: tensor adam_m.bias: ..."),
+ * or "" when it is about the whole file. */
+static const char *tensor_named_in(const char *message) {
+    for (const char *p = strstr(message, "tensor "); p != NULL; p = strstr(p + 1, "tensor ")) {
+        const char *name = p + strlen("tensor ");
+        for (int i = 0; i < FF_LAYERFILE_MAX_TENSORS; i++) {
+            size_t n = strlen(tensor_names[i]);
+            char after = name[n];
+            if (strncmp(name, tensor_names[i], n) == 0 &&
+                (after == ':' || after == ' ' || after == '\0' || after == ','))
+                return tensor_names[i];
+        }
+    }
+    return "";
+}
+
+static int add_problem(ff_inspect_report_t *r, ff_inspect_problem_kind_t kind, const char *file,
+                       int64_t layer, const char *tensor, ff_error_t *err, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+static int add_problem(ff_inspect_report_t *r, ff_inspect_problem_kind_t kind, const char *file,
+                       int64_t layer, const char *tensor, ff_error_t *err, const char *fmt, ...) {
+    if (r->count == r->capacity) {
+        size_t capacity = r->capacity == 0 ? 8 : 2 * r->capacity;
+        ff_inspect_problem_t *grown = realloc(r->problems, capacity * sizeof *grown);
+        if (grown == NULL) return ff_error_set(err, "out of memory listing %zu problems", r->count);
+        r->problems = grown;
+        r->capacity = capacity;
+    }
+    ff_inspect_problem_t *p = &r->problems[r->count++];
+    memset(p, 0, sizeof *p);
+    p->kind = kind;
+    snprintf(p->file, sizeof p->file, "%s", file);
+    p->layer = layer;
+    snprintf(p->tensor, sizeof p->tensor, "%s", tensor);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->message, sizeof p->message, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+int ff_inspect_verify_file(const char *path, int64_t layer, ff_inspect_report_t *report,
+                           ff_error_t *err) {
+    report->files_checked++;
+    ff_layerfile_info_t info;
+    ff_error_t file_err;
+    if (ff_layerfile_read_info(path, &info, &file_err) != 0)
+        return add_problem(report, FF_INSPECT_PROBLEM_FILE, path, layer,
+                           tensor_named_in(file_err.msg), err, "%s", file_err.msg);
+    size_t most = largest_raw(&info, info.tensor_count);
+    float *data = ff_mem_alloc(FF_MEM_IO, most);
+    if (data == NULL)
+        return ff_error_set(err, "%s: out of memory for a %zu-byte tensor", path, most);
+    int rc = 0;
+    for (uint32_t i = 0; i < info.tensor_count && rc == 0; i++) {
+        report->tensors_checked++;
+        if (ff_inspect_read_tensor(path, &info.tensors[i], data, &file_err) != 0)
+            rc = add_problem(report, FF_INSPECT_PROBLEM_FILE, path, layer, info.tensors[i].name,
+                             err, "%s", file_err.msg);
+    }
+    ff_mem_free(data);
+    return rc;
+}
+
+/* The run-level invariants of layer l, whose header was read (see
+ * ff_inspect_verify_run). */
+static int check_layer_fits(const ff_inspect_run_t *run, const ff_inspect_run_layer_t *l,
+                            ff_inspect_report_t *r, ff_error_t *err) {
+    const ff_run_state_t *s = &run->state;
+    const ff_layerfile_info_t *info = &l->info;
+    const ff_layerfile_meta_t *m = &info->meta;
+    const char *path = l->path;
+    const ff_inspect_problem_kind_t kind = FF_INSPECT_PROBLEM_RUN;
+    uint32_t k = l->index;
+    int rc = 0;
+    if (m->layer_index != k)
+        rc |= add_problem(r, kind, path, k, "", err,
+                          "%s: header says layer_index %u, expected %u (a checkpoint copied "
+                          "to the wrong place?)",
+                          path, m->layer_index, k);
+    if (k > 0 && run->layers[k - 1].has_info && info->in != run->layers[k - 1].info.out)
+        rc |= add_problem(r, kind, path, k, "weight", err,
+                          "%s: shapes do not chain: layer %u takes %u inputs but layer %u gives "
+                          "%u outputs",
+                          path, k, info->in, k - 1, run->layers[k - 1].info.out);
+    if (info->out != s->config.hidden)
+        rc |= add_problem(r, kind, path, k, "weight", err,
+                          "%s: layer %u has %u outputs, but the run's hidden width is %u", path, k,
+                          info->out, s->config.hidden);
+    if (m->config_fingerprint != s->config_fingerprint)
+        rc |= add_problem(r, kind, path, k, "", err,
+                          "%s: config_fingerprint %016" PRIx64
+                          " differs from run.json's %016" PRIx64 " (a checkpoint of another run?)",
+                          path, m->config_fingerprint, s->config_fingerprint);
+    if (m->data_fingerprint != s->data_fingerprint)
+        rc |= add_problem(r, kind, path, k, "", err,
+                          "%s: data_fingerprint %016" PRIx64 " differs from run.json's %016" PRIx64
+                          " (trained on other data?)",
+                          path, m->data_fingerprint, s->data_fingerprint);
+    if (m->epochs_total != s->config.epochs)
+        rc |= add_problem(r, kind, path, k, "", err,
+                          "%s: header says %u epochs in total, run.json says %u", path,
+                          m->epochs_total, s->config.epochs);
+    if (m->complete && m->epochs_done != m->epochs_total)
+        rc |= add_problem(r, kind, path, k, "", err, "%s: marked complete after %u of %u epochs",
+                          path, m->epochs_done, m->epochs_total);
+    if (!m->complete && layer_expected(s, k))
+        rc |= add_problem(r, kind, path, k, "", err,
+                          "%s: layer %u stopped at epoch %u of %u, but run.json says it was "
+                          "trained%s",
+                          path, k, m->epochs_done, m->epochs_total,
+                          s->finished ? " (the run is finished)" : "");
+    /* A missing layer before this one is reported on its own. */
+    if (k > 0 && (run->layers[k - 1].status == FF_INSPECT_IN_PROGRESS ||
+                  run->layers[k - 1].status == FF_INSPECT_PENDING))
+        rc |= add_problem(r, kind, path, k, "", err,
+                          "%s: layer %u has a checkpoint but layer %u before it is %s", path, k,
+                          k - 1, ff_inspect_status_name(run->layers[k - 1].status));
+    return rc != 0 ? -1 : 0;
+}
+
+/* Checkpoints in RUN/layers numbered at or past the run's layer count. */
+static int check_stray_layers(const ff_inspect_run_t *run, ff_inspect_report_t *r,
+                              ff_error_t *err) {
+    char layers_dir[FF_INSPECT_PATH_MAX];
+    if (ff_run_path(layers_dir, sizeof layers_dir, run->dir, "layers") != 0) return 0;
+    DIR *d = opendir(layers_dir);
+    if (d == NULL) return 0; /* no layers at all: each missing one is reported already */
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        unsigned index = 0;
+        int end = 0;
+        if (sscanf(e->d_name, "%u.ffl%n", &index, &end) != 1 || e->d_name[end] != '\0' ||
+            e->d_name[0] < '0' || e->d_name[0] > '9' || index < run->state.layers)
+            continue;
+        char path[FF_INSPECT_PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", layers_dir, e->d_name);
+        rc = add_problem(r, FF_INSPECT_PROBLEM_RUN, path, (int64_t)index, "", err,
+                         "%s: a checkpoint beyond the run's %u layers", path, run->state.layers);
+    }
+    closedir(d);
+    return rc;
+}
+
+int ff_inspect_verify_run(const char *dir, ff_inspect_report_t *report, ff_error_t *err) {
+    ff_inspect_run_t run;
+    ff_error_t run_err;
+    if (ff_inspect_run_open(&run, dir, &run_err) != 0) {
+        char json[FF_INSPECT_PATH_MAX];
+        if (ff_run_path(json, sizeof json, dir, "run.json") != 0)
+            snprintf(json, sizeof json, "%s", dir);
+        return add_problem(report, FF_INSPECT_PROBLEM_RUN, json, -1, "", err, "%s", run_err.msg);
+    }
+    int rc = 0;
+    for (uint32_t k = 0; k < run.state.layers && rc == 0; k++) {
+        const ff_inspect_run_layer_t *l = &run.layers[k];
+        switch (l->status) {
+        case FF_INSPECT_PENDING:
+            report->pending_layers++;
+            break;
+        case FF_INSPECT_MISSING:
+            rc = add_problem(report, FF_INSPECT_PROBLEM_RUN, l->path, k, "", err,
+                             "%s: layer %u is missing, but run.json says it was trained%s", l->path,
+                             k, run.state.finished ? " (the run is finished)" : "");
+            break;
+        case FF_INSPECT_UNREADABLE:
+            report->files_checked++;
+            rc = add_problem(report, FF_INSPECT_PROBLEM_FILE, l->path, k, tensor_named_in(l->error),
+                             err, "%s", l->error);
+            break;
+        case FF_INSPECT_TRAINED:
+        case FF_INSPECT_IN_PROGRESS:
+            rc = ff_inspect_verify_file(l->path, k, report, err);
+            if (rc == 0) rc = check_layer_fits(&run, l, report, err);
+            break;
+        }
+    }
+    if (rc == 0) rc = check_stray_layers(&run, report, err);
+    ff_inspect_run_free(&run);
+    return rc;
+}
+
+/* ---- comparison ---- */
+
+/* The preamble and JSON header of a layer file, byte for byte (free()). */
+static uint8_t *read_header_bytes(const char *path, size_t *size, ff_error_t *err) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        ff_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    uint8_t pre[FF_LAYERFILE_PREAMBLE];
+    uint8_t *bytes = NULL;
+    if (read_exact(fd, pre, sizeof pre, 0) != 0) {
+        ff_error_set(err, "%s: cannot read the preamble", path);
+        goto cleanup;
+    }
+    uint32_t header = (uint32_t)pre[12] | (uint32_t)pre[13] << 8 | (uint32_t)pre[14] << 16 |
+                      (uint32_t)pre[15] << 24;
+    if (header > FF_LAYERFILE_MAX_HEADER) {
+        ff_error_set(err, "%s: header length %u out of range", path, header);
+        goto cleanup;
+    }
+    *size = FF_LAYERFILE_PREAMBLE + (size_t)header;
+    bytes = malloc(*size);
+    if (bytes == NULL) {
+        ff_error_set(err, "%s: out of memory for the header", path);
+        goto cleanup;
+    }
+    if (read_exact(fd, bytes, *size, 0) != 0) {
+        ff_error_set(err, "%s: cannot read the header", path);
+        free(bytes);
+        bytes = NULL;
+    }
+cleanup:
+    close(fd);
+    return bytes;
+}
+
+/* Elementwise comparison of x and y (count floats each) into d. */
+static void compare_floats(const float *x, const float *y, size_t count,
+                           ff_inspect_tensor_diff_t *d) {
+    d->count = count;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t bx, by;
+        memcpy(&bx, &x[i], sizeof bx);
+        memcpy(&by, &y[i], sizeof by);
+        if (bx == by) continue;
+        d->differing++;
+        if (isnan(x[i]) || isnan(y[i])) {
+            d->nan_mismatches++;
+            continue;
+        }
+        double abs_diff = fabs((double)x[i] - (double)y[i]);
+        double rel_diff = abs_diff / fmax(fabs((double)x[i]), FLT_MIN);
+        if (abs_diff > d->max_abs) d->max_abs = abs_diff;
+        if (rel_diff > d->max_rel) d->max_rel = rel_diff;
+    }
+    d->identical = d->differing == 0;
+}
+
+static int diff_failed(ff_inspect_file_diff_t *out, ff_error_t *err, const ff_error_t *cause) {
+    snprintf(out->error, sizeof out->error, "%s", cause->msg);
+    return ff_error_set(err, "%s", cause->msg);
+}
+
+int ff_inspect_diff_files(const char *a, const char *b, ff_inspect_file_diff_t *out,
+                          ff_error_t *err) {
+    memset(out, 0, sizeof *out);
+    snprintf(out->a, sizeof out->a, "%s", a);
+    snprintf(out->b, sizeof out->b, "%s", b);
+    ff_layerfile_info_t ia, ib;
+    ff_error_t cause;
+    if (ff_layerfile_read_info(a, &ia, &cause) != 0 || ff_layerfile_read_info(b, &ib, &cause) != 0)
+        return diff_failed(out, err, &cause);
+    size_t size_a = 0, size_b = 0;
+    uint8_t *header_a = read_header_bytes(a, &size_a, &cause);
+    uint8_t *header_b = header_a != NULL ? read_header_bytes(b, &size_b, &cause) : NULL;
+    if (header_a == NULL || header_b == NULL) {
+        free(header_a);
+        return diff_failed(out, err, &cause);
+    }
+    out->headers_identical = size_a == size_b && memcmp(header_a, header_b, size_a) == 0;
+    free(header_b);
+    free(header_a);
+
+    out->shapes_equal = ia.in == ib.in && ia.out == ib.out;
+    out->tensor_count = ia.tensor_count > ib.tensor_count ? ia.tensor_count : ib.tensor_count;
+    out->identical = ia.tensor_count == ib.tensor_count;
+    size_t most_a = largest_raw(&ia, ia.tensor_count), most_b = largest_raw(&ib, ib.tensor_count);
+    float *xa = ff_mem_alloc(FF_MEM_IO, most_a), *xb = ff_mem_alloc(FF_MEM_IO, most_b);
+    int rc = -1;
+    if (xa == NULL || xb == NULL) {
+        ff_error_set(&cause, "out of memory for %zu + %zu bytes comparing %s and %s", most_a,
+                     most_b, a, b);
+        diff_failed(out, err, &cause);
+        goto cleanup;
+    }
+    for (uint32_t i = 0; i < out->tensor_count; i++) {
+        ff_inspect_tensor_diff_t *d = &out->tensors[i];
+        snprintf(d->name, sizeof d->name, "%s", tensor_names[i]);
+        d->in_a = i < ia.tensor_count;
+        d->in_b = i < ib.tensor_count;
+        d->ndim = i % 2 == 0 ? 2 : 1;
+        if (d->in_a) memcpy(d->shape_a, ia.tensors[i].shape, sizeof d->shape_a);
+        if (d->in_b) memcpy(d->shape_b, ib.tensors[i].shape, sizeof d->shape_b);
+        if (!d->in_a || !d->in_b) {
+            out->identical = 0;
+            continue;
+        }
+        d->shapes_equal = memcmp(d->shape_a, d->shape_b, sizeof d->shape_a) == 0;
+        if (!d->shapes_equal) {
+            out->identical = 0;
+            continue;
+        }
+        if (ff_inspect_read_tensor(a, &ia.tensors[i], xa, &cause) != 0 ||
+            ff_inspect_read_tensor(b, &ib.tensors[i], xb, &cause) != 0) {
+            diff_failed(out, err, &cause);
+            goto cleanup;
+        }
+        compare_floats(xa, xb, (size_t)(ia.tensors[i].raw_bytes / sizeof(float)), d);
+        if (!d->identical) out->identical = 0;
+    }
+    out->readable = 1;
+    rc = 0;
+cleanup:
+    ff_mem_free(xb);
+    ff_mem_free(xa);
+    if (rc != 0) out->identical = 0;
+    return rc;
+}
+
+int ff_inspect_diff_runs(const char *a, const char *b, ff_inspect_run_diff_t *out,
+                         ff_error_t *err) {
+    memset(out, 0, sizeof *out);
+    int missing = 0;
+    if (ff_run_read(a, &out->a, &missing, err) != 0 || ff_run_read(b, &out->b, &missing, err) != 0)
+        return -1;
+    if (out->a.layers != out->b.layers) {
+        snprintf(out->message, sizeof out->message,
+                 "the runs have different layer counts: %s has %u, %s has %u", a, out->a.layers, b,
+                 out->b.layers);
+        return 0;
+    }
+    out->layers = ff_mem_calloc(FF_MEM_OTHER, out->a.layers, sizeof *out->layers);
+    if (out->layers == NULL)
+        return ff_error_set(err, "out of memory comparing %u layers", out->a.layers);
+    out->layer_count = out->a.layers;
+    out->identical = 1;
+    for (uint32_t k = 0; k < out->layer_count; k++) {
+        char path_a[FF_INSPECT_PATH_MAX], path_b[FF_INSPECT_PATH_MAX];
+        ff_error_t layer_err;
+        if (ff_run_layer_path(path_a, sizeof path_a, a, k) != 0 ||
+            ff_run_layer_path(path_b, sizeof path_b, b, k) != 0)
+            return ff_error_set(err, "%s or %s: path too long", a, b);
+        if (ff_inspect_diff_files(path_a, path_b, &out->layers[k], &layer_err) != 0)
+            out->unreadable++;
+        if (!out->layers[k].identical) out->identical = 0;
+    }
+    return 0;
+}
+
+void ff_inspect_run_diff_free(ff_inspect_run_diff_t *diff) {
+    if (diff == NULL) return;
+    ff_mem_free(diff->layers);
+    memset(diff, 0, sizeof *diff);
+}
+
+/* ---- export ---- */
+
+/* A file written front to back and published atomically, the way
+ * ff_write_file_atomic does it for a buffer (temporary file in the same
+ * directory, fsync, rename, fsync of the directory): exports are streamed
+ * tensor by tensor, so they never sit whole in memory. */
+typedef struct {
+    int fd;
+    const char *path;
+    char tmp[FF_INSPECT_PATH_MAX + 32];
+    uint64_t bytes;
+} sink_t;
+
+static int sink_open(sink_t *s, const char *path, ff_error_t *err) {
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    s->path = path;
+    if (snprintf(s->tmp, sizeof s->tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof s->tmp) {
+        s->tmp[0] = '\0'; /* never unlink a truncated name */
+        return ff_error_set(err, "%s: path too long", path);
+    }
+    s->fd = open(s->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (s->fd < 0) {
+        ff_error_set(err, "%s: cannot create: %s", s->tmp, strerror(errno));
+        s->tmp[0] = '\0'; /* not ours to remove */
+        return -1;
+    }
+    return 0;
+}
+
+static int sink_write(sink_t *s, const void *data, size_t size, ff_error_t *err) {
+    const uint8_t *p = data;
+    while (size > 0) {
+        ssize_t n = write(s->fd, p, size > IO_CHUNK ? IO_CHUNK : size);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return ff_error_set(err, "%s: write failed: %s", s->tmp, strerror(errno));
+        p += n;
+        size -= (size_t)n;
+        s->bytes += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Removes the temporary file of a sink that will not be committed. */
+static void sink_abort(sink_t *s) {
+    if (s->fd >= 0) close(s->fd);
+    if (s->tmp[0] != '\0') unlink(s->tmp);
+    s->fd = -1;
+    s->tmp[0] = '\0';
+}
+
+static int sink_commit(sink_t *s, ff_error_t *err) {
+    if (fsync(s->fd) != 0) {
+        ff_error_set(err, "%s: fsync failed: %s", s->tmp, strerror(errno));
+        sink_abort(s);
+        return -1;
+    }
+    int rc = close(s->fd);
+    s->fd = -1;
+    if (rc != 0) {
+        ff_error_set(err, "%s: close failed: %s", s->tmp, strerror(errno));
+        sink_abort(s);
+        return -1;
+    }
+    if (rename(s->tmp, s->path) != 0) {
+        ff_error_set(err, "%s: rename from %s failed: %s", s->path, s->tmp, strerror(errno));
+        sink_abort(s);
+        return -1;
+    }
+    s->tmp[0] = '\0'; /* published: nothing left to remove */
+    char dir[FF_INSPECT_PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s", s->path);
+    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd); /* best effort: some filesystems refuse fsync on directories */
+        close(dfd);
+    }
+    return 0;
+}
+
+/* Reads every header and checks the set can be exported: Adam state when
+ * asked for, distinct layer indices. infos: [count] (ff_mem_free). */
+static ff_layerfile_info_t *read_export_infos(const char *const *paths, size_t count,
+                                              int with_optimizer, ff_error_t *err) {
+    if (count == 0) {
+        ff_error_set(err, "nothing to export: no layer files");
+        return NULL;
+    }
+    ff_layerfile_info_t *infos = ff_mem_calloc(FF_MEM_OTHER, count, sizeof *infos);
+    if (infos == NULL) {
+        ff_error_set(err, "out of memory for %zu layer headers", count);
+        return NULL;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (ff_layerfile_read_info(paths[i], &infos[i], err) != 0) goto fail;
+        if (with_optimizer && !infos[i].has_optimizer) {
+            ff_error_set(err,
+                         "%s: no Adam state to export (the file was saved without training "
+                         "state; leave out --with-optimizer)",
+                         paths[i]);
+            goto fail;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (infos[j].meta.layer_index == infos[i].meta.layer_index) {
+                ff_error_set(err, "%s and %s are both layer %u: the exported names would clash",
+                             paths[j], paths[i], infos[i].meta.layer_index);
+                goto fail;
+            }
+        }
+    }
+    return infos;
+fail:
+    ff_mem_free(infos);
+    return NULL;
+}
+
+static uint32_t export_tensor_count(const ff_layerfile_info_t *info, int with_optimizer) {
+    return with_optimizer ? info->tensor_count : 2;
+}
+
+/* Adds a non-negative integer as its exact digits (cJSON's doubles would
+ * print large offsets in exponent form). */
+static cJSON *exact_uint(uint64_t v) {
+    char text[24];
+    snprintf(text, sizeof text, "%" PRIu64, v);
+    return cJSON_CreateRaw(text);
+}
+
+static int add_safetensors_entry(cJSON *root, const char *name, const ff_layerfile_tensor_t *t,
+                                 uint64_t begin) {
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL || !cJSON_AddItemToObject(root, name, o)) {
+        cJSON_Delete(o);
+        return -1;
+    }
+    int bad = cJSON_AddStringToObject(o, "dtype", "F32") == NULL;
+    cJSON *shape = cJSON_AddArrayToObject(o, "shape");
+    cJSON *offsets = cJSON_AddArrayToObject(o, "data_offsets");
+    bad |= shape == NULL || offsets == NULL;
+    for (uint32_t d = 0; !bad && d < t->ndim; d++) {
+        cJSON *dim = exact_uint(t->shape[d]);
+        bad |= dim == NULL || !cJSON_AddItemToArray(shape, dim);
+    }
+    const uint64_t range[2] = {begin, begin + t->raw_bytes};
+    for (int i = 0; !bad && i < 2; i++) {
+        cJSON *v = exact_uint(range[i]);
+        bad |= v == NULL || !cJSON_AddItemToArray(offsets, v);
+    }
+    return bad ? -1 : 0;
+}
+
+/* The safetensors JSON header (cJSON_free it), or NULL when out of memory. */
+static char *safetensors_header(const ff_layerfile_info_t *infos, size_t count,
+                                int with_optimizer) {
+    cJSON *root = cJSON_CreateObject();
+    if (root == NULL) return NULL;
+    char text[64], key[96];
+    int bad = 0;
+    cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
+    bad |= meta == NULL;
+    if (meta != NULL) {
+        /* safetensors metadata values must all be strings. */
+        bad |= cJSON_AddStringToObject(meta, "format", "pt") == NULL;
+        bad |= cJSON_AddStringToObject(meta, "source", "ffstream") == NULL;
+        bad |= cJSON_AddStringToObject(meta, "writer", "ffstream " FF_VERSION) == NULL;
+        snprintf(text, sizeof text, "%zu", count);
+        bad |= cJSON_AddStringToObject(meta, "layers", text) == NULL;
+        bad |= cJSON_AddStringToObject(meta, "layout",
+                                       "torch.nn.Linear: weight [out, in], bias [out]") == NULL;
+        bad |= cJSON_AddStringToObject(meta, "activation", "relu") == NULL;
+        bad |= cJSON_AddStringToObject(meta, "with_optimizer", with_optimizer ? "true" : "false") ==
+               NULL;
+        for (size_t i = 0; with_optimizer && i < count; i++) {
+            snprintf(key, sizeof key, "layers.%u.adam_step", infos[i].meta.layer_index);
+            snprintf(text, sizeof text, "%" PRId64, infos[i].adam_step);
+            bad |= cJSON_AddStringToObject(meta, key, text) == NULL;
+        }
+    }
+    uint64_t offset = 0;
+    for (size_t i = 0; !bad && i < count; i++) {
+        for (uint32_t t = 0; t < export_tensor_count(&infos[i], with_optimizer); t++) {
+            snprintf(key, sizeof key, "layers.%u.%s", infos[i].meta.layer_index, tensor_names[t]);
+            bad |= add_safetensors_entry(root, key, &infos[i].tensors[t], offset);
+            offset += infos[i].tensors[t].raw_bytes;
+        }
+    }
+    char *json = bad ? NULL : cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return json;
+}
+
+int ff_inspect_export_safetensors(const char *out_path, const char *const *paths, size_t count,
+                                  int with_optimizer, ff_inspect_export_t *result,
+                                  ff_error_t *err) {
+    if (result != NULL) memset(result, 0, sizeof *result);
+    ff_layerfile_info_t *infos = read_export_infos(paths, count, with_optimizer, err);
+    if (infos == NULL) return -1;
+    int rc = -1;
+    char *json = NULL;
+    float *data = NULL;
+    sink_t sink = {.fd = -1};
+    size_t tensors = 0, most = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t m = largest_raw(&infos[i], export_tensor_count(&infos[i], with_optimizer));
+        if (m > most) most = m;
+    }
+    json = safetensors_header(infos, count, with_optimizer);
+    data = ff_mem_alloc(FF_MEM_IO, most);
+    if (json == NULL || data == NULL) {
+        ff_error_set(err, "%s: out of memory building the export", out_path);
+        goto cleanup;
+    }
+    /* Spaces after the JSON put the data at a multiple of 8 bytes, as the
+     * reference writer does, so readers can map the tensors aligned. */
+    size_t json_bytes = strlen(json);
+    size_t padding = (SAFETENSORS_ALIGN - json_bytes % SAFETENSORS_ALIGN) % SAFETENSORS_ALIGN;
+    uint64_t header_bytes = (uint64_t)(json_bytes + padding);
+    uint8_t length[8];
+    for (int i = 0; i < 8; i++) length[i] = (uint8_t)(header_bytes >> (8 * i));
+    const char spaces[SAFETENSORS_ALIGN] = "       ";
+    if (sink_open(&sink, out_path, err) != 0 || sink_write(&sink, length, 8, err) != 0 ||
+        sink_write(&sink, json, json_bytes, err) != 0 ||
+        sink_write(&sink, spaces, padding, err) != 0)
+        goto cleanup;
+    for (size_t i = 0; i < count; i++) {
+        for (uint32_t t = 0; t < export_tensor_count(&infos[i], with_optimizer); t++) {
+            const ff_layerfile_tensor_t *tensor = &infos[i].tensors[t];
+            if (ff_inspect_read_tensor(paths[i], tensor, data, err) != 0 ||
+                sink_write(&sink, data, (size_t)tensor->raw_bytes, err) != 0)
+                goto cleanup;
+            tensors++;
+        }
+    }
+    uint64_t bytes = sink.bytes;
+    if (sink_commit(&sink, err) != 0) goto cleanup;
+    if (result != NULL) {
+        result->tensors = tensors;
+        result->bytes = bytes;
+    }
+    rc = 0;
+cleanup:
+    if (rc != 0) sink_abort(&sink);
+    ff_mem_free(data);
+    cJSON_free(json);
+    ff_mem_free(infos);
+    return rc;
+}
+
+int ff_inspect_write_npy(const char *path, const float *data, uint32_t ndim, const uint64_t *shape,
+                         ff_error_t *err) {
+    if (ndim < 1 || ndim > 2)
+        return ff_error_set(err, "%s: %u dimensions, expected 1 or 2", path, ndim);
+    size_t count = 1, bytes;
+    for (uint32_t d = 0; d < ndim; d++)
+        if (shape[d] > SIZE_MAX || ff_mul_size(count, (size_t)shape[d], &count) != 0)
+            return ff_error_set(err, "%s: shape too large", path);
+    if (ff_mul_size(count, sizeof(float), &bytes) != 0)
+        return ff_error_set(err, "%s: shape too large", path);
+    char dict[160];
+    if (ndim == 1)
+        snprintf(dict, sizeof dict,
+                 "{'descr': '<f4', 'fortran_order': False, 'shape': (%" PRIu64 ",), }", shape[0]);
+    else
+        snprintf(dict, sizeof dict,
+                 "{'descr': '<f4', 'fortran_order': False, 'shape': (%" PRIu64 ", %" PRIu64 "), }",
+                 shape[0], shape[1]);
+    /* magic (6), version (2), header length (2), dict, spaces, '\n': the
+     * whole a multiple of 64 so the data are aligned. */
+    uint8_t header[256];
+    size_t dict_bytes = strlen(dict);
+    size_t total = (10 + dict_bytes + 1 + NPY_ALIGN - 1) / NPY_ALIGN * NPY_ALIGN;
+    memcpy(header, "\x93NUMPY\x01\x00", 8);
+    header[8] = (uint8_t)((total - 10) & 0xff);
+    header[9] = (uint8_t)((total - 10) >> 8);
+    memcpy(header + 10, dict, dict_bytes);
+    memset(header + 10 + dict_bytes, ' ', total - 10 - dict_bytes - 1);
+    header[total - 1] = '\n';
+    sink_t sink;
+    if (sink_open(&sink, path, err) != 0 || sink_write(&sink, header, total, err) != 0 ||
+        sink_write(&sink, data, bytes, err) != 0 || sink_commit(&sink, err) != 0) {
+        sink_abort(&sink);
+        return -1;
+    }
+    return 0;
+}
+
+int ff_inspect_export_npy(const char *dir, const char *const *paths, size_t count,
+                          int with_optimizer, ff_inspect_export_t *result, ff_error_t *err) {
+    if (result != NULL) memset(result, 0, sizeof *result);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return ff_error_set(err, "%s: cannot create directory: %s", dir, strerror(errno));
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return ff_error_set(err, "%s: exists and is not a directory", dir);
+    ff_layerfile_info_t *infos = read_export_infos(paths, count, with_optimizer, err);
+    if (infos == NULL) return -1;
+    int rc = -1;
+    size_t most = 0, tensors = 0;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t m = largest_raw(&infos[i], export_tensor_count(&infos[i], with_optimizer));
+        if (m > most) most = m;
+    }
+    float *data = ff_mem_alloc(FF_MEM_IO, most);
+    if (data == NULL) {
+        ff_error_set(err, "%s: out of memory for a %zu-byte tensor", dir, most);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < count; i++) {
+        for (uint32_t t = 0; t < export_tensor_count(&infos[i], with_optimizer); t++) {
+            const ff_layerfile_tensor_t *tensor = &infos[i].tensors[t];
+            char path[FF_INSPECT_PATH_MAX + 64];
+            if (snprintf(path, sizeof path, "%s/layers.%u.%s.npy", dir, infos[i].meta.layer_index,
+                         tensor->name) >= (int)sizeof path) {
+                ff_error_set(err, "%s: path too long", dir);
+                goto cleanup;
+            }
+            if (ff_inspect_read_tensor(paths[i], tensor, data, err) != 0 ||
+                ff_inspect_write_npy(path, data, tensor->ndim, tensor->shape, err) != 0)
+                goto cleanup;
+            tensors++;
+            if (stat(path, &st) == 0) bytes += (uint64_t)st.st_size;
+        }
+    }
+    if (result != NULL) {
+        result->tensors = tensors;
+        result->bytes = bytes;
+    }
+    rc = 0;
+cleanup:
+    ff_mem_free(data);
+    ff_mem_free(infos);
+    return rc;
+}
