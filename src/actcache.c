@@ -235,8 +235,14 @@ size_t ff_actcache_buffer_bytes(const ff_actcache_t *c) { return c->slot_bytes; 
 
 void ff_actcache_release(const ff_actcache_t *c, uint64_t chunk) {
     if (c->direct) return;
-    posix_fadvise(c->fd, (off_t)ff_actcache_chunk_offset(c, chunk),
-                  (off_t)ff_actcache_chunk_io_bytes(c, chunk), POSIX_FADV_DONTNEED);
+    off_t offset = (off_t)ff_actcache_chunk_offset(c, chunk);
+    off_t length = (off_t)ff_actcache_chunk_io_bytes(c, chunk);
+    /* Dirty pages cannot be dropped: write a written chunk back first (a
+     * no-op for a chunk that was only read). */
+    sync_file_range(c->fd, offset, length,
+                    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                        SYNC_FILE_RANGE_WAIT_AFTER);
+    posix_fadvise(c->fd, offset, length, POSIX_FADV_DONTNEED);
 }
 
 void ff_actcache_pad(const ff_actcache_t *c, uint64_t chunk, void *buffer) {

@@ -55,6 +55,8 @@ _Static_assert(sizeof(pid_t) <= sizeof(sig_atomic_t), "a pid must fit a sig_atom
 /* The command's pid while ff_cgroup_run waits for it, else 0: where the
  * SIGINT/SIGTERM handlers forward to. */
 static volatile sig_atomic_t forward_pid = 0;
+/* The last signal forwarded during a run, reported to the caller. */
+static volatile sig_atomic_t forwarded_signal = 0;
 
 /* Numbers the groups this process creates, probes included. */
 static atomic_uint group_counter = 0;
@@ -554,6 +556,7 @@ static int remove_group(const char *group, ff_error_t *err) {
 static void forward_signal(int sig) {
     const int saved = errno;
     const pid_t pid = (pid_t)forward_pid;
+    forwarded_signal = sig;
     if (pid > 0) kill(pid, sig);
     errno = saved;
 }
@@ -653,6 +656,7 @@ static int read_outcome(ff_cgroup_version_t version, const char *group, uint64_t
 int ff_cgroup_run(const ff_cgroup_env_t *env, char *const argv[], uint64_t limit_bytes,
                   int stderr_fd, ff_cgroup_result_t *res, ff_error_t *err) {
     memset(res, 0, sizeof *res);
+    forwarded_signal = 0;
     res->limit_bytes = limit_bytes;
     res->version = env->version;
     if (env->version != FF_CGROUP_V1 && env->version != FF_CGROUP_V2)
@@ -764,6 +768,7 @@ int ff_cgroup_run(const ff_cgroup_env_t *env, char *const argv[], uint64_t limit
     }
     reaped = true;
     res->wall_seconds = now_seconds() - start;
+    res->forwarded_signal = forwarded_signal;
     res->child_maxrss_bytes = (uint64_t)usage.ru_maxrss * 1024u; /* Linux: KiB */
     if (WIFEXITED(status)) {
         res->exited = 1;

@@ -65,6 +65,7 @@ int main(int argc, char **argv) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_stop_signal;
+        sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C stops at once */
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
@@ -83,6 +84,9 @@ int main(int argc, char **argv) {
     default: rc = ff_train_ffmem(&cfg, &train, &test, &res, &err); break;
     }
     int status = 0;
+    if (res.started_fresh)
+        fprintf(stderr, "fftrain: %s held no run.json (the run was stopped before it wrote one): "
+                        "started it anew\n", cfg.run_dir);
     if (rc == 1) {
         fprintf(stderr,
                 "fftrain: stopped; the run is saved. Resume with:\n  fftrain --resume --run %s "
@@ -91,7 +95,7 @@ int main(int argc, char **argv) {
         status = 130;
     } else if (rc != 0) {
         fprintf(stderr, "fftrain: %s\n", err.msg);
-        if (cfg.mode == FF_MODE_FF_STREAM)
+        if (cfg.mode == FF_MODE_FF_STREAM && res.run_intact)
             fprintf(stderr, "fftrain: files written before the error are intact; after fixing "
                             "the cause, continue with --resume --run %s\n",
                     cfg.run_dir);

@@ -125,6 +125,15 @@ int ff_train_ffmem(const ff_config_t *cfg, const ff_dataset_t *train, const ff_d
                    ff_result_t *res, ff_error_t *err) {
     memset(res, 0, sizeof *res);
     int rc = -1;
+    if (cfg->run_dir[0] != '\0') {
+        /* Never overwrite another run (an unfinished ff-stream run above all). */
+        ff_run_state_t existing;
+        int missing = 0;
+        if (ff_run_read(cfg->run_dir, &existing, &missing, err) == 0)
+            return ff_error_set(err, "%s already holds a run (%s); choose another --run directory",
+                                cfg->run_dir, existing.mode);
+        if (!missing) return -1;
+    }
     const size_t N = train->count, m = cfg->batch / 2, H = cfg->hidden;
     const size_t nbatches = (N + m - 1) / m;
     const size_t in0 = ff_data_input_dim(train->pixels, cfg->label);

@@ -54,6 +54,8 @@ typedef struct {
     size_t buf_bytes;
     size_t write_pending[2];  /* bytes of the write in flight from buf[2+i] */
     const char *write_path[2];
+    const ff_actcache_t *write_cache[2]; /* ... into this cache, */
+    uint64_t write_chunk[2];             /* ... as this chunk */
     ff_step_workspace_t ws;
     float *good;              /* [rows of a chunk] goodness */
     float *scores;            /* [T * 10] */
@@ -99,7 +101,10 @@ static int drain_write(stream_t *s, int b, ff_error_t *err) {
     size_t want = s->write_pending[b - 2];
     if (want == 0) return 0;
     s->write_pending[b - 2] = 0;
-    return await_buffer(s, b, want, s->write_path[b - 2], "write", err);
+    if (await_buffer(s, b, want, s->write_path[b - 2], "write", err) != 0) return -1;
+    /* Written: in buffered mode its pages can leave the page cache now. */
+    ff_actcache_release(s->write_cache[b - 2], s->write_chunk[b - 2]);
+    return 0;
 }
 
 static int write_chunk(stream_t *s, ff_actcache_t *cache, uint64_t c, int b, ff_error_t *err) {
@@ -110,6 +115,8 @@ static int write_chunk(stream_t *s, ff_actcache_t *cache, uint64_t c, int b, ff_
         return ff_error_wrap(err, "%s: writing chunk %llu", cache->path, (unsigned long long)c);
     s->write_pending[b - 2] = bytes;
     s->write_path[b - 2] = cache->path;
+    s->write_cache[b - 2] = cache;
+    s->write_chunk[b - 2] = c;
     return 0;
 }
 
@@ -220,6 +227,12 @@ static int write_input_caches(stream_t *s, const ff_dataset_t *train, const ff_d
     if (write_scores(s, 0, err) != 0) goto cleanup;
     rc = 0;
 cleanup:
+    if (rc != 0) {
+        /* A write of the other buffer may still be in flight into cache. */
+        ff_error_t ignored;
+        drain_write(s, 2, &ignored);
+        drain_write(s, 3, &ignored);
+    }
     ff_actcache_close(&cache);
     return rc;
 }
@@ -302,15 +315,22 @@ static int open_layer(stream_t *s, uint32_t k, ff_layer_t *layer, ff_layerfile_m
     }
     if (ff_layerfile_load(path, layer, meta, 1, err) != 0) return -1;
     *found = 1;
-    if (layer->in != in || layer->out != s->H || meta->layer_index != k ||
-        meta->epochs_total != s->cfg->epochs || meta->data_fingerprint != s->data_fp ||
-        meta->config_fingerprint != ff_config_fingerprint(s->cfg) ||
-        meta->epochs_done > meta->epochs_total || meta->batch_in_epoch >= s->nbatches) {
+    const char *field = NULL;
+    if (layer->in != in || layer->out != s->H) field = "shape";
+    else if (meta->layer_index != k) field = "layer_index";
+    else if (meta->epochs_total != s->cfg->epochs) field = "epochs_total";
+    else if (meta->data_fingerprint != s->data_fp) field = "data_fingerprint";
+    else if (meta->config_fingerprint != ff_config_fingerprint(s->cfg)) field = "config_fingerprint";
+    else if (meta->epochs_done > meta->epochs_total) field = "epochs_done";
+    else if (meta->batch_in_epoch >= s->nbatches) field = "batch_in_epoch";
+    if (field != NULL) {
+        uint32_t got_in = layer->in, got_out = layer->out;
         ff_layer_free(layer);
         return ff_error_set(err,
-                            "%s: checkpoint does not belong to this run (layer %u, %u -> %u, "
-                            "%u of %u epochs; expected layer %u, %u -> %zu, %u epochs)",
-                            path, meta->layer_index, layer->in, layer->out, meta->epochs_done,
+                            "%s: checkpoint does not belong to this run: field %s differs (file: "
+                            "layer %u, %u -> %u, %u of %u epochs; run: layer %u, %u -> %zu, %u "
+                            "epochs)",
+                            path, field, meta->layer_index, got_in, got_out, meta->epochs_done,
                             meta->epochs_total, k, in, s->H, s->cfg->epochs);
     }
     return 0;
@@ -639,8 +659,15 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
         }
         if (ff_run_check_resume(&state, cfg, s.data_fp, err) != 0) goto cleanup;
         if (state.finished) {
-            ff_error_set(err, "%s: the run is finished (see %s/result.json)", s.dir, s.dir);
-            goto cleanup;
+            char result_path[4200];
+            struct stat st;
+            if (ff_run_path(result_path, sizeof result_path, s.dir, "result.json") == 0 &&
+                stat(result_path, &st) == 0) {
+                ff_error_set(err, "%s: the run is finished (see %s)", s.dir, result_path);
+                goto cleanup;
+            }
+            /* Killed after the last layer but before its result was written:
+             * everything needed is on disk, only the result is left to do. */
         }
         res->resumed = 1;
         res->resumed_at_layer = state.cache_layer == FF_RUN_NO_CACHE ? 0 : state.cache_layer;
@@ -650,10 +677,9 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
     } else if (!missing) {
         goto cleanup; /* run.json exists but is unreadable: err says why */
     } else {
-        if (cfg->resume) {
-            ff_error_set(err, "%s: nothing to resume (no run.json)", s.dir);
-            goto cleanup;
-        }
+        /* No run.json: a new run. With --resume the run was killed before it
+         * wrote one (while loading the data), so there is nothing to lose. */
+        res->started_fresh = cfg->resume;
         if (ff_run_make_dirs(s.dir, err) != 0) goto cleanup;
         memset(&state, 0, sizeof state);
         snprintf(state.mode, sizeof state.mode, "%s", ff_mode_name(cfg->mode));
@@ -707,12 +733,13 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
     ff_memmodel_t model = ff_memmodel(cfg, train->pixels, s.N, s.T);
     res->working_set_bytes = model.parameters + model.activations + model.io;
 
+    res->run_intact = 1; /* from here on an error leaves a run --resume can continue */
     uint32_t first = state.cache_layer == FF_RUN_NO_CACHE ? 0 : state.cache_layer;
     uint64_t passes = (uint64_t)(cfg->layers - first) * (cfg->epochs + 1) * 2 * s.N;
     ff_progress_init(&s.prog, cfg->quiet ? 0 : cfg->progress, passes);
     double t_start = ff_now();
 
-    if (state.cache_layer == FF_RUN_NO_CACHE) {
+    if (state.cache_layer == FF_RUN_NO_CACHE && !state.finished) {
         neg = ff_mem_alloc(FF_MEM_DATASET, s.N);
         if (neg == NULL) {
             ff_error_set(err, "out of memory for negative labels");
@@ -731,7 +758,7 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
     ff_data_free(train);
     ff_data_free(test);
 
-    for (uint32_t k = state.cache_layer; k < cfg->layers; k++) {
+    for (uint32_t k = state.finished ? cfg->layers : state.cache_layer; k < cfg->layers; k++) {
         double t_layer = ff_now();
         ff_layerfile_meta_t meta;
         int found;

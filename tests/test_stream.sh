@@ -100,6 +100,7 @@ kill_resume layer-saved saved:1:0
 kill_resume cache-pass cache:0:4
 kill_resume between advanced:0:0
 kill_resume eval-last eval:2:1
+kill_resume finished-no-result advanced:2:0
 kill_resume twice train:1:5 eval:1:2
 kill_resume thrice train:0:7 train:0:3 cache:1:2
 
@@ -158,7 +159,17 @@ ln -s "$data/train-images-idx3-ubyte.gz" "$tmp/otherdata/t10k-images-idx3-ubyte.
 ln -s "$data/train-labels-idx1-ubyte.gz" "$tmp/otherdata/t10k-labels-idx1-ubyte.gz"
 expect_refusal "resume with other data" "the data differ" --mode ff-stream --run "$dir" --resume $FLAGS --data "$tmp/otherdata"
 expect_refusal "a second run in the same directory" "already holds a run" --mode ff-stream --run "$dir" $FLAGS
-expect_refusal "resume of nothing" "nothing to resume" --mode ff-stream --run "$tmp/none" --resume $FLAGS
+expect_refusal "resume of a finished run" "the run is finished" --mode ff-stream --run "$tmp/ref" --resume $FLAGS
+expect_refusal "ff-mem over an existing run" "already holds a run (ff-stream)" --mode ff-mem --run "$dir" $FLAGS
+# Killed while loading the data, before run.json existed: --resume starts anew.
+checks=$((checks + 1))
+if "$FFTRAIN" --mode ff-stream --run "$tmp/none" --resume $FLAGS 2>"$tmp/none.err" \
+    && grep -q "held no run.json" "$tmp/none.err"; then
+    ok "resume without run.json: $(cat "$tmp/none.err")"
+    same_layers "$tmp/ref" "$tmp/none" "resume without run.json"
+else
+    fail "resume without run.json: $(cat "$tmp/none.err")"
+fi
 "$FFTRAIN" --mode ff-stream --run "$dir" --resume $FLAGS || fail "resume after refusals"
 same_layers "$tmp/ref" "$dir" "refusals left the run intact"
 

@@ -116,8 +116,11 @@ static void draw_series(FILE *f, const panel_t *p, const point_t *pts, int n, co
             fprintf(f, "<path d=\"M%.1f %.1fL%.1f %.1fM%.1f %.1fL%.1f %.1f\" stroke=\"%s\" "
                        "stroke-width=\"2.2\"/>\n", x - 4, y - 4, x + 4, y + 4, x - 4, y + 4, x + 4,
                     y - 4, color);
-            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#d62728\">%s</text>\n",
-                    x + 9, y - 6, pts[i].status == 1 ? "OOM" : "failed");
+            /* Near the right edge the label goes to the left of the mark. */
+            int left = x > p->x0 + p->w - 40;
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#d62728\"%s>%s</text>\n",
+                    left ? x - 9 : x + 9, y - 6, left ? " text-anchor=\"end\"" : "",
+                    pts[i].status == 1 ? "OOM" : "failed");
         }
     }
 }
@@ -309,8 +312,9 @@ int main(int argc, char **argv) {
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" "
                    "stroke-width=\"1.5\" stroke-dasharray=\"10,5\"/>\n", pm.x0, py(&pm, limit),
                 pm.x0 + pm.w, py(&pm, limit));
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\" "
-                   "fill=\"#d62728\">memory limit %.0f MiB</text>\n", pm.x0 + pm.w - 4,
+        /* Left-aligned in the middle: OOM labels sit at the panel's ends. */
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" "
+                   "fill=\"#d62728\">memory limit %.0f MiB</text>\n", pm.x0 + pm.w * 0.4,
                 py(&pm, limit) - 5, limit);
     }
     for (int i = 0; i < ns; i++) {

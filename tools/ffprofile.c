@@ -387,6 +387,8 @@ static cJSON *one_run(const profile_args_t *a, const ff_cgroup_env_t *cg, ff_mod
             o.peak_rss = r.child_maxrss_bytes;
             o.cgroup_peak = r.peak_bytes;
             o.wall = r.wall_seconds;
+            /* ff_cgroup_run took the signal to pass it on: stop the sweep too. */
+            if (r.forwarded_signal != 0) interrupted = 1;
         }
     } else {
         started = run_plain(argv, fd, &o);

@@ -78,7 +78,8 @@ uint64_t ff_actcache_chunk_offset(const ff_actcache_t *cache, uint64_t c);
  * ff_mem_alloc_aligned(..., FF_ACTCACHE_ALIGN). */
 size_t ff_actcache_buffer_bytes(const ff_actcache_t *cache);
 
-/* Tells the kernel chunk c's pages are no longer needed (buffered mode). */
+/* Tells the kernel chunk c's pages are no longer needed (buffered mode;
+ * a written chunk is written back first). */
 void ff_actcache_release(const ff_actcache_t *cache, uint64_t c);
 
 /* Zeroes a chunk buffer's padding after the rows of chunk c so the bytes

@@ -42,6 +42,7 @@ typedef struct {
     uint64_t child_maxrss_bytes; /* the command's own peak RSS (rusage) */
     uint64_t limit_bytes;
     double wall_seconds;
+    int forwarded_signal;     /* SIGINT/SIGTERM the caller received and passed on, else 0 */
     ff_cgroup_version_t version;
 } ff_cgroup_result_t;
 

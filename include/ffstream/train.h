@@ -43,6 +43,8 @@ typedef struct {
     const char *io_backend;     /* "uring" or "pread" */
     uint32_t resumed_at_layer;  /* layer a resumed run started from */
     int resumed;
+    int started_fresh;          /* --resume found no run.json and started a new run */
+    int run_intact;             /* an error left a resumable run behind */
     ff_mem_stats_t memory;  /* the program's own accounting, at the end */
     uint64_t peak_rss_bytes;
 } ff_result_t;
