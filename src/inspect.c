@@ -21,6 +21,7 @@
 #include <zlib.h>
 
 #include "ffstream/memstat.h"
+#include "fileio.h"
 
 /* The exported bytes are the floats as they are in memory; both formats
  * say little-endian. */
@@ -79,36 +80,6 @@ void ff_inspect_stats(const float *data, size_t count, ff_inspect_stats_t *out) 
     out->std = sqrt(deviation / (double)out->finite);
 }
 
-/* Reads exactly size bytes at offset. @return 0, or -1 with errno set (0
- * when the file ended first). */
-static int read_exact(int fd, void *buf, size_t size, uint64_t offset) {
-    uint8_t *p = buf;
-    while (size > 0) {
-        ssize_t n = pread(fd, p, size > IO_CHUNK ? IO_CHUNK : size, (off_t)offset);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            if (n == 0) errno = 0;
-            return -1;
-        }
-        p += n;
-        size -= (size_t)n;
-        offset += (uint64_t)n;
-    }
-    return 0;
-}
-
-static uint32_t crc32_of(const void *data, size_t size) {
-    const Bytef *p = data;
-    uLong crc = crc32(0L, Z_NULL, 0);
-    while (size > 0) {
-        uInt n = size > IO_CHUNK ? IO_CHUNK : (uInt)size;
-        crc = crc32(crc, p, n);
-        p += n;
-        size -= n;
-    }
-    return (uint32_t)crc;
-}
-
 int ff_inspect_read_tensor(const char *path, const ff_layerfile_tensor_t *t, float *dst,
                            ff_error_t *err) {
     if (t->stored_bytes > SIZE_MAX || t->raw_bytes > SIZE_MAX)
@@ -122,7 +93,7 @@ int ff_inspect_read_tensor(const char *path, const ff_layerfile_tensor_t *t, flo
                      t->stored_bytes);
         goto cleanup;
     }
-    if (read_exact(fd, stored, (size_t)t->stored_bytes, t->offset) != 0) {
+    if (ff_fileio_read_exact(fd, stored, (size_t)t->stored_bytes, t->offset) != 0) {
         if (errno == 0)
             ff_error_set(err,
                          "%s: tensor %s: the file ends before byte %" PRIu64 " (bytes %" PRIu64
@@ -133,7 +104,7 @@ int ff_inspect_read_tensor(const char *path, const ff_layerfile_tensor_t *t, flo
             ff_error_set(err, "%s: tensor %s: cannot read: %s", path, t->name, strerror(errno));
         goto cleanup;
     }
-    uint32_t crc = crc32_of(stored, (size_t)t->stored_bytes);
+    uint32_t crc = ff_fileio_crc32(stored, (size_t)t->stored_bytes);
     if (crc != t->crc32) {
         ff_error_set(err,
                      "%s: tensor %s: crc32 mismatch (the header says %08x, bytes %" PRIu64
@@ -471,7 +442,7 @@ static uint8_t *read_header_bytes(const char *path, size_t *size, ff_error_t *er
     }
     uint8_t pre[FF_LAYERFILE_PREAMBLE];
     uint8_t *bytes = NULL;
-    if (read_exact(fd, pre, sizeof pre, 0) != 0) {
+    if (ff_fileio_read_exact(fd, pre, sizeof pre, 0) != 0) {
         ff_error_set(err, "%s: cannot read the preamble", path);
         goto cleanup;
     }
@@ -487,7 +458,7 @@ static uint8_t *read_header_bytes(const char *path, size_t *size, ff_error_t *er
         ff_error_set(err, "%s: out of memory for the header", path);
         goto cleanup;
     }
-    if (read_exact(fd, bytes, *size, 0) != 0) {
+    if (ff_fileio_read_exact(fd, bytes, *size, 0) != 0) {
         ff_error_set(err, "%s: cannot read the header", path);
         free(bytes);
         bytes = NULL;

@@ -20,6 +20,7 @@
 
 #include "ffstream/memstat.h"
 #include "ffstream/report.h"
+#include "fileio.h"
 
 /* Tensors are stored as the float32 bytes of memory, which the format
  * defines as little-endian. */
@@ -35,7 +36,6 @@
  * header, so the file is assembled in one buffer; the header is ~1.5 KiB. */
 #define HEADER_RESERVE 16384u
 /* A pread or crc32 call covers at most this much (crc32 takes a uInt). */
-#define IO_CHUNK (1u << 30)
 
 static const char *const tensor_names[FF_LAYERFILE_MAX_TENSORS] = {
     "weight", "bias", "adam_m.weight", "adam_m.bias", "adam_v.weight", "adam_v.bias",
@@ -217,18 +217,6 @@ ff_layerfile_options_t ff_layerfile_default_options(void) {
      * ~780 MB/s; level 3 gains under 2% for a slower compressor. */
     ff_layerfile_options_t opt = {.codec = FF_CODEC_ZSTD_SHUFFLE, .level = 1};
     return opt;
-}
-
-static uint32_t crc32_of(const void *data, size_t size) {
-    const Bytef *p = data;
-    uLong crc = crc32(0L, Z_NULL, 0);
-    while (size > 0) {
-        uInt n = size > IO_CHUNK ? IO_CHUNK : (uInt)size;
-        crc = crc32(crc, p, n);
-        p += n;
-        size -= n;
-    }
-    return (uint32_t)crc;
 }
 
 static void put_le32(uint8_t *p, uint32_t v) {
@@ -436,7 +424,7 @@ int ff_layerfile_save(const char *path, const ff_layer_t *layer, const ff_layerf
             goto cleanup;
         }
         t->stored_bytes = stored;
-        t->crc32 = crc32_of(dst, stored);
+        t->crc32 = ff_fileio_crc32(dst, stored);
         payload += stored;
     }
     /* Offsets are absolute, so they depend on the header's length, which
@@ -842,24 +830,6 @@ cleanup:
     return rc;
 }
 
-/* Reads exactly size bytes at offset. @return 0, or -1 with errno set (0
- * when the file ended first). */
-static int read_exact(int fd, void *buf, size_t size, uint64_t offset) {
-    uint8_t *p = buf;
-    while (size > 0) {
-        ssize_t n = pread(fd, p, size > IO_CHUNK ? IO_CHUNK : size, (off_t)offset);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            if (n == 0) errno = 0;
-            return -1;
-        }
-        p += n;
-        size -= (size_t)n;
-        offset += (uint64_t)n;
-    }
-    return 0;
-}
-
 static int read_error(const char *path, const char *what, ff_error_t *err) {
     if (errno == 0)
         return ff_error_set(err,
@@ -898,7 +868,7 @@ static int open_layerfile(const char *path, int *fd_out, ff_layerfile_info_t *in
     info->file_bytes = (uint64_t)st.st_size;
     uint8_t pre[FF_LAYERFILE_PREAMBLE];
     size_t have = info->file_bytes < sizeof pre ? (size_t)info->file_bytes : sizeof pre;
-    if (read_exact(fd, pre, have, 0) != 0) {
+    if (ff_fileio_read_exact(fd, pre, have, 0) != 0) {
         read_error(path, "the preamble", err);
         goto cleanup;
     }
@@ -940,7 +910,7 @@ static int open_layerfile(const char *path, int *fd_out, ff_layerfile_info_t *in
         ff_error_set(err, "%s: out of memory for the %u-byte header", path, header_bytes);
         goto cleanup;
     }
-    if (read_exact(fd, text, header_bytes, FF_LAYERFILE_PREAMBLE) != 0) {
+    if (ff_fileio_read_exact(fd, text, header_bytes, FF_LAYERFILE_PREAMBLE) != 0) {
         read_error(path, "the header", err);
         goto cleanup;
     }
@@ -961,12 +931,12 @@ cleanup:
  * (t->raw_bytes). */
 static int read_tensor(int fd, const char *path, const ff_layerfile_tensor_t *t, uint8_t *stored,
                        void *dst, ff_error_t *err) {
-    if (read_exact(fd, stored, (size_t)t->stored_bytes, t->offset) != 0) {
+    if (ff_fileio_read_exact(fd, stored, (size_t)t->stored_bytes, t->offset) != 0) {
         char what[64];
         snprintf(what, sizeof what, "tensor %s", t->name);
         return read_error(path, what, err);
     }
-    uint32_t crc = crc32_of(stored, (size_t)t->stored_bytes);
+    uint32_t crc = ff_fileio_crc32(stored, (size_t)t->stored_bytes);
     if (crc != t->crc32)
         return ff_error_set(err, "%s: tensor %s: crc32 mismatch (stored %08x, computed %08x)", path,
                             t->name, t->crc32, crc);

@@ -107,6 +107,14 @@ static int drain_write(stream_t *s, int b, ff_error_t *err) {
     return 0;
 }
 
+/* On an error path: lets the writes still in flight finish (they point into
+ * files about to be closed and buffers about to be freed). */
+static void drain_writes_quietly(stream_t *s) {
+    ff_error_t ignored;
+    drain_write(s, 2, &ignored);
+    drain_write(s, 3, &ignored);
+}
+
 static int write_chunk(stream_t *s, ff_actcache_t *cache, uint64_t c, int b, ff_error_t *err) {
     ff_actcache_pad(cache, c, s->buf[b]);
     size_t bytes = ff_actcache_chunk_io_bytes(cache, c);
@@ -227,12 +235,7 @@ static int write_input_caches(stream_t *s, const ff_dataset_t *train, const ff_d
     if (write_scores(s, 0, err) != 0) goto cleanup;
     rc = 0;
 cleanup:
-    if (rc != 0) {
-        /* A write of the other buffer may still be in flight into cache. */
-        ff_error_t ignored;
-        drain_write(s, 2, &ignored);
-        drain_write(s, 3, &ignored);
-    }
+    if (rc != 0) drain_writes_quietly(s);
     ff_actcache_close(&cache);
     return rc;
 }
@@ -546,12 +549,7 @@ static int layer_passes(stream_t *s, uint32_t k, const ff_layer_t *layer,
     }
     rc = 0;
 cleanup:
-    if (rc != 0) {
-        /* Writes in flight point into train_out/test_out: finish them first. */
-        ff_error_t ignored;
-        drain_write(s, 2, &ignored);
-        drain_write(s, 3, &ignored);
-    }
+    if (rc != 0) drain_writes_quietly(s);
     return rc;
 }
 
