@@ -158,25 +158,99 @@ size_t ff_data_input_dim(size_t pixels, ff_label_mode_t mode) {
 
 void ff_data_embed(float *out, const float *image, size_t pixels, int label,
                    ff_label_mode_t mode) {
+    ff_data_embed_scaled(out, image, pixels, label, mode, 1.0f);
+}
+
+void ff_data_embed_scaled(float *out, const float *image, size_t pixels, int label,
+                          ff_label_mode_t mode, float scale) {
     memcpy(out, image, pixels * sizeof(float));
-    if (mode == FF_LABEL_CONCAT) {
-        for (int c = 0; c < FF_CLASSES; c++) out[pixels + c] = c == label ? 1.0f : 0.0f;
-        return;
+    float *slot = mode == FF_LABEL_CONCAT ? out + pixels : out;
+    float value = scale;
+    if (mode == FF_LABEL_OVERLAY) {
+        /* Overlay: the label's pixel carries the image's largest value so it
+         * stands out after standardisation, as in Hinton's reference code. */
+        float max = image[0];
+        for (size_t i = 1; i < pixels; i++)
+            if (image[i] > max) max = image[i];
+        value = max * scale;
     }
-    /* Overlay: the label's pixel carries the image's largest value so it
-     * stands out after standardisation, as in Hinton's reference code. */
-    float max = image[0];
-    for (size_t i = 1; i < pixels; i++)
-        if (image[i] > max) max = image[i];
-    for (int c = 0; c < FF_CLASSES; c++) out[c] = c == label ? max : 0.0f;
+    float neutral = value * 0.1f;
+    for (int c = 0; c < FF_CLASSES; c++)
+        slot[c] = label == FF_LABEL_NEUTRAL ? neutral : c == label ? value : 0.0f;
 }
 
 void ff_data_embed_rows(float *out, const float *images, size_t pixels, const uint32_t *idx,
                         const uint8_t *labels, size_t n, ff_label_mode_t mode) {
+    ff_data_embed_rows_scaled(out, images, pixels, idx, labels, n, mode, 1.0f);
+}
+
+void ff_data_embed_rows_scaled(float *out, const float *images, size_t pixels,
+                               const uint32_t *idx, const uint8_t *labels, size_t n,
+                               ff_label_mode_t mode, float scale) {
     size_t dim = ff_data_input_dim(pixels, mode);
     for (size_t i = 0; i < n; i++) {
         size_t src = idx != NULL ? idx[i] : i;
-        ff_data_embed(out + i * dim, images + src * pixels, pixels, labels[i], mode);
+        ff_data_embed_scaled(out + i * dim, images + src * pixels, pixels,
+                             labels != NULL ? labels[i] : FF_LABEL_NEUTRAL, mode, scale);
+    }
+}
+
+void ff_data_shift_row(float *row, uint32_t rows, uint32_t cols, ff_label_mode_t mode, int dx,
+                       int dy) {
+    size_t pixels = (size_t)rows * cols;
+    float label[FF_CLASSES];
+    int overlay = mode == FF_LABEL_OVERLAY && pixels > FF_CLASSES;
+    if (overlay) memcpy(label, row, sizeof label);
+    float background = row[overlay ? FF_CLASSES : 0];
+    for (size_t i = overlay ? FF_CLASSES : 0; i < pixels; i++)
+        if (row[i] < background) background = row[i];
+    /* The label pixels must not travel with the image. */
+    if (overlay)
+        for (int c = 0; c < FF_CLASSES; c++) row[c] = background;
+    /* In place: walk against the shift so every source is read before it is
+     * overwritten. */
+    int ystep = dy > 0 ? -1 : 1, xstep = dx > 0 ? -1 : 1;
+    for (int y = dy > 0 ? (int)rows - 1 : 0; y >= 0 && y < (int)rows; y += ystep) {
+        for (int x = dx > 0 ? (int)cols - 1 : 0; x >= 0 && x < (int)cols; x += xstep) {
+            int sy = y - dy, sx = x - dx;
+            int inside = sy >= 0 && sy < (int)rows && sx >= 0 && sx < (int)cols;
+            row[(size_t)y * cols + (size_t)x] =
+                inside ? row[(size_t)sy * cols + (size_t)sx] : background;
+        }
+    }
+    if (overlay) memcpy(row, label, sizeof label);
+}
+
+void ff_data_jitter_batch(float *x, size_t npos, size_t width, uint32_t rows, uint32_t cols,
+                          ff_label_mode_t mode, uint32_t max_shift, uint64_t seed,
+                          uint64_t epoch, uint64_t chunk) {
+    if (max_shift == 0) return;
+    ff_rng_t rng;
+    ff_rng_init(&rng, seed, FF_RNG_PURPOSE_JITTER, epoch, chunk);
+    uint32_t span = 2 * max_shift + 1;
+    for (size_t i = 0; i < npos; i++) {
+        int dx = (int)ff_rng_below(&rng, span) - (int)max_shift;
+        int dy = (int)ff_rng_below(&rng, span) - (int)max_shift;
+        if (dx == 0 && dy == 0) continue;
+        ff_data_shift_row(x + i * width, rows, cols, mode, dx, dy);
+        ff_data_shift_row(x + (npos + i) * width, rows, cols, mode, dx, dy);
+    }
+}
+
+void ff_data_redraw_negatives(float *x, size_t npos, size_t width, size_t pixels,
+                              ff_label_mode_t mode, uint64_t seed, uint64_t epoch,
+                              uint64_t chunk) {
+    size_t slot = mode == FF_LABEL_CONCAT ? pixels : 0;
+    ff_rng_t rng;
+    ff_rng_init(&rng, seed, FF_RNG_PURPOSE_NEGATIVE_EPOCH, epoch, chunk);
+    for (size_t i = 0; i < npos; i++) {
+        const float *pos = x + i * width + slot;
+        float *neg = x + (npos + i) * width + slot;
+        int label = 0;
+        for (int c = 1; c < FF_CLASSES; c++)
+            if (pos[c] > pos[label]) label = c;
+        int wrong = (label + 1 + (int)ff_rng_below(&rng, FF_CLASSES - 1)) % FF_CLASSES;
+        for (int c = 0; c < FF_CLASSES; c++) neg[c] = c == wrong ? pos[label] : 0.0f;
     }
 }
 

@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 double ff_softplus(double x) { return (x > 0 ? x : 0.0) + log1p(exp(-fabs(x))); }
@@ -101,20 +102,60 @@ void ff_dense_goodness(float *goodness, const float *y, size_t rows, size_t out,
 
 double ff_dense_ff_loss(float *dz, float *goodness, const float *y, size_t npos, size_t nneg,
                         size_t out, float theta, ff_goodness_t kind) {
+    ff_loss_params_t p = {.kind = FF_LOSS_SOFTPLUS, .goodness = kind, .theta = theta};
+    return ff_dense_local_loss(dz, goodness, y, npos, nneg, out, &p);
+}
+
+double ff_dense_local_loss(float *dz, float *goodness, const float *y, size_t npos, size_t nneg,
+                           size_t out, const ff_loss_params_t *p) {
     size_t rows = npos + nneg;
-    double scale = kind == FF_GOODNESS_MEAN ? 1.0 / (double)out : 1.0;
-    ff_dense_goodness(goodness, y, rows, out, kind);
+    double scale = p->goodness == FF_GOODNESS_MEAN ? 1.0 / (double)out : 1.0;
+    assert(p->kind != FF_LOSS_SYMBA || npos == nneg);
+    ff_dense_goodness(goodness, y, rows, out, p->goodness);
     double loss_pos = 0.0, loss_neg = 0.0;
     for (size_t i = 0; i < rows; i++) {
         int positive = i < npos;
-        double logit = (double)goodness[i] - theta;
+        double logit = (double)goodness[i] - p->theta;
         double dgood; /* dloss / dg_i */
-        if (positive) {
-            loss_pos += ff_softplus(-logit);
-            dgood = -ff_sigmoid(-logit) / (double)npos;
-        } else {
-            loss_neg += ff_softplus(logit);
-            dgood = ff_sigmoid(logit) / (double)nneg;
+        switch (p->kind) {
+        case FF_LOSS_LINEAR:
+            if (positive) {
+                loss_pos -= logit;
+                dgood = -1.0 / (double)npos;
+            } else {
+                loss_neg += logit;
+                dgood = 1.0 / (double)nneg;
+            }
+            break;
+        case FF_LOSS_PROBABILISTIC: {
+            double prob = ff_sigmoid(logit), dprob = prob * (1.0 - prob);
+            if (positive) {
+                loss_pos -= log(prob + FF_PROBABILISTIC_EPS);
+                dgood = -dprob / (prob + FF_PROBABILISTIC_EPS) / (double)npos;
+            } else {
+                loss_neg -= log(1.0 - prob + FF_PROBABILISTIC_EPS);
+                dgood = dprob / (1.0 - prob + FF_PROBABILISTIC_EPS) / (double)nneg;
+            }
+            break;
+        }
+        case FF_LOSS_SYMBA: {
+            /* Each pair's loss is counted once, with its positive row. */
+            size_t pair = positive ? i : i - npos;
+            double margin = (double)p->alpha * ((double)goodness[pair] - goodness[npos + pair]);
+            double pull = (double)p->alpha * ff_sigmoid(-margin) / (double)npos;
+            if (positive) loss_pos += ff_softplus(-margin);
+            dgood = positive ? -pull : pull;
+            break;
+        }
+        default:
+            if (positive) {
+                loss_pos += ff_softplus(-logit);
+                dgood = -ff_sigmoid(-logit) / (double)npos;
+            } else {
+                loss_neg += ff_softplus(logit);
+                dgood = ff_sigmoid(logit) / (double)nneg;
+            }
+            break;
         }
         /* dg/dy_j = 2 y_j * scale; y_j = 0 where the ReLU is off, so this is
          * also the gradient with respect to the pre-activation. */
@@ -125,7 +166,7 @@ double ff_dense_ff_loss(float *dz, float *goodness, const float *y, size_t npos,
     }
     double loss = 0.0;
     if (npos > 0) loss += loss_pos / (double)npos;
-    if (nneg > 0) loss += loss_neg / (double)nneg;
+    if (nneg > 0 && p->kind != FF_LOSS_SYMBA) loss += loss_neg / (double)nneg;
     return loss;
 }
 
@@ -150,6 +191,56 @@ double ff_dense_ff_loss_ref(float *dz, float *goodness, const float *y, size_t n
             dz[i * out + j] = yj > 0 ? (float)(dg * dgdy * yj) : 0.0f;
         }
     }
+    return loss;
+}
+
+double ff_dense_local_loss_ref(float *dz, float *goodness, const float *y, size_t npos,
+                               size_t nneg, size_t out, const ff_loss_params_t *p) {
+    size_t rows = npos + nneg;
+    double loss = 0.0;
+    double dgdy = p->goodness == FF_GOODNESS_MEAN ? 2.0 / (double)out : 2.0;
+    double *g = calloc(rows, sizeof *g);
+    assert(g != NULL);
+    for (size_t i = 0; i < rows; i++) {
+        for (size_t j = 0; j < out; j++) g[i] += (double)y[i * out + j] * y[i * out + j];
+        if (p->goodness == FF_GOODNESS_MEAN) g[i] /= (double)out;
+        goodness[i] = (float)g[i];
+    }
+    for (size_t i = 0; i < rows; i++) {
+        int positive = i < npos;
+        double count = positive ? (double)npos : (double)nneg;
+        double logit = g[i] - p->theta, dg;
+        if (p->kind == FF_LOSS_LINEAR) {
+            loss += (positive ? -logit : logit) / count;
+            dg = (positive ? -1.0 : 1.0) / count;
+        } else if (p->kind == FF_LOSS_PROBABILISTIC) {
+            double e = FF_PROBABILISTIC_EPS, prob = 1.0 / (1.0 + exp(-logit));
+            /* d/dg log(prob + e) = prob (1 - prob) / (prob + e) */
+            if (positive) {
+                loss += -log(prob + e) / count;
+                dg = -prob * (1.0 - prob) / (prob + e) / count;
+            } else {
+                loss += -log(1.0 - prob + e) / count;
+                dg = prob * (1.0 - prob) / (1.0 - prob + e) / count;
+            }
+        } else if (p->kind == FF_LOSS_SYMBA) {
+            size_t pair = positive ? i : i - npos;
+            double d = g[pair] - g[npos + pair];
+            /* d/dd log(1 + exp(-a d)) = -a / (1 + exp(a d)) */
+            double dd = -p->alpha / (1.0 + exp(p->alpha * d)) / (double)npos;
+            if (positive) loss += log(1.0 + exp(-p->alpha * d)) / (double)npos;
+            dg = positive ? dd : -dd;
+        } else {
+            double sign = positive ? -1.0 : 1.0;
+            loss += log(1.0 + exp(sign * logit)) / count;
+            dg = sign * (1.0 / (1.0 + exp(-sign * logit))) / count;
+        }
+        for (size_t j = 0; j < out; j++) {
+            double yj = y[i * out + j];
+            dz[i * out + j] = yj > 0 ? (float)(dg * dgdy * yj) : 0.0f;
+        }
+    }
+    free(g);
     return loss;
 }
 
@@ -227,6 +318,44 @@ double ff_dense_softmax_xent(float *dlogits, const float *logits, const uint8_t 
     return rows ? loss / (double)rows : 0.0;
 }
 
+double ff_dense_softmax_head(float *dweight, float *dbias, float *scratch, const float *x,
+                             const float *weight, const float *bias, const uint8_t *labels,
+                             size_t rows, size_t in, size_t classes) {
+    float *logits = scratch, *dlogits = scratch + rows * classes;
+    ff_dense_linear(logits, x, weight, bias, rows, in, classes);
+    double loss = ff_dense_softmax_xent(dlogits, logits, labels, rows, classes);
+    ff_dense_backward_params(dweight, dbias, dlogits, x, rows, in, classes);
+    return loss;
+}
+
+double ff_dense_softmax_head_ref(float *dweight, float *dbias, const float *x,
+                                 const float *weight, const float *bias, const uint8_t *labels,
+                                 size_t rows, size_t in, size_t classes) {
+    double loss = 0.0;
+    double *p = calloc(classes, sizeof *p);
+    assert(p != NULL);
+    memset(dweight, 0, classes * in * sizeof(float));
+    memset(dbias, 0, classes * sizeof(float));
+    for (size_t i = 0; i < rows; i++) {
+        double max = -INFINITY, sum = 0.0;
+        for (size_t c = 0; c < classes; c++) {
+            double z = bias[c];
+            for (size_t k = 0; k < in; k++) z += (double)weight[c * in + k] * x[i * in + k];
+            p[c] = z;
+            if (z > max) max = z;
+        }
+        for (size_t c = 0; c < classes; c++) sum += exp(p[c] - max);
+        loss += log(sum) + max - p[labels[i]];
+        for (size_t c = 0; c < classes; c++) {
+            double d = (exp(p[c] - max) / sum - (c == labels[i])) / (double)rows;
+            dbias[c] += (float)d;
+            for (size_t k = 0; k < in; k++) dweight[c * in + k] += (float)(d * x[i * in + k]);
+        }
+    }
+    free(p);
+    return rows ? loss / (double)rows : 0.0;
+}
+
 int ff_dense_set_threads(int threads) {
 #ifdef FF_HAVE_OPENBLAS_THREADS
     if (threads > 0) openblas_set_num_threads(threads);
@@ -243,4 +372,70 @@ const char *ff_dense_blas_name(void) {
 #else
     return "cblas";
 #endif
+}
+
+/* ---- recurrent FF (ff-recurrent) kernels ---- */
+
+/* Writes x / (||x|| + eps) of one row into out; x == NULL writes zeros. */
+static void normalize_row(float *out, const float *x, size_t dim) {
+    if (x == NULL) {
+        memset(out, 0, dim * sizeof(float));
+        return;
+    }
+    double sum = 0.0;
+    for (size_t j = 0; j < dim; j++) sum += (double)x[j] * x[j];
+    float inv = 1.0f / ((float)sqrt(sum) + FF_NORM_EPS);
+    for (size_t j = 0; j < dim; j++) out[j] = x[j] * inv;
+}
+
+void ff_dense_concat_normalized(float *u, const float *a, const float *b, size_t rows,
+                                size_t da, size_t db) {
+    size_t width = da + db;
+    for (size_t i = 0; i < rows; i++) {
+        normalize_row(u + i * width, a + i * da, da);
+        normalize_row(u + i * width + da, b != NULL ? b + i * db : NULL, db);
+    }
+}
+
+void ff_dense_concat_normalized_ref(float *u, const float *a, const float *b, size_t rows,
+                                    size_t da, size_t db) {
+    for (size_t i = 0; i < rows; i++) {
+        double na = 0.0, nb = 0.0;
+        for (size_t j = 0; j < da; j++) na += (double)a[i * da + j] * a[i * da + j];
+        for (size_t j = 0; b != NULL && j < db; j++) nb += (double)b[i * db + j] * b[i * db + j];
+        na = sqrt(na) + 1e-8;
+        nb = sqrt(nb) + 1e-8;
+        for (size_t j = 0; j < da; j++) u[i * (da + db) + j] = (float)(a[i * da + j] / na);
+        for (size_t j = 0; j < db; j++)
+            u[i * (da + db) + da + j] = b != NULL ? (float)(b[i * db + j] / nb) : 0.0f;
+    }
+}
+
+void ff_dense_blend(float *state, const float *old, const float *fresh, size_t n, float keep) {
+    float take = 1.0f - keep;
+    if (old == NULL) {
+        for (size_t i = 0; i < n; i++) state[i] = take * fresh[i];
+        return;
+    }
+    for (size_t i = 0; i < n; i++) state[i] = keep * old[i] + take * fresh[i];
+}
+
+void ff_dense_blend_ref(float *state, const float *old, const float *fresh, size_t n,
+                        float keep) {
+    for (size_t i = 0; i < n; i++) {
+        double o = old != NULL ? old[i] : 0.0;
+        state[i] = (float)((double)keep * o + (1.0 - (double)keep) * fresh[i]);
+    }
+}
+
+void ff_dense_blend_backward(float *dz, const float *dstate, const float *fresh, size_t n,
+                             float keep) {
+    float take = 1.0f - keep;
+    for (size_t i = 0; i < n; i++) dz[i] = fresh[i] > 0.0f ? take * dstate[i] : 0.0f;
+}
+
+void ff_dense_blend_backward_ref(float *dz, const float *dstate, const float *fresh, size_t n,
+                                 float keep) {
+    for (size_t i = 0; i < n; i++)
+        dz[i] = fresh[i] > 0.0f ? (float)((1.0 - (double)keep) * dstate[i]) : 0.0f;
 }

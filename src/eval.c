@@ -3,11 +3,16 @@
 
 void ff_eval_embed_candidates(float *out, const float *images, size_t pixels, size_t n,
                               ff_label_mode_t mode) {
+    ff_eval_embed_candidates_scaled(out, images, pixels, n, mode, 1.0f);
+}
+
+void ff_eval_embed_candidates_scaled(float *out, const float *images, size_t pixels, size_t n,
+                                     ff_label_mode_t mode, float scale) {
     size_t dim = ff_data_input_dim(pixels, mode);
     for (size_t i = 0; i < n; i++)
         for (int c = 0; c < FF_CLASSES; c++)
-            ff_data_embed(out + (i * FF_CLASSES + (size_t)c) * dim, images + i * pixels, pixels, c,
-                          mode);
+            ff_data_embed_scaled(out + (i * FF_CLASSES + (size_t)c) * dim, images + i * pixels,
+                                 pixels, c, mode, scale);
 }
 
 void ff_eval_accumulate(float *scores, const float *goodness, size_t n, float theta) {

@@ -1,6 +1,6 @@
-/* fftrain: trains one network with one trainer (ff-stream, ff-mem or bp),
- * evaluates it and reports accuracy, time and memory. The only place that
- * prints errors and chooses exit codes: 0 success, 1 failure, 2 bad flags,
+/* fftrain: trains one network with one trainer (ff-stream, ff-mem, bp or
+ * ff-recurrent), evaluates it and reports accuracy, time and memory. The only
+ * place that prints errors and chooses exit codes: 0 success, 1 failure, 2 bad flags,
  * 130 stopped by SIGINT/SIGTERM after saving (ff-stream; resumable). */
 #include <signal.h>
 #include <stdio.h>
@@ -38,6 +38,9 @@ static void print_summary(const ff_config_t *cfg, const ff_result_t *res) {
             100.0 * res->test_accuracy, (unsigned long long)res->test_samples, res->train_seconds,
             res->eval_seconds, (double)res->peak_rss_bytes / 1048576.0,
             res->train_seconds > 0 ? res->train_flops / res->train_seconds / 1e9 : 0.0);
+    if (cfg->eval_softmax && (cfg->mode == FF_MODE_FF_MEM || cfg->mode == FF_MODE_FF_STREAM))
+        fprintf(stdout, "  read-outs: softmax head %.2f%% (trained in %.1f s), every-label goodness %.2f%%\n",
+                100.0 * res->softmax_accuracy, res->head_seconds, 100.0 * res->goodness_accuracy);
 }
 
 static void on_stop_signal(int sig) {
@@ -81,6 +84,7 @@ int main(int argc, char **argv) {
     switch (cfg.mode) {
     case FF_MODE_BP: rc = ff_train_bp(&cfg, &train, &test, &res, &err); break;
     case FF_MODE_FF_STREAM: rc = ff_train_ffstream(&cfg, &train, &test, &res, &err); break;
+    case FF_MODE_FF_RECURRENT: rc = ff_train_ffrec(&cfg, &train, &test, &res, &err); break;
     default: rc = ff_train_ffmem(&cfg, &train, &test, &res, &err); break;
     }
     int status = 0;

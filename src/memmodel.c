@@ -4,6 +4,7 @@
 
 #include "ffstream/actcache.h"
 #include "ffstream/data.h"
+#include "ffstream/ffrec.h"
 #include "ffstream/layerfile.h"
 
 static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
@@ -33,6 +34,25 @@ ff_memmodel_t ff_memmodel(const ff_config_t *cfg, uint64_t pixels, uint64_t trai
         for (uint64_t l = 0; l < L; l++) acts += B * (l == 0 ? pixels : H) + B + B * H;
         m.activations = acts * F;
         m.dataset = dataset_bytes(pixels, train, test);
+    } else if (cfg->mode == FF_MODE_FF_RECURRENT) {
+        /* Mirrors train_ffrec.c: every layer and the read-out with their
+         * training state; a workspace of max(batch, 10 * batch/10) rows
+         * holding two generations of every layer's states (ffrec.c). */
+        const uint64_t E = cfg->batch / 10 > 0 ? cfg->batch / 10 : 1;
+        const uint64_t rows = max_u64(cfg->batch, FF_CLASSES * (E < test ? E : max_u64(test, 1)));
+        const uint64_t middle = L >= 3 ? 2 * H : (L == 2 ? H + FF_CLASSES : 0);
+        const uint64_t in_max =
+            max_u64(max_u64(pixels + (L > 1 ? H : FF_CLASSES), middle), H);
+        m.parameters = 4 * ff_memmodel_network_parameters(cfg, pixels) * F;
+        uint64_t acts = 2 * L * rows * H              /* states, two generations */
+                        + rows * pixels               /* images */
+                        + rows * in_max               /* normalised input */
+                        + 2 * rows * H                /* ReLU output, gradient */
+                        + 2 * rows                    /* goodness, scores */
+                        + 3 * rows * FF_CLASSES;      /* one-hot, logits, gradient */
+        m.activations = acts * F;
+        uint64_t nbatches = (train + cfg->batch / 2 - 1) / (cfg->batch / 2);
+        m.dataset = dataset_bytes(pixels, train, test) + rows + 4 * nbatches; /* + labels, order */
     } else if (cfg->mode == FF_MODE_FF_MEM) {
         const uint64_t rows = cfg->batch;
         uint64_t params = (in0 * H + H) + (L - 1) * (H * H + H);
@@ -74,6 +94,8 @@ ff_memmodel_t ff_memmodel(const ff_config_t *cfg, uint64_t pixels, uint64_t trai
 
 uint64_t ff_memmodel_network_parameters(const ff_config_t *cfg, uint64_t pixels) {
     const uint64_t H = cfg->hidden, L = cfg->layers;
+    if (cfg->mode == FF_MODE_FF_RECURRENT)
+        return ff_ffrec_parameter_count((uint32_t)L, (uint32_t)H, (uint32_t)pixels, FF_CLASSES);
     if (cfg->mode == FF_MODE_BP)
         return (pixels * H + H) + (L - 1) * (H * H + H) + (H * FF_CLASSES + FF_CLASSES);
     uint64_t in0 = ff_data_input_dim(pixels, cfg->label);

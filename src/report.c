@@ -39,6 +39,32 @@ char *ff_report_json(const ff_config_t *cfg, const ff_result_t *res) {
     cJSON_AddNumberToObject(root, "train_samples", (double)res->train_samples);
     cJSON_AddNumberToObject(root, "test_samples", (double)res->test_samples);
     add_number(root, "test_accuracy", res->test_accuracy);
+    /* The recipe (issue 7): its options and both read-outs. */
+    cJSON_AddStringToObject(root, "recipe", cfg->recipe);
+    add_number(root, "label_scale", cfg->label_scale);
+    cJSON_AddStringToObject(root, "loss", ff_loss_name(cfg->loss));
+    add_number(root, "symba_alpha", cfg->symba_alpha);
+    cJSON_AddStringToObject(root, "threshold", cfg->theta_per_unit ? "per-unit" : "fixed");
+    cJSON_AddStringToObject(root, "lr_schedule",
+                            cfg->lr_schedule == FF_LR_LINEAR_DECAY ? "linear-decay" : "constant");
+    add_number(root, "lr_decay_start", cfg->lr_decay_start);
+    add_number(root, "weight_decay", cfg->weight_decay);
+    cJSON_AddNumberToObject(root, "jitter", cfg->jitter);
+    cJSON_AddStringToObject(root, "eval", cfg->eval_softmax ? "softmax" : "goodness");
+    cJSON_AddStringToObject(root, "score_layers", cfg->score_all_layers ? "all" : "skip-first");
+    cJSON_AddStringToObject(root, "negatives", cfg->fresh_negatives ? "per-epoch" : "fixed");
+    if (cfg->mode == FF_MODE_FF_MEM || cfg->mode == FF_MODE_FF_STREAM) {
+        add_number(root, "goodness_accuracy", res->goodness_accuracy);
+        if (cfg->eval_softmax) {
+            cJSON_AddNumberToObject(root, "head_epochs", cfg->head_epochs);
+            add_number(root, "head_lr", cfg->head_lr);
+            add_number(root, "softmax_accuracy", res->softmax_accuracy);
+            add_number(root, "head_seconds", res->head_seconds);
+            char hex[17];
+            snprintf(hex, sizeof hex, "%016llx", (unsigned long long)res->head_hash);
+            cJSON_AddStringToObject(root, "head_fnv1a64", hex);
+        }
+    }
     add_number(root, "train_seconds", res->train_seconds);
     add_number(root, "eval_seconds", res->eval_seconds);
     cJSON_AddNumberToObject(root, "peak_rss_bytes", (double)res->peak_rss_bytes);

@@ -72,6 +72,21 @@ static void add_config(cJSON *o, const ff_config_t *c) {
     cJSON_AddNumberToObject(o, "test_limit", (double)c->test_limit);
     cJSON_AddNumberToObject(o, "threads", c->threads);
     cJSON_AddStringToObject(o, "data", c->data_dir);
+    /* The recipe options (issue 7). */
+    cJSON_AddStringToObject(o, "recipe", c->recipe);
+    cJSON_AddNumberToObject(o, "label_scale", c->label_scale);
+    cJSON_AddStringToObject(o, "loss", ff_loss_name(c->loss));
+    cJSON_AddNumberToObject(o, "symba_alpha", c->symba_alpha);
+    cJSON_AddBoolToObject(o, "theta_per_unit", c->theta_per_unit);
+    cJSON_AddNumberToObject(o, "lr_schedule", (double)c->lr_schedule);
+    cJSON_AddNumberToObject(o, "lr_decay_start", c->lr_decay_start);
+    cJSON_AddNumberToObject(o, "weight_decay", c->weight_decay);
+    cJSON_AddNumberToObject(o, "jitter", c->jitter);
+    cJSON_AddBoolToObject(o, "eval_softmax", c->eval_softmax);
+    cJSON_AddBoolToObject(o, "score_all_layers", c->score_all_layers);
+    cJSON_AddNumberToObject(o, "head_epochs", c->head_epochs);
+    cJSON_AddNumberToObject(o, "head_lr", c->head_lr);
+    cJSON_AddBoolToObject(o, "fresh_negatives", c->fresh_negatives);
 }
 
 int ff_run_write(const char *dir, const ff_run_state_t *s, ff_error_t *err) {
@@ -154,6 +169,37 @@ static int get_hex64(const cJSON *o, const char *name, uint64_t *out, const char
     if (errno != 0 || end == s || *end != '\0' || strlen(s) != 16)
         return ff_error_set(err, "%s: field \"%s\" is \"%s\", expected 16 hex digits", path, name, s);
     *out = v;
+    return 0;
+}
+
+/* The recipe options of run.json's config; a run.json written before they
+ * existed holds none and means the original recipe. @return 0 or -1. */
+static int read_recipe_config(const cJSON *cfg, ff_config_t *c, const char *path,
+                              ff_error_t *err) {
+    if (cJSON_GetObjectItemCaseSensitive(cfg, "loss") == NULL) return 0;
+    const char *str = NULL;
+    double num = 0.0;
+    if (get_string(cfg, "recipe", &str, path, err) != 0) return -1;
+    snprintf(c->recipe, sizeof c->recipe, "%s", str);
+    if (get_number(cfg, "label_scale", 0, 1e6, &c->label_scale, path, err) != 0) return -1;
+    if (get_string(cfg, "loss", &str, path, err) != 0) return -1;
+    c->loss = FF_LOSS_SOFTPLUS;
+    for (int l = FF_LOSS_SOFTPLUS; l <= FF_LOSS_SYMBA; l++)
+        if (strcmp(str, ff_loss_name((ff_loss_t)l)) == 0) c->loss = (ff_loss_t)l;
+    if (get_number(cfg, "symba_alpha", 0, 1e6, &c->symba_alpha, path, err) != 0) return -1;
+    c->theta_per_unit = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "theta_per_unit"));
+    if (get_number(cfg, "lr_schedule", 0, 1, &num, path, err) != 0) return -1;
+    c->lr_schedule = (ff_lr_schedule_t)num;
+    if (get_number(cfg, "lr_decay_start", 0, 1, &c->lr_decay_start, path, err) != 0) return -1;
+    if (get_number(cfg, "weight_decay", 0, 1, &c->weight_decay, path, err) != 0) return -1;
+    if (get_number(cfg, "jitter", 0, 4, &num, path, err) != 0) return -1;
+    c->jitter = (uint32_t)num;
+    c->eval_softmax = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "eval_softmax"));
+    c->score_all_layers = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "score_all_layers"));
+    if (get_number(cfg, "head_epochs", 1, 100000, &num, path, err) != 0) return -1;
+    c->head_epochs = (uint32_t)num;
+    if (get_number(cfg, "head_lr", 0, 10, &c->head_lr, path, err) != 0) return -1;
+    c->fresh_negatives = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "fresh_negatives"));
     return 0;
 }
 
@@ -241,6 +287,7 @@ int ff_run_read(const char *dir, ff_run_state_t *s, int *missing, ff_error_t *er
     c->threads = (int)num;
     if (get_string(cfg, "data", &str, path, err) != 0) goto cleanup;
     snprintf(c->data_dir, sizeof c->data_dir, "%s", str);
+    if (read_recipe_config(cfg, c, path, err) != 0) goto cleanup;
     if (s->cache_layer != FF_RUN_NO_CACHE && s->cache_layer >= s->layers) {
         ff_error_set(err, "%s: field \"cache_layer\" is %u, expected below %u", path,
                      s->cache_layer, s->layers);
@@ -288,6 +335,24 @@ int ff_run_check_resume(const ff_run_state_t *saved, const ff_config_t *cfg,
     DIFFERS("--test-limit", "%llu", (unsigned long long)o->test_limit,
             (unsigned long long)cfg->test_limit);
     DIFFERS("--threads", "%d", o->threads, cfg->threads);
+    DIFFERS("--label-scale", "%.17g", o->label_scale, cfg->label_scale);
+    DIFFERS("--loss", "%s", ff_loss_name(o->loss), ff_loss_name(cfg->loss));
+    DIFFERS("--symba-alpha", "%.17g", o->symba_alpha, cfg->symba_alpha);
+    DIFFERS("--threshold", "%s", o->theta_per_unit ? "per-unit" : "fixed",
+            cfg->theta_per_unit ? "per-unit" : "fixed");
+    DIFFERS("--lr-schedule", "%s", o->lr_schedule ? "linear-decay" : "constant",
+            cfg->lr_schedule ? "linear-decay" : "constant");
+    DIFFERS("--lr-decay-start", "%.17g", o->lr_decay_start, cfg->lr_decay_start);
+    DIFFERS("--weight-decay", "%.17g", o->weight_decay, cfg->weight_decay);
+    DIFFERS("--jitter", "%u", o->jitter, cfg->jitter);
+    DIFFERS("--eval", "%s", o->eval_softmax ? "softmax" : "goodness",
+            cfg->eval_softmax ? "softmax" : "goodness");
+    DIFFERS("--score-layers", "%s", o->score_all_layers ? "all" : "skip-first",
+            cfg->score_all_layers ? "all" : "skip-first");
+    DIFFERS("--head-epochs", "%u", o->head_epochs, cfg->head_epochs);
+    DIFFERS("--head-lr", "%.17g", o->head_lr, cfg->head_lr);
+    DIFFERS("--negatives", "%s", o->fresh_negatives ? "per-epoch" : "fixed",
+            cfg->fresh_negatives ? "per-epoch" : "fixed");
 #undef DIFFERS
     if (saved->config_fingerprint != ff_config_fingerprint(cfg))
         return ff_error_set(err, "cannot resume: the configuration fingerprint differs");

@@ -42,8 +42,9 @@ void ff_step_train(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, s
     assert(rows <= ws->max_rows && layer->in <= ws->max_in && layer->out == ws->out);
     ff_dense_normalize(ws->xn, NULL, x, rows, layer->in);
     ff_dense_forward(ws->y, ws->xn, layer->weight, layer->bias, rows, layer->in, layer->out);
-    double loss = ff_dense_ff_loss(ws->dz, ws->goodness, ws->y, npos, nneg, layer->out, p->theta,
-                                   p->goodness);
+    ff_loss_params_t lp = {.kind = p->loss, .goodness = p->goodness, .theta = p->theta,
+                           .alpha = p->alpha};
+    double loss = ff_dense_local_loss(ws->dz, ws->goodness, ws->y, npos, nneg, layer->out, &lp);
     ff_dense_backward_params(layer->grad_weight, layer->grad_bias, ws->dz, ws->xn, rows, layer->in,
                              layer->out);
     ff_layer_adam_step(layer, &p->adam);
@@ -60,4 +61,13 @@ void ff_step_forward(float *y, const ff_layer_t *layer, ff_step_workspace_t *ws,
     assert(rows <= ws->max_rows && layer->in <= ws->max_in);
     ff_dense_normalize(ws->xn, NULL, x, rows, layer->in);
     ff_dense_forward(y, ws->xn, layer->weight, layer->bias, rows, layer->in, layer->out);
+}
+
+double ff_step_lr(double base, ff_lr_schedule_t schedule, double start, uint64_t epoch,
+                  uint64_t epochs, uint64_t batch, uint64_t batches) {
+    if (schedule != FF_LR_LINEAR_DECAY || epochs == 0 || batches == 0) return base;
+    double t = ((double)epoch * (double)batches + (double)batch) /
+               ((double)epochs * (double)batches);
+    if (t < start) return base;
+    return base * (1.0 - t) / (1.0 - start);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ffstream/eval.h"
 #include "ffstream/memstat.h"
 #include "ffstream/rng.h"
 #include "train_internal.h"
@@ -95,6 +96,40 @@ void ff_train_layer_meta(ff_layerfile_meta_t *meta, const ff_config_t *cfg, uint
     meta->data_fingerprint = data_fingerprint;
     meta->config_fingerprint = ff_config_fingerprint(cfg);
     meta->adam = ff_adam_defaults(cfg->lr);
+    meta->adam.weight_decay = cfg->weight_decay;
+}
+
+ff_step_params_t ff_train_step_params(const ff_config_t *cfg, uint32_t units) {
+    ff_step_params_t p = {.theta = ff_config_layer_theta(cfg, units), .goodness = cfg->goodness,
+                          .adam = ff_adam_defaults(cfg->lr), .loss = cfg->loss,
+                          .alpha = (float)cfg->symba_alpha};
+    p.adam.weight_decay = cfg->weight_decay;
+    return p;
+}
+
+double ff_train_layer_lr(const ff_config_t *cfg, uint32_t epoch, uint64_t batch,
+                         uint64_t batches) {
+    return ff_step_lr(cfg->lr, cfg->lr_schedule, cfg->lr_decay_start, epoch, cfg->epochs, batch,
+                      batches);
+}
+
+ff_adam_params_t ff_train_head_adam(const ff_config_t *cfg, uint32_t epoch, uint64_t batch,
+                                    uint64_t batches) {
+    ff_adam_params_t p = ff_adam_defaults(ff_step_lr(cfg->head_lr, cfg->lr_schedule,
+                                                     cfg->lr_decay_start, epoch,
+                                                     cfg->head_epochs, batch, batches));
+    p.weight_decay = cfg->weight_decay;
+    return p;
+}
+
+int ff_train_layer_scored(const ff_config_t *cfg, uint32_t k) {
+    return cfg->score_all_layers || ff_eval_layer_counts(k, cfg->layers);
+}
+
+uint32_t ff_train_scored_count(const ff_config_t *cfg) {
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < cfg->layers; k++) n += ff_train_layer_scored(cfg, k) != 0;
+    return n;
 }
 
 void ff_train_test_kill(const char *phase, uint32_t layer, uint64_t count) {

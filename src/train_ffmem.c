@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ffstream/eval.h"
+#include "ffstream/head.h"
 #include "ffstream/layer.h"
 #include "ffstream/layerfile.h"
 #include "ffstream/run.h"
@@ -23,6 +24,7 @@ typedef struct {
     const ff_dataset_t *train;
     const uint8_t *neg_labels; /* [N] wrong label of each negative row */
     ff_label_mode_t label;
+    float label_scale;
     const float *cache_pos;    /* [N, width] layer inputs, NULL for layer 1 */
     const float *cache_neg;
     size_t width;
@@ -32,10 +34,10 @@ typedef struct {
 static void assemble_batch(float *x, const batch_source_t *src, size_t r0, size_t m) {
     const ff_dataset_t *d = src->train;
     if (src->cache_pos == NULL) {
-        ff_data_embed_rows(x, d->images + r0 * d->pixels, d->pixels, NULL, d->labels + r0, m,
-                           src->label);
-        ff_data_embed_rows(x + m * src->width, d->images + r0 * d->pixels, d->pixels, NULL,
-                           src->neg_labels + r0, m, src->label);
+        ff_data_embed_rows_scaled(x, d->images + r0 * d->pixels, d->pixels, NULL, d->labels + r0,
+                                  m, src->label, src->label_scale);
+        ff_data_embed_rows_scaled(x + m * src->width, d->images + r0 * d->pixels, d->pixels,
+                                  NULL, src->neg_labels + r0, m, src->label, src->label_scale);
         return;
     }
     memcpy(x, src->cache_pos + r0 * src->width, m * src->width * sizeof(float));
@@ -64,14 +66,15 @@ static int evaluate(const ff_config_t *cfg, ff_layer_t *layers, const ff_dataset
     *correct = 0;
     for (size_t i0 = 0; i0 < test->count; i0 += chunk) {
         size_t n = test->count - i0 < chunk ? test->count - i0 : chunk;
-        ff_eval_embed_candidates(a, test->images + i0 * test->pixels, test->pixels, n, cfg->label);
+        ff_eval_embed_candidates_scaled(a, test->images + i0 * test->pixels, test->pixels, n,
+                                        cfg->label, (float)cfg->label_scale);
         memset(scores, 0, n * FF_CLASSES * sizeof(float));
         float *x = a, *y = b;
         for (uint32_t k = 0; k < cfg->layers; k++) {
             ff_step_forward(y, &layers[k], &ws, x, n * FF_CLASSES);
-            if (ff_eval_layer_counts(k, cfg->layers)) {
+            if (ff_train_layer_scored(cfg, k)) {
                 ff_dense_goodness(good, y, n * FF_CLASSES, cfg->hidden, cfg->goodness);
-                ff_eval_accumulate(scores, good, n, (float)cfg->theta);
+                ff_eval_accumulate(scores, good, n, ff_config_layer_theta(cfg, cfg->hidden));
             }
             float *t = x;
             x = y;
@@ -86,6 +89,87 @@ cleanup:
     ff_mem_free(good);
     ff_mem_free(b);
     ff_mem_free(a);
+    return rc;
+}
+
+/* Forwards n neutral-label rows of images through every layer in chunks of
+ * `chunk` rows (ff-stream's neutral caches have the same chunks) and writes
+ * the normalised activities of the scored layers as feature rows
+ * features [n, scored x H]. a, b: [chunk, max(in0, H)] scratch. */
+static void neutral_features(float *features, const ff_config_t *cfg, ff_layer_t *layers,
+                             ff_step_workspace_t *ws, const ff_dataset_t *d, size_t n,
+                             size_t chunk, float *a, float *b) {
+    size_t H = cfg->hidden, D = (size_t)ff_train_scored_count(cfg) * H;
+    for (size_t r0 = 0; r0 < n; r0 += chunk) {
+        size_t mb = n - r0 < chunk ? n - r0 : chunk;
+        ff_data_embed_rows_scaled(a, d->images + r0 * d->pixels, d->pixels, NULL, NULL, mb,
+                                  cfg->label, (float)cfg->label_scale);
+        float *x = a, *y = b;
+        size_t block = 0;
+        for (uint32_t k = 0; k < cfg->layers; k++) {
+            ff_step_forward(y, &layers[k], ws, x, mb);
+            if (ff_train_layer_scored(cfg, k))
+                ff_head_gather(features + r0 * D, D, y, mb, H, block++);
+            float *t = x;
+            x = y;
+            y = t;
+        }
+    }
+}
+
+/* The softmax read-out on detached activities: features of every training
+ * image, head_epochs epochs of Adam over chunks of m images in a fresh
+ * order per epoch, then the test accuracy (chunks of E images). */
+static int train_head(const ff_config_t *cfg, ff_layer_t *layers, ff_step_workspace_t *ws,
+                      const ff_dataset_t *train, const ff_dataset_t *test, ff_result_t *res,
+                      ff_error_t *err) {
+    int rc = -1;
+    const size_t N = train->count, m = cfg->batch / 2, H = cfg->hidden;
+    size_t E = cfg->batch / 10 > 0 ? cfg->batch / 10 : 1;
+    if (E > test->count) E = test->count;
+    const size_t nchunks = (N + m - 1) / m, D = (size_t)ff_train_scored_count(cfg) * H;
+    const size_t in0 = ff_data_input_dim(train->pixels, cfg->label);
+    const size_t width = in0 > H ? in0 : H, rows = m > E ? m : E;
+    ff_head_t head = {0};
+    float *features = ff_mem_alloc(FF_MEM_ACTIVATIONS, N * D * sizeof(float));
+    float *a = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * width * sizeof(float));
+    float *b = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * width * sizeof(float));
+    uint32_t *order = ff_mem_alloc(FF_MEM_OTHER, nchunks * sizeof(uint32_t));
+    if (features == NULL || a == NULL || b == NULL || order == NULL) {
+        ff_error_set(err, "out of memory for the softmax head's features (%zu x %zu floats)", N,
+                     D);
+        goto cleanup;
+    }
+    if (ff_head_init(&head, (uint32_t)D, rows, cfg->seed, cfg->layers, err) != 0) goto cleanup;
+    neutral_features(features, cfg, layers, ws, train, N, m, a, b);
+    for (uint32_t e = 0; e < cfg->head_epochs; e++) {
+        ff_rng_t rng;
+        ff_rng_init(&rng, cfg->seed, FF_RNG_PURPOSE_HEAD, e, 0);
+        ff_rng_permutation(&rng, order, nchunks);
+        for (size_t bi = 0; bi < nchunks; bi++) {
+            size_t r0 = (size_t)order[bi] * m, mb = N - r0 < m ? N - r0 : m;
+            ff_adam_params_t adam = ff_train_head_adam(cfg, e, bi, nchunks);
+            ff_head_train_step(&head, features + r0 * D, train->labels + r0, mb, &adam);
+        }
+    }
+    size_t correct = 0;
+    for (size_t i0 = 0; i0 < test->count; i0 += E) {
+        size_t n = test->count - i0 < E ? test->count - i0 : E;
+        ff_dataset_t part = *test;
+        part.images = test->images + i0 * test->pixels;
+        neutral_features(features, cfg, layers, ws, &part, n, E, a, b);
+        correct += ff_head_correct(&head, features, test->labels + i0, n);
+    }
+    res->softmax_accuracy = test->count ? (double)correct / (double)test->count : 0.0;
+    res->head_hash = ff_hash_bytes(FF_FNV_OFFSET, head.layer.params,
+                                   ff_layer_block_bytes(&head.layer));
+    rc = 0;
+cleanup:
+    ff_head_free(&head);
+    ff_mem_free(order);
+    ff_mem_free(b);
+    ff_mem_free(a);
+    ff_mem_free(features);
     return rc;
 }
 
@@ -168,8 +252,7 @@ int ff_train_ffmem(const ff_config_t *cfg, const ff_dataset_t *train, const ff_d
     ff_rng_init(&rng, cfg->seed, FF_RNG_PURPOSE_NEGATIVE, 0, 0);
     ff_data_negative_labels(neg, train->labels, N, &rng);
 
-    ff_step_params_t sp = {.theta = (float)cfg->theta, .goodness = cfg->goodness,
-                           .adam = ff_adam_defaults(cfg->lr)};
+    ff_step_params_t sp = ff_train_step_params(cfg, (uint32_t)H);
     ff_progress_t prog;
     ff_progress_init(&prog, cfg->quiet ? 0 : cfg->progress,
                      (uint64_t)cfg->layers * (cfg->epochs + 1) * 2 * N);
@@ -178,7 +261,7 @@ int ff_train_ffmem(const ff_config_t *cfg, const ff_dataset_t *train, const ff_d
         double t_layer = ff_now();
         ff_layer_t *L = &layers[k];
         batch_source_t src = {.train = train, .neg_labels = neg, .label = cfg->label,
-                              .cache_pos = cache_pos, .cache_neg = cache_neg, .width = L->in};
+                              .label_scale = (float)cfg->label_scale, .cache_pos = cache_pos, .cache_neg = cache_neg, .width = L->in};
         ff_step_stats_t st = {0};
         for (uint32_t e = 0; e < cfg->epochs; e++) {
             memset(&st, 0, sizeof st);
@@ -187,6 +270,15 @@ int ff_train_ffmem(const ff_config_t *cfg, const ff_dataset_t *train, const ff_d
             for (size_t bi = 0; bi < nbatches; bi++) {
                 size_t r0 = (size_t)order[bi] * m, mb = N - r0 < m ? N - r0 : m;
                 assemble_batch(x, &src, r0, mb);
+                /* Jitter applies to the first layer's training rows only:
+                 * the next layers' inputs are cached once, un-jittered. */
+                if (k == 0 && cfg->fresh_negatives)
+                    ff_data_redraw_negatives(x, mb, L->in, train->pixels, cfg->label, cfg->seed,
+                                             e, order[bi]);
+                if (k == 0)
+                    ff_data_jitter_batch(x, mb, L->in, train->rows, train->cols, cfg->label,
+                                         cfg->jitter, cfg->seed, e, order[bi]);
+                sp.adam.lr = ff_train_layer_lr(cfg, e, bi, nbatches);
                 ff_step_train(L, &ws, x, mb, mb, &sp, &st);
                 res->train_flops += 4.0 * 2.0 * (double)mb * (double)L->in * (double)H;
                 char label[64];
@@ -232,17 +324,24 @@ int ff_train_ffmem(const ff_config_t *cfg, const ff_dataset_t *train, const ff_d
         lr->seconds = ff_now() - t_layer;
     }
     ff_progress_finish(&prog);
-    res->train_seconds = ff_now() - t_start;
     /* The cache of the last layer is not needed for evaluation. */
     ff_mem_free(cache_pos);
     ff_mem_free(cache_neg);
     cache_pos = cache_neg = NULL;
+    res->softmax_accuracy = NAN;
+    if (cfg->eval_softmax) {
+        double t_head = ff_now();
+        if (train_head(cfg, layers, &ws, train, test, res, err) != 0) goto cleanup;
+        res->head_seconds = ff_now() - t_head;
+    }
+    res->train_seconds = ff_now() - t_start;
 
     double t_eval = ff_now();
     size_t correct = 0;
     if (evaluate(cfg, layers, test, &correct, err) != 0) goto cleanup;
     res->eval_seconds = ff_now() - t_eval;
-    res->test_accuracy = test->count ? (double)correct / (double)test->count : 0.0;
+    res->goodness_accuracy = test->count ? (double)correct / (double)test->count : 0.0;
+    res->test_accuracy = cfg->eval_softmax ? res->softmax_accuracy : res->goodness_accuracy;
     res->weights_hash = FF_FNV_OFFSET;
     for (uint32_t k = 0; k < cfg->layers; k++)
         res->weights_hash = ff_hash_bytes(res->weights_hash, layers[k].params,

@@ -27,6 +27,7 @@
 #include "ffstream/actcache.h"
 #include "ffstream/aio.h"
 #include "ffstream/eval.h"
+#include "ffstream/head.h"
 #include "ffstream/layer.h"
 #include "ffstream/layerfile.h"
 #include "ffstream/memmodel.h"
@@ -60,6 +61,8 @@ typedef struct {
     float *good;              /* [rows of a chunk] goodness */
     float *scores;            /* [T * 10] */
     uint8_t *test_labels;     /* [T] */
+    uint8_t *train_labels;    /* [N] (the softmax head's targets) */
+    uint32_t img_rows, img_cols; /* image shape, for input jitter */
     ff_progress_t prog;
     struct {
         int active, fd, buffer;
@@ -135,6 +138,21 @@ static ff_actcache_geometry_t train_geometry(const stream_t *s, uint32_t layer) 
     return g;
 }
 
+/* Neutral-label rows (the softmax head's inputs), one per image: chunks of
+ * m images for training, E for testing, as ff-mem's feature passes. */
+static ff_actcache_geometry_t neutral_geometry(const stream_t *s, uint32_t layer, int test) {
+    ff_actcache_geometry_t g = {.width = (uint32_t)(layer == 0 ? s->in0 : s->H),
+                                .rows_per_unit = 1, .units = test ? s->T : s->N,
+                                .units_per_chunk = test ? s->E : s->m, .tag = s->tag,
+                                .layer = layer};
+    return g;
+}
+
+static int neutral_path(char *path, size_t cap, const stream_t *s, uint32_t layer, int test) {
+    return ff_run_cache_path(path, cap, s->dir, test ? "test-neutral" : "train-neutral", layer,
+                             "cache");
+}
+
 static ff_actcache_geometry_t test_geometry(const stream_t *s, uint32_t layer) {
     ff_actcache_geometry_t g = {.width = (uint32_t)(layer == 0 ? s->in0 : s->H),
                                 .rows_per_unit = FF_CLASSES, .units = s->T,
@@ -205,10 +223,11 @@ static int write_input_caches(stream_t *s, const ff_dataset_t *train, const ff_d
         int b = 2 + (int)(c & 1);
         if (drain_write(s, b, err) != 0) goto cleanup;
         size_t r0 = c * s->m, mb = ff_actcache_chunk_units(&cache, c), P = train->pixels;
-        ff_data_embed_rows(s->buf[b], train->images + r0 * P, P, NULL, train->labels + r0, mb,
-                           s->cfg->label);
-        ff_data_embed_rows(s->buf[b] + mb * s->in0, train->images + r0 * P, P, NULL, neg + r0, mb,
-                           s->cfg->label);
+        float scale = (float)s->cfg->label_scale;
+        ff_data_embed_rows_scaled(s->buf[b], train->images + r0 * P, P, NULL, train->labels + r0,
+                                  mb, s->cfg->label, scale);
+        ff_data_embed_rows_scaled(s->buf[b] + mb * s->in0, train->images + r0 * P, P, NULL,
+                                  neg + r0, mb, s->cfg->label, scale);
         if (write_chunk(s, &cache, c, b, err) != 0) goto cleanup;
         ff_progress_update(&s->prog, 0, "ff-stream writing layer 1 inputs", NAN, NAN, NAN, 0);
         ff_train_test_kill("input", 0, c + 1);
@@ -225,12 +244,31 @@ static int write_input_caches(stream_t *s, const ff_dataset_t *train, const ff_d
         int b = 2 + (int)(c & 1);
         if (drain_write(s, b, err) != 0) goto cleanup;
         size_t i0 = c * s->E, n = ff_actcache_chunk_units(&cache, c);
-        ff_eval_embed_candidates(s->buf[b], test->images + i0 * test->pixels, test->pixels, n,
-                                 s->cfg->label);
+        ff_eval_embed_candidates_scaled(s->buf[b], test->images + i0 * test->pixels,
+                                        test->pixels, n, s->cfg->label,
+                                        (float)s->cfg->label_scale);
         if (write_chunk(s, &cache, c, b, err) != 0) goto cleanup;
     }
     if (drain_write(s, 2, err) != 0 || drain_write(s, 3, err) != 0) goto cleanup;
     if (ff_actcache_finish(&cache, err) != 0) goto cleanup;
+    for (int test_side = 0; s->cfg->eval_softmax && test_side < 2; test_side++) {
+        const ff_dataset_t *d = test_side ? test : train;
+        ff_actcache_close(&cache);
+        g = neutral_geometry(s, 0, test_side);
+        if (neutral_path(path, sizeof path, s, 0, test_side) != 0 ||
+            ff_actcache_create(&cache, path, &g, err) != 0)
+            goto cleanup;
+        for (uint64_t c = 0; c < cache.chunk_count; c++) {
+            int b = 2 + (int)(c & 1);
+            if (drain_write(s, b, err) != 0) goto cleanup;
+            size_t i0 = c * g.units_per_chunk, n = ff_actcache_chunk_units(&cache, c);
+            ff_data_embed_rows_scaled(s->buf[b], d->images + i0 * d->pixels, d->pixels, NULL,
+                                      NULL, n, s->cfg->label, (float)s->cfg->label_scale);
+            if (write_chunk(s, &cache, c, b, err) != 0) goto cleanup;
+        }
+        if (drain_write(s, 2, err) != 0 || drain_write(s, 3, err) != 0) goto cleanup;
+        if (ff_actcache_finish(&cache, err) != 0) goto cleanup;
+    }
     memset(s->scores, 0, s->T * FF_CLASSES * sizeof(float));
     if (write_scores(s, 0, err) != 0) goto cleanup;
     rc = 0;
@@ -377,8 +415,7 @@ static int train_layer(stream_t *s, uint32_t k, ff_layer_t *layer, ff_layerfile_
     uint32_t *order = ff_mem_alloc(FF_MEM_OTHER, 2 * s->nbatches * sizeof(uint32_t));
     if (order == NULL) return ff_error_set(err, "out of memory for the batch order");
     uint32_t *next_order = order + s->nbatches;
-    ff_step_params_t sp = {.theta = (float)cfg->theta, .goodness = cfg->goodness,
-                           .adam = ff_adam_defaults(cfg->lr)};
+    ff_step_params_t sp = ff_train_step_params(cfg, layer->out);
     ff_epoch_means_t last = {meta->loss, meta->goodness_pos, meta->goodness_neg};
     ff_step_stats_t st = {.loss_sum = meta->loss_sum, .good_pos_sum = meta->good_pos_sum,
                           .good_neg_sum = meta->good_neg_sum, .batches = meta->batches,
@@ -410,6 +447,16 @@ static int train_layer(stream_t *s, uint32_t k, ff_layer_t *layer, ff_layerfile_
                 ahead_set(s, next, 0, b ^ 1);
             }
             size_t mb = ff_actcache_chunk_units(cache, c);
+            /* The first layer's cache holds un-jittered rows: shift them as
+             * they arrive, exactly as ff-mem shifts the rows it embeds. */
+            if (k == 0 && cfg->fresh_negatives)
+                ff_data_redraw_negatives(s->buf[b], mb, layer->in,
+                                         (size_t)s->img_rows * s->img_cols, cfg->label,
+                                         cfg->seed, e, c);
+            if (k == 0)
+                ff_data_jitter_batch(s->buf[b], mb, layer->in, s->img_rows, s->img_cols,
+                                     cfg->label, cfg->jitter, cfg->seed, e, c);
+            sp.adam.lr = ff_train_layer_lr(cfg, e, bi, s->nbatches);
             ff_step_train(layer, &s->ws, s->buf[b], mb, mb, &sp, &st);
             ff_actcache_release(cache, c);
             s->res->train_flops += 4.0 * 2.0 * (double)mb * layer->in * layer->out;
@@ -488,7 +535,7 @@ static int stream_pass(stream_t *s, const ff_layer_t *layer, const ff_actcache_t
             size_t n = ff_actcache_chunk_units(in, c);
             ff_dense_goodness(s->good, y, rows, layer->out, s->cfg->goodness);
             ff_eval_accumulate(s->scores + c * s->E * FF_CLASSES, s->good, n,
-                               (float)s->cfg->theta);
+                               ff_config_layer_theta(s->cfg, layer->out));
         }
         if (out != NULL && write_chunk(s, out, c, ob, err) != 0) return -1;
         ff_progress_update(&s->prog, rows, "ff-stream writing the next layer's inputs", NAN, NAN,
@@ -496,6 +543,36 @@ static int stream_pass(stream_t *s, const ff_layer_t *layer, const ff_actcache_t
         ff_train_test_kill(phase, k, c + 1);
     }
     return 0;
+}
+
+/* The softmax head's inputs: streams the neutral rows of layer k (training
+ * and test) through it into the neutral caches of layer k+1, which are also
+ * layer k's features when it is scored. */
+static int neutral_passes(stream_t *s, uint32_t k, const ff_layer_t *layer, ff_error_t *err) {
+    ff_actcache_t in = {.fd = -1}, out = {.fd = -1};
+    char path[4200];
+    int rc = -1;
+    for (int test_side = 0; test_side < 2; test_side++) {
+        ff_actcache_geometry_t g = neutral_geometry(s, k, test_side);
+        if (neutral_path(path, sizeof path, s, k, test_side) != 0 ||
+            ff_actcache_open(&in, path, &g, err) != 0)
+            goto cleanup;
+        g = neutral_geometry(s, k + 1, test_side);
+        if (neutral_path(path, sizeof path, s, k + 1, test_side) != 0 ||
+            ff_actcache_create(&out, path, &g, err) != 0)
+            goto cleanup;
+        if (stream_pass(s, layer, &in, &out, 0, NULL, "neutral", k, err) != 0) goto cleanup;
+        if (drain_write(s, 2, err) != 0 || drain_write(s, 3, err) != 0) goto cleanup;
+        if (ff_actcache_finish(&out, err) != 0) goto cleanup;
+        ff_actcache_close(&out);
+        ff_actcache_close(&in);
+    }
+    rc = 0;
+cleanup:
+    if (rc != 0) drain_writes_quietly(s);
+    ff_actcache_close(&out);
+    ff_actcache_close(&in);
+    return rc;
 }
 
 /* After layer k is trained on `train_in`: cache k+1 for training and
@@ -524,9 +601,10 @@ static int layer_passes(stream_t *s, uint32_t k, const ff_layer_t *layer,
             goto cleanup;
     }
     if (stream_pass(s, layer, test_in, last ? NULL : test_out,
-                    ff_eval_layer_counts(k, cfg->layers), NULL, "eval", k, err) != 0)
+                    ff_train_layer_scored(cfg, k), NULL, "eval", k, err) != 0)
         goto cleanup;
     if (drain_write(s, 2, err) != 0 || drain_write(s, 3, err) != 0) goto cleanup;
+    if (cfg->eval_softmax && neutral_passes(s, k, layer, err) != 0) goto cleanup;
     if (!last && (ff_actcache_finish(train_out, err) != 0 ||
                   ff_actcache_finish(test_out, err) != 0))
         goto cleanup;
@@ -553,8 +631,17 @@ cleanup:
     return rc;
 }
 
-static void remove_layer_caches(const char *dir, uint32_t k) {
+/* Removes layer k's inputs; its neutral rows stay when they are the
+ * features of a scored layer (keep_neutral), until the head is trained. */
+static void remove_neutral_caches(const char *dir, uint32_t k) {
     char path[4200];
+    if (ff_run_cache_path(path, sizeof path, dir, "train-neutral", k, "cache") == 0) unlink(path);
+    if (ff_run_cache_path(path, sizeof path, dir, "test-neutral", k, "cache") == 0) unlink(path);
+}
+
+static void remove_layer_caches(const char *dir, uint32_t k, int keep_neutral) {
+    char path[4200];
+    if (!keep_neutral) remove_neutral_caches(dir, k);
     if (ff_run_cache_path(path, sizeof path, dir, "train", k, "cache") == 0) unlink(path);
     if (ff_run_cache_path(path, sizeof path, dir, "test", k, "cache") == 0) unlink(path);
     if (ff_run_cache_path(path, sizeof path, dir, "scores", k, "f32") == 0) unlink(path);
@@ -588,13 +675,12 @@ typedef struct {
     int started;
     char dir[4096];
     uint32_t layer;
+    int keep_neutral;
 } janitor_t;
-
-static void remove_layer_caches(const char *dir, uint32_t k);
 
 static void *janitor_main(void *arg) {
     janitor_t *j = arg;
-    remove_layer_caches(j->dir, j->layer);
+    remove_layer_caches(j->dir, j->layer, j->keep_neutral);
     return NULL;
 }
 
@@ -604,12 +690,97 @@ static void janitor_join(janitor_t *j) {
     j->started = 0;
 }
 
-static void janitor_start(janitor_t *j, const char *dir, uint32_t k) {
+static void janitor_start(janitor_t *j, const char *dir, uint32_t k, int keep_neutral) {
     janitor_join(j);
     snprintf(j->dir, sizeof j->dir, "%s", dir);
     j->layer = k;
+    j->keep_neutral = keep_neutral;
     if (pthread_create(&j->thread, NULL, janitor_main, j) == 0) j->started = 1;
-    else remove_layer_caches(dir, k);
+    else remove_layer_caches(dir, k, keep_neutral);
+}
+
+/* Whether the neutral cache of layer k (layer k-1's outputs) is the
+ * features of a scored layer, needed by the head at the end. */
+static int neutral_kept(const ff_config_t *cfg, uint32_t k) {
+    return cfg->eval_softmax && k > 0 && ff_train_layer_scored(cfg, k - 1);
+}
+
+/* ---- the softmax head ------------------------------------------------------ */
+
+/* Trains the softmax head on the kept neutral caches (the scored layers'
+ * outputs), chunk by chunk as ff-mem does from memory, then scores the test
+ * images; only one chunk of features is in memory. Restarts from scratch
+ * when a run is resumed here. */
+static int head_phase(stream_t *s, ff_error_t *err) {
+    const ff_config_t *cfg = s->cfg;
+    uint32_t blocks = ff_train_scored_count(cfg);
+    size_t D = (size_t)blocks * s->H, rows = s->m > s->E ? s->m : s->E;
+    ff_actcache_t *files = calloc(blocks, sizeof *files);
+    float *features = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * D * sizeof(float));
+    uint32_t *order = ff_mem_alloc(FF_MEM_OTHER, s->nbatches * sizeof(uint32_t));
+    ff_head_t head = {0};
+    size_t correct = 0;
+    int rc = -1;
+    for (uint32_t j = 0; files != NULL && j < blocks; j++) files[j].fd = -1;
+    if (files == NULL || features == NULL || order == NULL) {
+        ff_error_set(err, "out of memory for the softmax head's %zu x %zu features", rows, D);
+        goto cleanup;
+    }
+    if (ff_head_init(&head, (uint32_t)D, rows, cfg->seed, cfg->layers, err) != 0) goto cleanup;
+    if (s->ahead.active) {
+        int64_t ignored;
+        s->ahead.active = 0;
+        if (ff_aio_wait_tag(s->aio, (uint64_t)s->ahead.buffer, &ignored, err) != 0) goto cleanup;
+    }
+    for (int test_side = 0; test_side < 2; test_side++) {
+        uint32_t j = 0;
+        for (uint32_t k = 0; k < cfg->layers; k++) {
+            if (!ff_train_layer_scored(cfg, k)) continue;
+            char path[4200];
+            ff_actcache_geometry_t g = neutral_geometry(s, k + 1, test_side);
+            if (neutral_path(path, sizeof path, s, k + 1, test_side) != 0 ||
+                ff_actcache_open(&files[j++], path, &g, err) != 0)
+                goto cleanup;
+        }
+        uint64_t chunks = files[0].chunk_count;
+        uint32_t epochs = test_side ? 1 : cfg->head_epochs;
+        for (uint32_t e = 0; e < epochs; e++) {
+            if (!test_side) {
+                ff_rng_t rng;
+                ff_rng_init(&rng, cfg->seed, FF_RNG_PURPOSE_HEAD, e, 0);
+                ff_rng_permutation(&rng, order, chunks);
+            }
+            for (uint64_t bi = 0; bi < chunks; bi++) {
+                uint64_t c = test_side ? bi : order[bi];
+                size_t n = ff_actcache_chunk_units(&files[0], c);
+                for (j = 0; j < blocks; j++) {
+                    if (read_chunk(s, &files[j], c, 0, err) != 0 ||
+                        await_read(s, &files[j], c, 0, err) != 0)
+                        goto cleanup;
+                    ff_head_gather(features, D, s->buf[0], n, s->H, j);
+                    ff_actcache_release(&files[j], c);
+                }
+                if (test_side) {
+                    correct += ff_head_correct(&head, features, s->test_labels + c * s->E, n);
+                } else {
+                    ff_adam_params_t adam = ff_train_head_adam(cfg, e, bi, chunks);
+                    ff_head_train_step(&head, features, s->train_labels + c * s->m, n, &adam);
+                }
+            }
+        }
+        for (j = 0; j < blocks; j++) ff_actcache_close(&files[j]);
+    }
+    s->res->softmax_accuracy = s->T ? (double)correct / (double)s->T : 0.0;
+    s->res->head_hash = ff_hash_bytes(FF_FNV_OFFSET, head.layer.params,
+                                      ff_layer_block_bytes(&head.layer));
+    rc = 0;
+cleanup:
+    for (uint32_t j = 0; files != NULL && j < blocks; j++) ff_actcache_close(&files[j]);
+    ff_head_free(&head);
+    ff_mem_free(order);
+    ff_mem_free(features);
+    free(files);
+    return rc;
 }
 
 /* ---- the trainer ---------------------------------------------------------- */
@@ -671,7 +842,7 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
         res->resumed_at_layer = state.cache_layer == FF_RUN_NO_CACHE ? 0 : state.cache_layer;
         ff_run_remove_temporaries(s.dir);
         for (uint32_t k = 0; state.cache_layer != FF_RUN_NO_CACHE && k < state.cache_layer; k++)
-            remove_layer_caches(s.dir, k);
+            remove_layer_caches(s.dir, k, neutral_kept(cfg, k));
     } else if (!missing) {
         goto cleanup; /* run.json exists but is unreadable: err says why */
     } else {
@@ -727,6 +898,14 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
         goto cleanup;
     }
     memcpy(s.test_labels, test->labels, s.T);
+    s.train_labels = ff_mem_alloc(FF_MEM_DATASET, s.N);
+    if (s.train_labels == NULL) {
+        ff_error_set(err, "out of memory for training labels");
+        goto cleanup;
+    }
+    memcpy(s.train_labels, train->labels, s.N);
+    s.img_rows = train->rows;
+    s.img_cols = train->cols;
     /* The analytic working set: the memory model without the loading phase. */
     ff_memmodel_t model = ff_memmodel(cfg, train->pixels, s.N, s.T);
     res->working_set_bytes = model.parameters + model.activations + model.io;
@@ -805,7 +984,7 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
         if (k + 1 < cfg->layers) state.cache_layer = k + 1;
         else state.finished = 1;
         if (ff_run_write(s.dir, &state, err) != 0) goto cleanup;
-        janitor_start(&janitor, s.dir, k);
+        janitor_start(&janitor, s.dir, k, neutral_kept(cfg, k));
         ff_train_test_kill("advanced", k, 0);
         res->per_layer[k].seconds = ff_now() - t_layer;
         if (ff_train_stop_requested() && k + 1 < cfg->layers) {
@@ -814,12 +993,21 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
         }
     }
     ff_progress_finish(&s.prog);
+    res->softmax_accuracy = NAN;
+    if (cfg->eval_softmax) {
+        double t_head = ff_now();
+        janitor_join(&janitor);
+        if (head_phase(&s, err) != 0) goto cleanup;
+        for (uint32_t k = 0; k <= cfg->layers; k++) remove_neutral_caches(s.dir, k);
+        res->head_seconds = ff_now() - t_head;
+    }
     res->train_seconds = ff_now() - t_start;
     /* Evaluation ran layer by layer with the passes; only the argmax is left. */
     double t_eval = ff_now();
     if (read_scores(&s, cfg->layers, err) != 0) goto cleanup;
     size_t correct = ff_eval_correct(s.scores, s.test_labels, s.T, FF_CLASSES);
-    res->test_accuracy = s.T ? (double)correct / (double)s.T : 0.0;
+    res->goodness_accuracy = s.T ? (double)correct / (double)s.T : 0.0;
+    res->test_accuracy = cfg->eval_softmax ? res->softmax_accuracy : res->goodness_accuracy;
     res->eval_seconds = ff_now() - t_eval;
     if (collect_layers(&s, err) != 0) goto cleanup;
     res->weights_hash = state.weights_hash;
@@ -843,6 +1031,7 @@ cleanup:
     res->peak_rss_bytes = ff_mem_peak_rss_bytes();
     ff_layer_free(&layer);
     ff_mem_free(neg);
+    ff_mem_free(s.train_labels);
     ff_mem_free(s.test_labels);
     ff_mem_free(s.scores);
     ff_mem_free(s.good);

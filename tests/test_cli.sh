@@ -37,6 +37,7 @@ expect_error "--epochs: missing value" --epochs
 expect_error "unknown flag '--bogus'" --bogus 1
 expect_error "--label: 'sideways'" --label sideways
 expect_error "--threads: 0 is out of range" --threads 0
+expect_error "--run: ff-recurrent keeps no per-layer checkpoints" --mode ff-recurrent --run "$tmp/r"
 
 checks=$((checks + 1))
 if "$FFTRAIN" --help | grep -q -- "--mode MODE"; then echo "ok: --help"; else fail "--help"; fi
@@ -62,7 +63,7 @@ if [ -f "$data/train-labels-idx1-ubyte.gz" ]; then
     else
         fail "batch > data: exit $rc, $(cat "$tmp/err")"
     fi
-    for mode in ff-mem bp; do
+    for mode in ff-mem bp ff-recurrent; do
         checks=$((checks + 1))
         if ! "$FFTRAIN" --mode $mode --layers 2 --hidden 64 --batch 200 --epochs 1 \
             --train-limit 1000 --test-limit 200 --data "$data" --quiet --json "$tmp/$mode.json"; then
@@ -76,6 +77,12 @@ if [ -f "$data/train-labels-idx1-ubyte.gz" ]; then
             if ! grep -q "$field" "$tmp/$mode.json"; then fail "$mode JSON lacks $field"; fi
         done
         grep -q "\"mode\":.*\"$mode\"" "$tmp/$mode.json" || fail "$mode JSON has the wrong mode"
+        if [ "$mode" = ff-recurrent ]; then
+            # Per-layer FF figures: the first layer reads 784 pixels + 64 units.
+            for field in '"goodness_pos":' '"goodness_neg":' '"seconds":' '"in":[[:space:]]*848'; do
+                grep -q "$field" "$tmp/$mode.json" || fail "$mode JSON lacks $field"
+            done
+        fi
         echo "ok: $mode --json"
     done
 else

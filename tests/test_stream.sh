@@ -197,5 +197,34 @@ ls "$dir/layers" "$dir/cache" | grep -q '\.tmp\.' && fail "temporary files left"
 "$FFTRAIN" --mode ff-stream --run "$dir" --resume $FLAGS || fail "resume after full disk"
 same_layers "$tmp/ref" "$dir" "full disk then resumed"
 
+# The best recipe (issue 7) with the options the preset leaves off: jitter,
+# symba, weight decay, the softmax head (trained in ff-stream from per-layer
+# neutral-row caches). Byte-identical to ff-mem, head included, and resumable.
+BEST="--recipe best --layers 3 --hidden 96 --epochs 2 --batch 200 --train-limit 2000 --test-limit 300 --threads 2 --jitter 1 --loss symba --weight-decay 0.0001 --head-epochs 2 --data $data --quiet"
+head_hash() { sed -n 's/.*"head_fnv1a64":[[:space:]]*"\([0-9a-f]*\)".*/\1/p' "$1/result.json"; }
+"$FFTRAIN" --mode ff-stream --run "$tmp/best" $BEST || fail "ff-stream --recipe best"
+"$FFTRAIN" --mode ff-mem --run "$tmp/best-mem" $BEST || fail "ff-mem --recipe best"
+same_layers "$tmp/best" "$tmp/best-mem" "--recipe best: ff-stream == ff-mem"
+checks=$((checks + 1))
+best_head=$(head_hash "$tmp/best")
+b=$(head_hash "$tmp/best-mem")
+[ -n "$best_head" ] && [ "$best_head" = "$b" ] && ok "--recipe best: identical softmax heads $best_head" \
+    || fail "head hash '$best_head' vs '$b'"
+checks=$((checks + 1))
+left=$(ls "$tmp/best/cache" | grep -v '^scores-003.f32$' || true)
+[ -z "$left" ] && ok "--recipe best: caches removed after use" || fail "--recipe best: caches left behind: $left"
+dir="$tmp/best-kill"
+FFSTREAM_TEST_KILL=neutral:1:1 "$FFTRAIN" --mode ff-stream --run "$dir" $BEST 2>/dev/null
+rc=$?
+checks=$((checks + 1))
+[ $rc -eq 137 ] && ok "--recipe best: killed in layer 1's neutral pass" || fail "--recipe best kill: exit $rc"
+expect_refusal "resume with another --loss" "--loss was symba" --mode ff-stream --run "$dir" --resume $BEST --loss softplus
+FFSTREAM_TEST_KILL=advanced:2:0 "$FFTRAIN" --mode ff-stream --run "$dir" --resume $BEST 2>/dev/null
+"$FFTRAIN" --mode ff-stream --run "$dir" --resume $BEST || fail "--recipe best: resume"
+same_layers "$tmp/best" "$dir" "--recipe best: killed twice then resumed"
+checks=$((checks + 1))
+[ "$(head_hash "$dir")" = "$best_head" ] && ok "--recipe best: resumed head identical" \
+    || fail "--recipe best: resumed head $(head_hash "$dir") vs $best_head"
+
 echo "test_stream: $checks checks, $failures failed"
 [ "$failures" -eq 0 ]

@@ -57,7 +57,8 @@ static void usage(FILE *out) {
         "Runs fftrain once per (mode, depth), each in its own process, and writes\n"
         "peak memory, time and accuracy of every run as JSON (see ffplot).\n"
         "\n"
-        "  --modes LIST        comma-separated: ff-stream, ff-mem, bp [ff-stream,ff-mem,bp]\n"
+        "  --modes LIST        comma-separated: ff-stream, ff-mem, bp, ff-recurrent\n"
+        "                      [ff-stream,ff-mem,bp]\n"
         "  --layers A:B:S      depths A, A+S, ... up to B; or a list 2,7,12 [2:22:5]\n"
         "  --hidden N          units per layer [2000]\n"
         "  --batch N           rows per step [5000]\n"
@@ -135,7 +136,7 @@ static int parse_modes(const char *v, profile_args_t *a) {
         for (int m = 0; m < FF_MODE_COUNT; m++)
             if (strcmp(t, ff_mode_name((ff_mode_t)m)) == 0) found = m;
         if (found < 0) {
-            fprintf(stderr, "ffprofile: --modes: unknown mode '%s', expected ff-stream, ff-mem or bp\n", t);
+            fprintf(stderr, "ffprofile: --modes: unknown mode '%s', expected ff-stream, ff-mem, bp or ff-recurrent\n", t);
             return -1;
         }
         if (a->mode_count < FF_MODE_COUNT) a->modes[a->mode_count++] = (ff_mode_t)found;
@@ -509,7 +510,7 @@ static void print_row(const cJSON *rec) {
     char acc_s[16] = "-", cg_s[24] = "-";
     if (cJSON_IsNumber(acc)) snprintf(acc_s, sizeof acc_s, "%.2f%%", 100 * acc->valuedouble);
     if (cJSON_IsNumber(cgp)) snprintf(cg_s, sizeof cg_s, "%.1f", cgp->valuedouble / 1048576.0);
-    printf("%-9s %6d %12.1f %12s %10.1f %9s  %s\n",
+    printf("%-12s %6d %12.1f %12s %10.1f %9s  %s\n",
            cJSON_GetObjectItemCaseSensitive(rec, "mode")->valuestring,
            (int)cJSON_GetObjectItemCaseSensitive(rec, "layers")->valuedouble,
            cJSON_GetObjectItemCaseSensitive(rec, "peak_rss_bytes")->valuedouble / 1048576.0, cg_s,
@@ -584,7 +585,7 @@ int main(int argc, char **argv) {
     cJSON_AddItemToObject(doc, "model", model_json(&a, pixels, n_train, n_test));
     cJSON *runs = cJSON_AddArrayToObject(doc, "runs");
     if (!a.quiet) {
-        printf("%-9s %6s %12s %12s %10s %9s  %s\n", "mode", "layers", "peak RSS MB",
+        printf("%-12s %6s %12s %12s %10s %9s  %s\n", "mode", "layers", "peak RSS MB",
                "cgroup MB", "seconds", "accuracy", "status");
         fflush(stdout);
     }

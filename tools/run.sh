@@ -3,6 +3,8 @@
 #  1. the memory profile: ff-stream, ff-mem and bp on Fashion-MNIST at depths
 #     2..22 (hidden 2000, batch 5000, 1 epoch, 10,000 training images), each
 #     run in its own process -> results/memory.json, results/memory.svg;
+#     ff-recurrent is left out: about 45 minutes at this shape (README,
+#     "Recurrent FF");
 #  2. the constrained experiment: the same trainers under a 256 MiB cgroup
 #     limit, up to 60 layers, whose weights and Adam state (2.85 GB) are over
 #     10x the limit -> results/cgroup.json, results/cgroup.svg (skipped with

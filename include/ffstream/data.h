@@ -57,6 +57,46 @@ void ff_data_embed(float *out, const float *image, size_t pixels, int label,
 void ff_data_embed_rows(float *out, const float *images, size_t pixels, const uint32_t *idx,
                         const uint8_t *labels, size_t n, ff_label_mode_t mode);
 
+/* The label of a neutral row: every class gets a tenth of the label value
+ * (Hinton's input for the one-pass softmax read-out). */
+#define FF_LABEL_NEUTRAL (-1)
+
+/* ff_data_embed with the label value multiplied by scale (concat: scale;
+ * overlay: scale x the image's max); label may be FF_LABEL_NEUTRAL. With
+ * scale 1 it writes exactly what ff_data_embed writes. */
+void ff_data_embed_scaled(float *out, const float *image, size_t pixels, int label,
+                          ff_label_mode_t mode, float scale);
+
+/* ff_data_embed_rows with a label scale; labels NULL embeds neutral rows. */
+void ff_data_embed_rows_scaled(float *out, const float *images, size_t pixels,
+                               const uint32_t *idx, const uint8_t *labels, size_t n,
+                               ff_label_mode_t mode, float scale);
+
+/* Shifts the image part of one embedded row (rows x cols pixels, then the
+ * label for concat) by dx columns and dy rows; uncovered pixels take the
+ * image's smallest value (the background after standardisation). The label
+ * (the first 10 pixels under overlay) stays where it is. */
+void ff_data_shift_row(float *row, uint32_t rows, uint32_t cols, ff_label_mode_t mode, int dx,
+                       int dy);
+
+/* Input jitter of one training batch x [2 npos, width] (positives, then
+ * their negatives in the same order): positive row i and negative row i get
+ * the same shift, uniform in [-max_shift, max_shift]^2, drawn from
+ * (seed, epoch, chunk) alone so every trainer applies the same shifts. */
+void ff_data_jitter_batch(float *x, size_t npos, size_t width, uint32_t rows, uint32_t cols,
+                          ff_label_mode_t mode, uint32_t max_shift, uint64_t seed,
+                          uint64_t epoch, uint64_t chunk);
+
+/* Fresh negatives for one first-layer training batch x [2 npos, width]
+ * (positives, then their negatives): reads each positive row's label from
+ * its label slot (the largest of the 10 label values) and rewrites negative
+ * row i's slot with a wrong label drawn from (seed, epoch, chunk) alone, at
+ * the positive's label value. Lets the first layer see new negatives every
+ * epoch while its cache holds rows embedded once. */
+void ff_data_redraw_negatives(float *x, size_t npos, size_t width, size_t pixels,
+                              ff_label_mode_t mode, uint64_t seed, uint64_t epoch,
+                              uint64_t chunk);
+
 /* neg[i] = a label drawn uniformly from the 9 labels other than labels[i]. */
 void ff_data_negative_labels(uint8_t *neg, const uint8_t *labels, size_t n, ff_rng_t *rng);
 

@@ -39,6 +39,33 @@ void ff_dense_forward(float *y, const float *x, const float *weight, const float
 void ff_dense_forward_ref(float *y, const float *x, const float *weight, const float *bias,
                           size_t rows, size_t in, size_t out);
 
+/* The local loss of a layer, from goodness g and threshold theta (logit = g - theta):
+ * softplus: softplus(-logit) for positives, softplus(logit) for negatives (the
+ *   original experiment);
+ * linear: -logit for positives, logit for negatives (the original library's
+ *   linear loss; unbounded, so only with a decaying learning rate);
+ * probabilistic: -log(p + 1e-6) for positives, -log(1 - p + 1e-6) for
+ *   negatives, p = sigmoid(logit) (the original library's probabilistic loss);
+ * symba: softplus(-alpha (g_pos_i - g_neg_i)) over the pairs (positive row i,
+ *   negative row npos + i), no threshold (Lee & Song 2023, "SymBa").
+ * Each half is averaged over its rows (symba over the pairs). */
+typedef enum {
+    FF_LOSS_SOFTPLUS = 0,
+    FF_LOSS_LINEAR = 1,
+    FF_LOSS_PROBABILISTIC = 2,
+    FF_LOSS_SYMBA = 3,
+} ff_loss_t;
+
+/* Added inside the logarithms of the probabilistic loss, as in the library. */
+#define FF_PROBABILISTIC_EPS 1e-6
+
+typedef struct {
+    ff_loss_t kind;
+    ff_goodness_t goodness;
+    float theta; /* threshold (unused by symba) */
+    float alpha; /* symba's scale of the goodness difference */
+} ff_loss_params_t;
+
 /* goodness[i] = mean (or sum) over j of y[i,j]^2. y [rows, out]. */
 void ff_dense_goodness(float *goodness, const float *y, size_t rows, size_t out,
                        ff_goodness_t kind);
@@ -53,6 +80,14 @@ double ff_dense_ff_loss(float *dz, float *goodness, const float *y, size_t npos,
                         size_t out, float theta, ff_goodness_t kind);
 double ff_dense_ff_loss_ref(float *dz, float *goodness, const float *y, size_t npos,
                             size_t nneg, size_t out, float theta, ff_goodness_t kind);
+
+/* ff_dense_ff_loss for any loss of ff_loss_params_t (symba needs npos ==
+ * nneg). With FF_LOSS_SOFTPLUS it computes exactly what ff_dense_ff_loss
+ * does, bit for bit. @return the loss. */
+double ff_dense_local_loss(float *dz, float *goodness, const float *y, size_t npos, size_t nneg,
+                           size_t out, const ff_loss_params_t *p);
+double ff_dense_local_loss_ref(float *dz, float *goodness, const float *y, size_t npos,
+                               size_t nneg, size_t out, const ff_loss_params_t *p);
 
 /* Parameter gradients of y = x W^T + b: dweight = dz^T x [out, in],
  * dbias = sum over rows of dz [out]. dz [rows, out], x [rows, in]. */
@@ -76,6 +111,18 @@ void ff_dense_relu_backward(float *dy, const float *y, size_t n);
 double ff_dense_softmax_xent(float *dlogits, const float *logits, const uint8_t *labels,
                              size_t rows, size_t classes);
 
+/* One step's gradient of a linear softmax read-out (the FF head):
+ * logits = x W^T + b, loss = mean over rows of cross-entropy with labels.
+ * dweight [classes, in], dbias [classes], scratch [2, rows, classes],
+ * x [rows, in], weight [classes, in], bias [classes], labels [rows].
+ * @return the mean loss. */
+double ff_dense_softmax_head(float *dweight, float *dbias, float *scratch, const float *x,
+                             const float *weight, const float *bias, const uint8_t *labels,
+                             size_t rows, size_t in, size_t classes);
+double ff_dense_softmax_head_ref(float *dweight, float *dbias, const float *x,
+                                 const float *weight, const float *bias, const uint8_t *labels,
+                                 size_t rows, size_t in, size_t classes);
+
 /* Numerically stable log(1 + exp(x)) and 1 / (1 + exp(-x)). */
 double ff_softplus(double x);
 double ff_sigmoid(double x);
@@ -86,5 +133,28 @@ int ff_dense_set_threads(int threads);
 
 /* A short description of the BLAS library for reports. */
 const char *ff_dense_blas_name(void);
+
+/* ---- recurrent FF (ff-recurrent) kernels ---- */
+
+/* u[i,:] = [a[i,:] / (||a[i,:]|| + eps), b[i,:] / (||b[i,:]|| + eps)]: the
+ * input of a recurrent layer, its two neighbours normalised separately.
+ * u [rows, da+db], a [rows, da], b [rows, db]; b may be NULL (zeros). */
+void ff_dense_concat_normalized(float *u, const float *a, const float *b, size_t rows,
+                                size_t da, size_t db);
+void ff_dense_concat_normalized_ref(float *u, const float *a, const float *b, size_t rows,
+                                    size_t da, size_t db);
+
+/* state[i] = keep * old[i] + (1 - keep) * fresh[i] for n values; old may be
+ * NULL (zeros). state may alias old. */
+void ff_dense_blend(float *state, const float *old, const float *fresh, size_t n, float keep);
+void ff_dense_blend_ref(float *state, const float *old, const float *fresh, size_t n,
+                        float keep);
+
+/* Backward of ff_dense_blend through fresh = relu(z): dz[i] = (1 - keep) *
+ * dstate[i] where fresh[i] > 0, else 0. dz may equal dstate. */
+void ff_dense_blend_backward(float *dz, const float *dstate, const float *fresh, size_t n,
+                             float keep);
+void ff_dense_blend_backward_ref(float *dz, const float *dstate, const float *fresh, size_t n,
+                                 float keep);
 
 #endif

@@ -13,6 +13,10 @@
 void ff_eval_embed_candidates(float *out, const float *images, size_t pixels, size_t n,
                               ff_label_mode_t mode);
 
+/* ff_eval_embed_candidates with the label value multiplied by scale. */
+void ff_eval_embed_candidates_scaled(float *out, const float *images, size_t pixels, size_t n,
+                                     ff_label_mode_t mode, float scale);
+
 /* scores[i*10 + c] += goodness[i*10 + c] - theta, for n images. */
 void ff_eval_accumulate(float *scores, const float *goodness, size_t n, float theta);
 

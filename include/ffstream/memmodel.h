@@ -10,6 +10,9 @@
  *   ff-mem:    4P of every layer + the cached inputs of the next layer for
  *              every training row (2 N H floats, twice during a pass) +
  *              the batch + the dataset.
+ *   ff-recurrent: 4P of every layer and the read-out + two generations of
+ *              every layer's states for one batch (2 L B H floats) + the
+ *              batch's input buffers + the dataset. No activation cache.
  *   bp:        4P of every layer and the head + every layer's activations
  *              for one batch + the dataset. */
 #ifndef FFSTREAM_MEMMODEL_H

@@ -6,17 +6,34 @@
 #define FFSTREAM_STEP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ffstream/adam.h"
 #include "ffstream/dense.h"
 #include "ffstream/error.h"
 #include "ffstream/layer.h"
 
+/* Learning-rate schedules. A schedule is a pure function of the position in
+ * training (epoch, batch), so a resumed run takes exactly the same steps. */
+typedef enum {
+    FF_LR_CONSTANT = 0,     /* the base rate throughout */
+    FF_LR_LINEAR_DECAY = 1, /* constant, then linear to 0 from decay_start of training */
+} ff_lr_schedule_t;
+
 typedef struct {
     float theta;
     ff_goodness_t goodness;
     ff_adam_params_t adam;
+    ff_loss_t loss;   /* FF_LOSS_SOFTPLUS (0) unless a recipe says otherwise */
+    float alpha;      /* symba's scale */
 } ff_step_params_t;
+
+/* The learning rate of the step at `batch` (0-based) of `batches` in `epoch`
+ * of `epochs`: base, or for FF_LR_LINEAR_DECAY base x (1 - t) / (1 - start)
+ * once the fraction of steps done t = (epoch x batches + batch) / (epochs x
+ * batches) reaches start (in [0, 1)). */
+double ff_step_lr(double base, ff_lr_schedule_t schedule, double start, uint64_t epoch,
+                  uint64_t epochs, uint64_t batch, uint64_t batches);
 
 /* Scratch buffers sized for the largest batch of a layer. */
 typedef struct {

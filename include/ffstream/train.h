@@ -45,6 +45,12 @@ typedef struct {
     int resumed;
     int started_fresh;          /* --resume found no run.json and started a new run */
     int run_intact;             /* an error left a resumable run behind */
+    /* Both read-outs (NaN when not computed): the accuracy of every-label
+     * goodness and of the softmax head; test_accuracy is the one --eval chose. */
+    double goodness_accuracy;
+    double softmax_accuracy;
+    double head_seconds;    /* training the softmax head (part of train_seconds) */
+    uint64_t head_hash;     /* FNV-1a of the head's parameters (0 without a head) */
     ff_mem_stats_t memory;  /* the program's own accounting, at the end */
     uint64_t peak_rss_bytes;
 } ff_result_t;
@@ -73,6 +79,13 @@ int ff_train_stop_requested(void);
 
 /* The data fingerprint a run records: both splits' raw bytes. */
 uint64_t ff_train_data_fingerprint(const ff_dataset_t *train, const ff_dataset_t *test);
+
+/* Recurrent Forward-Forward (ff-recurrent, see ffrec.h): every layer and
+ * one batch's states of every layer in memory; cfg->epochs passes over the
+ * data, 8 time steps per batch. train must be standardised.
+ * @return 0 or -1 with err. */
+int ff_train_ffrec(const ff_config_t *cfg, const ff_dataset_t *train, const ff_dataset_t *test,
+                   ff_result_t *res, ff_error_t *err);
 
 /* Backprop through the same body plus a linear head, softmax cross-entropy. */
 int ff_train_bp(const ff_config_t *cfg, const ff_dataset_t *train, const ff_dataset_t *test,
