@@ -89,6 +89,20 @@ static void add_config(cJSON *o, const ff_config_t *c) {
     cJSON_AddBoolToObject(o, "fresh_negatives", c->fresh_negatives);
 }
 
+void ff_run_state_init(ff_run_state_t *s, const ff_config_t *cfg, uint64_t data_fingerprint,
+                       uint64_t train_samples, uint64_t test_samples) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->mode, sizeof s->mode, "%s", ff_mode_name(cfg->mode));
+    s->config = *cfg;
+    s->config_fingerprint = ff_config_fingerprint(cfg);
+    s->data_fingerprint = data_fingerprint;
+    s->train_samples = train_samples;
+    s->test_samples = test_samples;
+    s->layers = cfg->layers;
+    s->cache_layer = FF_RUN_NO_CACHE;
+    s->weights_hash = FF_FNV_OFFSET;
+}
+
 int ff_run_write(const char *dir, const ff_run_state_t *s, ff_error_t *err) {
     char path[4200], hex[17];
     if (ff_run_path(path, sizeof path, dir, "run.json") != 0)

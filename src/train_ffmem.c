@@ -190,15 +190,7 @@ static int save_run(const ff_config_t *cfg, const ff_layer_t *layers, const ff_r
         if (ff_layerfile_save(path, &layers[k], &meta, NULL, err) != 0) return -1;
     }
     ff_run_state_t state;
-    memset(&state, 0, sizeof state);
-    snprintf(state.mode, sizeof state.mode, "%s", ff_mode_name(cfg->mode));
-    state.config = *cfg;
-    state.config_fingerprint = ff_config_fingerprint(cfg);
-    state.data_fingerprint = data_fp;
-    state.train_samples = res->train_samples;
-    state.test_samples = res->test_samples;
-    state.layers = cfg->layers;
-    state.cache_layer = FF_RUN_NO_CACHE;
+    ff_run_state_init(&state, cfg, data_fp, res->train_samples, res->test_samples);
     state.finished = 1;
     state.weights_hash = res->weights_hash;
     state.hashed_layers = cfg->layers;

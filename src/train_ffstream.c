@@ -850,16 +850,7 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
          * wrote one (while loading the data), so there is nothing to lose. */
         res->started_fresh = cfg->resume;
         if (ff_run_make_dirs(s.dir, err) != 0) goto cleanup;
-        memset(&state, 0, sizeof state);
-        snprintf(state.mode, sizeof state.mode, "%s", ff_mode_name(cfg->mode));
-        state.config = *cfg;
-        state.config_fingerprint = ff_config_fingerprint(cfg);
-        state.data_fingerprint = s.data_fp;
-        state.train_samples = s.N;
-        state.test_samples = s.T;
-        state.layers = cfg->layers;
-        state.cache_layer = FF_RUN_NO_CACHE;
-        state.weights_hash = FF_FNV_OFFSET;
+        ff_run_state_init(&state, cfg, s.data_fp, s.N, s.T);
         if (ff_run_write(s.dir, &state, err) != 0) goto cleanup;
     }
 

@@ -54,6 +54,27 @@ static inline int check_exit(const char *name) {
     return 0;
 }
 
+/* The whole file at path, NUL-terminated (so text can be searched), with
+ * its byte count in *size (may be NULL). @return NULL when it cannot be
+ * read; free() the result. */
+static inline void *check_read_file(const char *path, size_t *size) {
+    if (size != NULL) *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) return NULL;
+    char *buf = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0) buf = malloc((size_t)n + 1);
+    if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf == NULL) return NULL;
+    buf[n] = '\0';
+    if (size != NULL) *size = (size_t)n;
+    return buf;
+}
+
 /* The real dataset, or a skip (77) with a reason; FFSTREAM_REQUIRE_DATA=1
  * (set by tools/test.sh, which installs the data) turns the skip into a
  * failure so a missing package cannot pass silently. */

@@ -29,16 +29,7 @@ static void path_of(char *out, size_t size, const char *name) {
 }
 
 static uint8_t *read_all(const char *path, size_t *size) {
-    *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n) *size = (size_t)n;
-    fclose(f);
-    return buf;
+    return check_read_file(path, size);
 }
 
 static void write_all(const char *path, const void *bytes, size_t size) {

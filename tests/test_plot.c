@@ -8,21 +8,7 @@
 
 #include "check.h"
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *t = malloc((size_t)n + 1);
-    if (t != NULL && fread(t, 1, (size_t)n, f) != (size_t)n) {
-        free(t);
-        t = NULL;
-    }
-    if (t != NULL) t[n] = '\0';
-    fclose(f);
-    return t;
-}
+static char *slurp(const char *path) { return check_read_file(path, NULL); }
 
 /* A small XML well-formedness checker: tags nest, names match, attribute
  * values are quoted, '&' starts a known entity, text has no '<'. */

@@ -46,6 +46,11 @@ int ff_run_cache_path(char *out, size_t cap, const char *dir, const char *kind, 
 /* Creates RUN, RUN/layers and RUN/cache (mkdir -p). @return 0 or -1. */
 int ff_run_make_dirs(const char *dir, ff_error_t *err);
 
+/* The state of a new run of cfg on data with this fingerprint and these
+ * counts: no cache yet, nothing hashed, not finished. */
+void ff_run_state_init(ff_run_state_t *state, const ff_config_t *cfg, uint64_t data_fingerprint,
+                       uint64_t train_samples, uint64_t test_samples);
+
 /* Writes RUN/run.json atomically, with each layer's status derived from the
  * checkpoints on disk. @return 0 or -1 with err. */
 int ff_run_write(const char *dir, const ff_run_state_t *state, ff_error_t *err);
