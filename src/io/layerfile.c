@@ -20,7 +20,7 @@
 
 #include "ffstream/memstat.h"
 #include "ffstream/report.h"
-#include "fileio.h"
+#include "ffstream/fileio.h"
 
 /* Tensors are stored as the float32 bytes of memory, which the format
  * defines as little-endian. */

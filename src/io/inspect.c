@@ -21,7 +21,7 @@
 #include <zlib.h>
 
 #include "ffstream/memstat.h"
-#include "fileio.h"
+#include "ffstream/fileio.h"
 
 /* The exported bytes are the floats as they are in memory; both formats
  * say little-endian. */

@@ -1,5 +1,5 @@
 /* fileio.c: exact positional reads and crc32 for the file readers. */
-#include "fileio.h"
+#include "ffstream/fileio.h"
 
 #include <errno.h>
 #include <unistd.h>
