@@ -4,11 +4,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "testutil.h"
 #include "ffstream/actcache.h"
 #include "ffstream/memstat.h"
 
-static char dir[256];
+static char dir[FF_PATH_MAX];
 
 static float value(uint64_t chunk, size_t i) { return (float)(chunk * 100000 + i) * 0.5f; }
 
@@ -30,8 +30,7 @@ static void write_cache(const char *path, const ff_actcache_geometry_t *g, int f
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/ffstream-test-actcache-XXXXXX");
-    if (mkdtemp(dir) == NULL) return 1;
+    check_tempdir(dir, "actcache");
     char path[512];
     snprintf(path, sizeof path, "%s/train-000.cache", dir);
     /* 23 images, 5 per chunk: 4 full chunks and one of 3; rows of 7 floats. */

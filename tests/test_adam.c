@@ -2,7 +2,7 @@
  * (m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
  *  p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)),
  * with and without weight decay, and the float path against the double one. */
-#include "check.h"
+#include "testutil.h"
 #include "ffstream/adam.h"
 #include "ffstream/rng.h"
 

@@ -22,7 +22,7 @@
 #include <sys/syscall.h>
 #endif
 
-#include "check.h"
+#include "testutil.h"
 #include "ffstream/aio.h"
 #include "ffstream/rng.h"
 
@@ -31,7 +31,7 @@
 #define PIECE_MAX ((size_t)1 << 20)
 #define MAX_PIECES (FILE_BYTES / PIECE_MIN + 1)
 
-static char dir[256];
+static char dir[FF_PATH_MAX];
 static uint8_t *source; /* FILE_BYTES pseudo-random bytes */
 
 typedef struct {
@@ -544,8 +544,7 @@ static int test_backend(ff_aio_backend_t backend, const char *data_file) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/ffstream-test-aio-XXXXXX");
-    if (mkdtemp(dir) == NULL) return 1;
+    check_tempdir(dir, "aio");
     source = malloc(FILE_BYTES);
     if (source == NULL) return 1;
     ff_rng_t rng;

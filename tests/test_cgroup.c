@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "testutil.h"
 #include "ffstream/cgroup.h"
 
 #define MIB ((uint64_t)1 << 20)

@@ -4,12 +4,7 @@
 # documented field. Usage: test_cli.sh PATH/TO/fftrain
 set -u
 FFTRAIN=$1
-failures=0
-checks=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib.sh"
 
 # expect_error "message fragment" args...: exit status 2 and the fragment on stderr
 expect_error() {
@@ -29,7 +24,7 @@ expect_error() {
 expect_error "--layers: 0 is out of range" --layers 0
 expect_error "--lr: -0.1 is out of range" --lr -0.1
 expect_error "--lr: 0 is out of range" --lr 0
-expect_error "unknown mode 'ff-magic'" --mode ff-magic
+expect_error "--mode: 'ff-magic', expected ff-mem, bp, ff-stream or ff-recurrent" --mode ff-magic
 expect_error "--batch: 101 is odd" --batch 101
 expect_error "need 3000 training images per step, but only 100" --batch 6000 --train-limit 100
 expect_error "--hidden: 'abc' is not a whole number" --hidden abc
@@ -53,8 +48,7 @@ else
 fi
 
 # Batch larger than the data, found only after loading.
-data=${FFSTREAM_DATA:-/usr/share/datasets/fashion-mnist}
-if [ -f "$data/train-labels-idx1-ubyte.gz" ]; then
+if have_data; then
     checks=$((checks + 1))
     "$FFTRAIN" --mode bp --batch 70000 --data "$data" >"$tmp/out" 2>"$tmp/err"
     rc=$?
@@ -90,5 +84,4 @@ else
     [ "${FFSTREAM_REQUIRE_DATA:-0}" = 1 ] && fail "dataset required"
 fi
 
-echo "test_cli: $checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+test_summary test_cli

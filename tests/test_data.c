@@ -1,6 +1,6 @@
 /* test_data: standardisation, label embedding (concat and overlay),
  * negative labels, permutation and the candidate rows of evaluation. */
-#include "check.h"
+#include "testutil.h"
 #include "ffstream/data.h"
 #include "ffstream/eval.h"
 #include "ffstream/memstat.h"

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "testutil.h"
 #include "ffstream/bpnet.h"
 #include "ffstream/data.h"
 #include "ffstream/dense.h"
@@ -18,14 +18,6 @@ static float *random_matrix(ff_rng_t *rng, size_t n, float scale) {
     return m;
 }
 
-static double max_abs_diff(const float *a, const float *b, size_t n) {
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > m) m = d;
-    }
-    return m;
-}
 
 /* Shapes include non-multiples of BLAS block sizes and a single row. */
 static const size_t shapes[][3] = {{1, 7, 5}, {13, 33, 17}, {64, 794, 100}, {37, 500, 129}};
@@ -42,20 +34,20 @@ static void test_kernels_against_ref(void) {
         float *nr = malloc(rows * sizeof(float)), *nr_ref = malloc(rows * sizeof(float));
         ff_dense_normalize(xn, nr, x, rows, in);
         ff_dense_normalize_ref(xn_ref, nr_ref, x, rows, in);
-        double e = max_abs_diff(xn, xn_ref, rows * in);
+        double e = check_max_abs_diff(xn, xn_ref, rows * in);
         printf("normalize %zux%zu: max error %.3g\n", rows, in, e);
         CHECK(e < 1e-6);
-        CHECK(max_abs_diff(nr, nr_ref, rows) < 1e-4);
+        CHECK(check_max_abs_diff(nr, nr_ref, rows) < 1e-4);
 
         float *y = malloc(rows * out * sizeof(float)), *y_ref = malloc(rows * out * sizeof(float));
         ff_dense_linear(y, xn, w, b, rows, in, out);
         ff_dense_linear_ref(y_ref, xn, w, b, rows, in, out);
-        e = max_abs_diff(y, y_ref, rows * out);
+        e = check_max_abs_diff(y, y_ref, rows * out);
         printf("linear %zux%zu->%zu: max error %.3g\n", rows, in, out, e);
         CHECK(e < 1e-5);
         ff_dense_forward(y, xn, w, b, rows, in, out);
         ff_dense_forward_ref(y_ref, xn, w, b, rows, in, out);
-        e = max_abs_diff(y, y_ref, rows * out);
+        e = check_max_abs_diff(y, y_ref, rows * out);
         CHECK(e < 1e-5);
         size_t zeros = 0;
         for (size_t i = 0; i < rows * out; i++) zeros += y[i] == 0.0f;
@@ -70,10 +62,10 @@ static void test_kernels_against_ref(void) {
             double l_ref = ff_dense_ff_loss_ref(dz_ref, g_ref, y, npos, nneg, out, 0.05f,
                                                 (ff_goodness_t)kind);
             printf("ff_loss (%s) rows %zu: loss %.6f vs %.6f, dz max error %.3g\n",
-                   kind ? "sum" : "mean", rows, l, l_ref, max_abs_diff(dz, dz_ref, rows * out));
+                   kind ? "sum" : "mean", rows, l, l_ref, check_max_abs_diff(dz, dz_ref, rows * out));
             CHECK_NEAR(l, l_ref, 1e-6 * (1 + fabs(l_ref)));
-            CHECK(max_abs_diff(dz, dz_ref, rows * out) < 1e-7 + 1e-5 * fabs(l_ref));
-            CHECK(max_abs_diff(g, g_ref, rows) < 1e-5);
+            CHECK(check_max_abs_diff(dz, dz_ref, rows * out) < 1e-7 + 1e-5 * fabs(l_ref));
+            CHECK(check_max_abs_diff(g, g_ref, rows) < 1e-5);
         }
 
         float *dw = malloc(out * in * sizeof(float)), *dw_ref = malloc(out * in * sizeof(float));
@@ -81,15 +73,15 @@ static void test_kernels_against_ref(void) {
         float *dzr = random_matrix(&rng, rows * out, 1.0f);
         ff_dense_backward_params(dw, db, dzr, xn, rows, in, out);
         ff_dense_backward_params_ref(dw_ref, db_ref, dzr, xn, rows, in, out);
-        e = max_abs_diff(dw, dw_ref, out * in);
-        printf("backward_params: dW max error %.3g, db %.3g\n", e, max_abs_diff(db, db_ref, out));
+        e = check_max_abs_diff(dw, dw_ref, out * in);
+        printf("backward_params: dW max error %.3g, db %.3g\n", e, check_max_abs_diff(db, db_ref, out));
         CHECK(e < 1e-4);
-        CHECK(max_abs_diff(db, db_ref, out) < 1e-4);
+        CHECK(check_max_abs_diff(db, db_ref, out) < 1e-4);
 
         float *dx = malloc(rows * in * sizeof(float)), *dx_ref = malloc(rows * in * sizeof(float));
         ff_dense_backward_input(dx, dzr, w, rows, in, out);
         ff_dense_backward_input_ref(dx_ref, dzr, w, rows, in, out);
-        e = max_abs_diff(dx, dx_ref, rows * in);
+        e = check_max_abs_diff(dx, dx_ref, rows * in);
         printf("backward_input: max error %.3g\n", e);
         CHECK(e < 1e-4);
 

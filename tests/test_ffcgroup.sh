@@ -8,40 +8,16 @@
 set -u
 FFCGROUP=$1
 ALLOCATOR=$2
-failures=0
-checks=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/lib.sh"
 
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-
-# expect_status STATUS "stderr fragment" args...
-expect_status() {
-    want_rc=$1
-    want=$2
-    shift 2
-    checks=$((checks + 1))
-    "$FFCGROUP" "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    if [ "$rc" -ne "$want_rc" ]; then
-        fail "ffcgroup $* exited $rc, expected $want_rc: $(cat "$tmp/err")"
-        return
-    fi
-    if [ -n "$want" ] && ! grep -qF -- "$want" "$tmp/err"; then
-        fail "ffcgroup $*: stderr lacks '$want': $(cat "$tmp/err")"
-        return
-    fi
-    echo "ok: ffcgroup $* -> $rc: $(cat "$tmp/err")"
-}
-
-expect_status 2 "size '12Q': unknown unit 'Q'" --limit 12Q -- true
-expect_status 2 "expected a positive size" --limit 0 -- true
-expect_status 2 "missing '--' before the command 'true'" --limit 32M true
-expect_status 2 "no command after '--'" --limit 32M --
-expect_status 2 "missing '--'" --limit 32M
-expect_status 2 "unknown flag '--bogus'" --bogus --limit 32M -- true
-expect_status 2 "--limit: missing value" --limit
-expect_status 2 "--limit SIZE is required" -- true
+expect_status 2 "size '12Q': unknown unit 'Q'" "$FFCGROUP" --limit 12Q -- true
+expect_status 2 "expected a positive size" "$FFCGROUP" --limit 0 -- true
+expect_status 2 "missing '--' before the command 'true'" "$FFCGROUP" --limit 32M true
+expect_status 2 "no command after '--'" "$FFCGROUP" --limit 32M --
+expect_status 2 "missing '--'" "$FFCGROUP" --limit 32M
+expect_status 2 "unknown flag '--bogus'" "$FFCGROUP" --bogus --limit 32M -- true
+expect_status 2 "--limit: missing value" "$FFCGROUP" --limit
+expect_status 2 "--limit SIZE is required" "$FFCGROUP" -- true
 
 checks=$((checks + 1))
 if "$FFCGROUP" --help | grep -qF -- "--limit SIZE"; then echo "ok: --help"; else fail "--help"; fi
@@ -77,23 +53,19 @@ for field in '"command":' '"cgroup_version":[[:space:]]*"v[12]"' '"limit_bytes":
 done
 
 # The command's exit status passes through; --quiet prints nothing.
-expect_status 5 "" --limit 32M --quiet -- sh -c 'exit 5'
+expect_status 5 "" "$FFCGROUP" --limit 32M --quiet -- sh -c 'exit 5'
 checks=$((checks + 1))
 [ -s "$tmp/err" ] && fail "--quiet printed: $(cat "$tmp/err")"
 
 # A command that cannot start.
-expect_status 1 "cannot run ffstream-no-such-command" --limit 32M -- ffstream-no-such-command
+expect_status 1 "cannot run ffstream-no-such-command" "$FFCGROUP" --limit 32M -- ffstream-no-such-command
 
 # 200 MiB touched under 32 MiB: OOM-killed, exit 128 + SIGKILL.
-expect_status 137 "OOM-killed" --limit 32M --json "$tmp/oom.json" -- "$ALLOCATOR" --allocate 200
+expect_status 137 "OOM-killed" "$FFCGROUP" --limit 32M --json "$tmp/oom.json" -- "$ALLOCATOR" --allocate 200
 for field in '"oom_killed":[[:space:]]*true' '"signal":[[:space:]]*9' '"exit_status":[[:space:]]*null' \
     '"oom_kills":[[:space:]]*[1-9]'; do
     checks=$((checks + 1))
     grep -Eq -- "$field" "$tmp/oom.json" || fail "oom.json lacks $field: $(cat "$tmp/oom.json")"
 done
 
-if [ "$failures" -ne 0 ]; then
-    echo "test_ffcgroup: $failures of $checks checks failed" >&2
-    exit 1
-fi
-echo "test_ffcgroup: $checks checks passed"
+test_summary test_ffcgroup

@@ -4,7 +4,7 @@
  * and one time step of a tiny hand-set network against values worked out by
  * hand; negative sampling; and end to end on a Fashion-MNIST subset:
  * learning above chance, bit-identical reruns, memory accounting = model. */
-#include "check.h"
+#include "testutil.h"
 #include "ffstream/config.h"
 #include "ffstream/dense.h"
 #include "ffstream/ffrec.h"
@@ -243,20 +243,6 @@ static ff_config_t subset_config(const char *data) {
     return cfg;
 }
 
-static int run(const ff_config_t *cfg, ff_result_t *res) {
-    ff_dataset_t train, test;
-    ff_error_t err;
-    ff_mem_reset_peaks();
-    if (ff_train_load_data(cfg, &train, &test, &err) != 0) {
-        fprintf(stderr, "load: %s\n", err.msg);
-        return -1;
-    }
-    int rc = ff_train_ffrec(cfg, &train, &test, res, &err);
-    if (rc != 0) fprintf(stderr, "train: %s\n", err.msg);
-    ff_data_free(&test);
-    ff_data_free(&train);
-    return rc;
-}
 
 static void test_learns(const char *data) {
     /* Measured 78.75% with seed 1 (seeds 2..4: 78.1%, 77.3%, 73.7%; chance is
@@ -269,7 +255,7 @@ static void test_learns(const char *data) {
     cfg.lr = 0.03;
     cfg.epochs = 3;
     ff_result_t a;
-    CHECK(run(&cfg, &a) == 0);
+    CHECK(check_train(&cfg, &a) == 0);
     printf("ff-recurrent 2x256, 10000 images, 3 epochs: accuracy %.4f, train %.2f s, eval %.2f s\n",
            a.test_accuracy, a.train_seconds, a.eval_seconds);
     for (uint32_t k = 0; k < a.layer_count; k++)
@@ -289,10 +275,10 @@ static void test_deterministic(const char *data) {
     /* Bit-identical rerun; another seed gives other weights. */
     ff_config_t cfg = subset_config(data);
     ff_result_t a, b, c;
-    CHECK(run(&cfg, &a) == 0);
-    CHECK(run(&cfg, &b) == 0);
+    CHECK(check_train(&cfg, &a) == 0);
+    CHECK(check_train(&cfg, &b) == 0);
     cfg.seed = 2;
-    CHECK(run(&cfg, &c) == 0);
+    CHECK(check_train(&cfg, &c) == 0);
     printf("ff-recurrent 2x128: weights %016llx / %016llx, seed 2: %016llx\n",
            (unsigned long long)a.weights_hash, (unsigned long long)b.weights_hash,
            (unsigned long long)c.weights_hash);

@@ -7,11 +7,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "check.h"
+#include "testutil.h"
 #include "ffstream/data.h"
 #include "ffstream/idx.h"
 
-static char dir[256];
+static char dir[FF_PATH_MAX];
 
 static size_t make_idx(uint8_t *buf, int ndims, const uint32_t *dims, uint8_t fill_mod) {
     buf[0] = 0, buf[1] = 0, buf[2] = 0x08, buf[3] = (uint8_t)ndims;
@@ -199,8 +199,7 @@ static void test_dataset_validation(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/ffstream-test-idx-XXXXXX");
-    if (mkdtemp(dir) == NULL) return 1;
+    check_tempdir(dir, "idx");
     test_good_files();
     test_bad_files();
     test_dataset_validation();

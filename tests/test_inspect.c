@@ -13,52 +13,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "testutil.h"
 #include "ffstream/inspect.h"
 #include "ffstream/memstat.h"
 #include "ffstream/rng.h"
 
-static char dir[256];
+static char dir[FF_PATH_MAX];
 
 static const char *const tensor_names[6] = {
     "weight", "bias", "adam_m.weight", "adam_m.bias", "adam_v.weight", "adam_v.bias",
 };
 
-static void path_of(char *out, size_t size, const char *name) {
-    snprintf(out, size, "%s/%s", dir, name);
-}
 
-static uint8_t *read_all(const char *path, size_t *size) {
-    return check_read_file(path, size);
-}
 
-static void write_all(const char *path, const void *bytes, size_t size) {
-    FILE *f = fopen(path, "wb");
-    CHECKF(f != NULL, "cannot create %s", path);
-    if (f == NULL) return;
-    CHECK(fwrite(bytes, 1, size, f) == size);
-    fclose(f);
-}
 
-/* Flips every bit of the byte at offset. */
-static void flip_byte(const char *path, size_t offset) {
-    size_t size;
-    uint8_t *bytes = read_all(path, &size);
-    CHECK(bytes != NULL && offset < size);
-    if (bytes != NULL && offset < size) {
-        bytes[offset] ^= 0xff;
-        write_all(path, bytes, size);
-    }
-    free(bytes);
-}
 
-static void copy_file(const char *from, const char *to) {
-    size_t size;
-    uint8_t *bytes = read_all(from, &size);
-    CHECKF(bytes != NULL, "cannot read %s", from);
-    if (bytes != NULL) write_all(to, bytes, size);
-    free(bytes);
-}
 
 static uint64_t le64(const uint8_t *p) {
     uint64_t v = 0;
@@ -72,24 +41,8 @@ static const float *tensor_of(const ff_layer_t *layer, int i) {
     return blocks[i / 2] + (i % 2 == 0 ? 0 : (size_t)layer->in * layer->out);
 }
 
-/* A layer in -> out with distinct values everywhere (and Adam moments when
- * with_adam), Adam step 100 + index. */
-static void make_layer(ff_layer_t *layer, uint32_t in, uint32_t out, int with_adam, uint64_t seed) {
-    ff_error_t err;
-    CHECKF(ff_layer_alloc(layer, in, out, with_adam, &err) == 0, "%s", err.msg);
-    ff_layer_init_for_run(layer, seed, 0);
-    if (with_adam) {
-        ff_rng_t rng;
-        ff_rng_init(&rng, seed, 77, 1, 0);
-        for (size_t i = 0; i < layer->param_count; i++) {
-            layer->adam_m[i] = (ff_rng_uniform(&rng) - 0.5f) * 1e-3f;
-            layer->adam_v[i] = ff_rng_uniform(&rng) * 1e-6f;
-        }
-    }
-    layer->adam_step = (int64_t)(100 + seed);
-}
 
-static void make_meta(ff_layerfile_meta_t *m, uint32_t index, const ff_run_state_t *run) {
+static void meta_for_run(ff_layerfile_meta_t *m, uint32_t index, const ff_run_state_t *run) {
     memset(m, 0, sizeof *m);
     m->layer_index = index;
     m->epochs_done = m->epochs_total = run != NULL ? run->config.epochs : 2;
@@ -164,12 +117,12 @@ static void test_file_read(void) {
     ff_layerfile_meta_t meta;
     ff_error_t err;
     char path[512];
-    path_of(path, sizeof path, "read.ffl");
-    make_layer(&layer, 7, 5, 1, 3);
+    check_path(path, dir, "read.ffl");
+    check_make_layer(&layer, 7, 5, 1, 3);
     layer.weight[4] = 0.0f;
     layer.weight[9] = NAN;
     layer.bias[2] = -INFINITY;
-    make_meta(&meta, 3, NULL);
+    meta_for_run(&meta, 3, NULL);
     save_layer(path, &layer, &meta, FF_CODEC_ZSTD_SHUFFLE);
 
     ff_inspect_file_t *f = malloc(sizeof *f);
@@ -188,7 +141,7 @@ static void test_file_read(void) {
 
     /* A flipped byte inside the bias: only the bias is unreadable, and the
      * message names the file, the tensor and the checksum. */
-    flip_byte(path, (size_t)f->info.tensors[1].offset + 3);
+    check_flip_byte(path, (size_t)f->info.tensors[1].offset + 3);
     CHECKF(ff_inspect_file_read(path, f, &err) == 0, "%s", err.msg);
     CHECK(f->readable[0] && !f->readable[1] && f->readable[2] && f->readable[5]);
     CHECK_CONTAINS(f->error[1], path);
@@ -196,8 +149,8 @@ static void test_file_read(void) {
 
     /* A file that is not a layer file at all is refused as a whole. */
     char junk[512];
-    path_of(junk, sizeof junk, "junk.ffl");
-    write_all(junk, "hello, world, this is not a checkpoint", 38);
+    check_path(junk, dir, "junk.ffl");
+    check_write_file(junk, "hello, world, this is not a checkpoint", 38);
     CHECK(ff_inspect_file_read(junk, f, &err) == -1);
     CHECK_CONTAINS(err.msg, "not an ffstream layer file");
     free(f);
@@ -212,7 +165,7 @@ static void test_file_read(void) {
 static void check_safetensors(const char *path, const ff_layer_t *layers, const uint32_t *index,
                               int count, int with_optimizer) {
     size_t size;
-    uint8_t *bytes = read_all(path, &size);
+    uint8_t *bytes = check_read_file(path, &size);
     CHECKF(bytes != NULL && size >= 8, "cannot read %s", path);
     if (bytes == NULL || size < 8) {
         free(bytes);
@@ -320,20 +273,20 @@ static void test_safetensors(void) {
     ff_error_t err;
     char paths[2][512], out[512];
     const uint32_t index[2] = {0, 1};
-    make_layer(&layers[0], 9, 6, 1, 1);
-    make_layer(&layers[1], 6, 6, 1, 2);
+    check_make_layer(&layers[0], 9, 6, 1, 1);
+    check_make_layer(&layers[1], 6, 6, 1, 2);
     const ff_codec_t codecs[2] = {FF_CODEC_RAW, FF_CODEC_ZSTD};
     for (int l = 0; l < 2; l++) {
         char name[32];
         snprintf(name, sizeof name, "st-%d.ffl", l);
-        path_of(paths[l], sizeof paths[l], name);
-        make_meta(&meta, index[l], NULL);
+        check_path(paths[l], dir, name);
+        meta_for_run(&meta, index[l], NULL);
         save_layer(paths[l], &layers[l], &meta, codecs[l]);
     }
     const char *list[2] = {paths[0], paths[1]};
     ff_inspect_export_t result;
     for (int with_optimizer = 0; with_optimizer <= 1; with_optimizer++) {
-        path_of(out, sizeof out, with_optimizer ? "all.safetensors" : "model.safetensors");
+        check_path(out, dir, with_optimizer ? "all.safetensors" : "model.safetensors");
         CHECKF(ff_inspect_export_safetensors(out, list, 2, with_optimizer, &result, &err) == 0,
                "%s", err.msg);
         CHECK(result.tensors == (size_t)(with_optimizer ? 12 : 4));
@@ -345,12 +298,12 @@ static void test_safetensors(void) {
     ff_layer_t lone;
     char lone_path[512];
     const uint32_t lone_index = 7;
-    make_layer(&lone, 3, 2, 0, 9);
-    path_of(lone_path, sizeof lone_path, "lone.ffl");
-    make_meta(&meta, lone_index, NULL);
+    check_make_layer(&lone, 3, 2, 0, 9);
+    check_path(lone_path, dir, "lone.ffl");
+    meta_for_run(&meta, lone_index, NULL);
     save_layer(lone_path, &lone, &meta, FF_CODEC_ZSTD_SHUFFLE);
     const char *one[1] = {lone_path};
-    path_of(out, sizeof out, "lone.safetensors");
+    check_path(out, dir, "lone.safetensors");
     CHECKF(ff_inspect_export_safetensors(out, one, 1, 0, &result, &err) == 0, "%s", err.msg);
     check_safetensors(out, &lone, &lone_index, 1, 0);
 
@@ -378,7 +331,7 @@ static void test_safetensors(void) {
  * 64 bytes, '\n', then exactly the expected floats. */
 static void check_npy(const char *path, const float *expect, uint32_t ndim, const uint64_t *shape) {
     size_t size;
-    uint8_t *bytes = read_all(path, &size);
+    uint8_t *bytes = check_read_file(path, &size);
     CHECKF(bytes != NULL && size >= 10, "cannot read %s", path);
     if (bytes == NULL || size < 10) {
         free(bytes);
@@ -424,10 +377,10 @@ static void test_npy(void) {
     float values[12];
     for (int i = 0; i < 12; i++) values[i] = (float)i * 0.25f - 1.0f;
     const uint64_t shape2[2] = {3, 4}, shape1[1] = {12};
-    path_of(path, sizeof path, "matrix.npy");
+    check_path(path, dir, "matrix.npy");
     CHECKF(ff_inspect_write_npy(path, values, 2, shape2, &err) == 0, "%s", err.msg);
     check_npy(path, values, 2, shape2);
-    path_of(path, sizeof path, "vector.npy");
+    check_path(path, dir, "vector.npy");
     CHECKF(ff_inspect_write_npy(path, values, 1, shape1, &err) == 0, "%s", err.msg);
     check_npy(path, values, 1, shape1);
     CHECK(ff_inspect_write_npy(path, values, 3, shape1, &err) == -1);
@@ -436,11 +389,11 @@ static void test_npy(void) {
     ff_layer_t layer;
     ff_layerfile_meta_t meta;
     char file[512], out[512];
-    make_layer(&layer, 5, 4, 1, 4);
-    path_of(file, sizeof file, "npy-src.ffl");
-    make_meta(&meta, 2, NULL);
+    check_make_layer(&layer, 5, 4, 1, 4);
+    check_path(file, dir, "npy-src.ffl");
+    meta_for_run(&meta, 2, NULL);
     save_layer(file, &layer, &meta, FF_CODEC_ZSTD_SHUFFLE);
-    path_of(out, sizeof out, "npy");
+    check_path(out, dir, "npy");
     const char *list[1] = {file};
     ff_inspect_export_t result;
     CHECKF(ff_inspect_export_npy(out, list, 1, 1, &result, &err) == 0, "%s", err.msg);
@@ -484,9 +437,9 @@ static void test_verify_file(void) {
     ff_layerfile_meta_t meta;
     ff_error_t err;
     char path[512];
-    path_of(path, sizeof path, "verify.ffl");
-    make_layer(&layer, 8, 3, 1, 5);
-    make_meta(&meta, 0, NULL);
+    check_path(path, dir, "verify.ffl");
+    check_make_layer(&layer, 8, 3, 1, 5);
+    meta_for_run(&meta, 0, NULL);
     save_layer(path, &layer, &meta, FF_CODEC_ZSTD);
     ff_layerfile_info_t info;
     CHECKF(ff_layerfile_read_info(path, &info, &err) == 0, "%s", err.msg);
@@ -497,8 +450,8 @@ static void test_verify_file(void) {
     ff_inspect_report_free(&r);
 
     /* Two damaged tensors: both named, the others pass. */
-    flip_byte(path, (size_t)info.tensors[0].offset + info.tensors[0].stored_bytes / 2);
-    flip_byte(path, (size_t)info.tensors[4].offset + 1);
+    check_flip_byte(path, (size_t)info.tensors[0].offset + info.tensors[0].stored_bytes / 2);
+    check_flip_byte(path, (size_t)info.tensors[4].offset + 1);
     CHECKF(ff_inspect_verify_file(path, 0, &r, &err) == 0, "%s", err.msg);
     CHECK(r.count == 2);
     CHECK(count_problems(&r, path, "weight", "crc32 mismatch") == 1);
@@ -526,12 +479,14 @@ static void make_run(const char *run_dir, ff_run_state_t *state, uint64_t seed) 
     CHECKF(ff_run_make_dirs(run_dir, &err) == 0, "%s", err.msg);
     memset(state, 0, sizeof *state);
     ff_config_defaults(&state->config);
-    state->config.layers = state->layers = 3;
+    state->config.layers = 3;
     state->config.hidden = 4;
     state->config.epochs = 2;
-    snprintf(state->mode, sizeof state->mode, "ff-stream");
-    state->config_fingerprint = 0xabcdef;
+    state->config.mode = FF_MODE_FF_STREAM;
+    state->config_fingerprint = ff_config_fingerprint(&state->config);
     state->data_fingerprint = 0x123456;
+    state->train_samples = 100;
+    state->test_samples = 20;
     state->cache_layer = 2;
     state->finished = 1;
     state->hashed_layers = 3;
@@ -539,9 +494,9 @@ static void make_run(const char *run_dir, ff_run_state_t *state, uint64_t seed) 
         ff_layer_t layer;
         ff_layerfile_meta_t meta;
         char path[600];
-        make_layer(&layer, k == 0 ? 6 : 4, 4, 1, seed + k);
-        make_meta(&meta, k, state);
-        CHECK(ff_run_layer_path(path, sizeof path, run_dir, k) == 0);
+        check_make_layer(&layer, k == 0 ? 6 : 4, 4, 1, seed + k);
+        meta_for_run(&meta, k, state);
+        CHECK(ff_run_layer_path(path, run_dir, k, NULL) == 0);
         save_layer(path, &layer, &meta, FF_CODEC_ZSTD_SHUFFLE);
         ff_layer_free(&layer);
     }
@@ -552,14 +507,14 @@ static void test_verify_run(void) {
     ff_error_t err;
     ff_run_state_t state;
     char run_dir[512], path1[600], path2[600], stray[600];
-    path_of(run_dir, sizeof run_dir, "run");
+    check_path(run_dir, dir, "run");
     make_run(run_dir, &state, 10);
-    ff_run_layer_path(path1, sizeof path1, run_dir, 1);
-    ff_run_layer_path(path2, sizeof path2, run_dir, 2);
+    ff_run_layer_path(path1, run_dir, 1, NULL);
+    ff_run_layer_path(path2, run_dir, 2, NULL);
 
     ff_inspect_run_t run;
     CHECKF(ff_inspect_run_open(&run, run_dir, &err) == 0, "%s", err.msg);
-    CHECK(run.state.layers == 3 && ff_inspect_run_present_layers(&run) == 3);
+    CHECK(run.state.config.layers == 3 && ff_inspect_run_present_layers(&run) == 3);
     for (uint32_t k = 0; k < 3; k++) {
         CHECK(run.layers[k].status == FF_INSPECT_TRAINED && run.layers[k].has_info);
         CHECK(run.layers[k].info.out == 4 && run.layers[k].info.in == (k == 0 ? 6u : 4u));
@@ -590,8 +545,8 @@ static void test_verify_run(void) {
     /* Layer 1 replaced by a 6 -> 4 layer: the shapes no longer chain. */
     ff_layer_t wide;
     ff_layerfile_meta_t meta;
-    make_layer(&wide, 6, 4, 1, 99);
-    make_meta(&meta, 1, &state);
+    check_make_layer(&wide, 6, 4, 1, 99);
+    meta_for_run(&meta, 1, &state);
     save_layer(path1, &wide, &meta, FF_CODEC_RAW);
     ff_layer_free(&wide);
     CHECKF(ff_inspect_verify_run(run_dir, &r, &err) == 0, "%s", err.msg);
@@ -604,9 +559,9 @@ static void test_verify_run(void) {
     /* A flipped byte in layer 2, a stray layer 3, and a pending run. */
     ff_layerfile_info_t info;
     CHECKF(ff_layerfile_read_info(path2, &info, &err) == 0, "%s", err.msg);
-    flip_byte(path2, (size_t)info.tensors[3].offset);
-    ff_run_layer_path(stray, sizeof stray, run_dir, 3);
-    copy_file(path1, stray);
+    check_flip_byte(path2, (size_t)info.tensors[3].offset);
+    ff_run_layer_path(stray, run_dir, 3, NULL);
+    check_copy_file(path1, stray);
     CHECKF(ff_inspect_verify_run(run_dir, &r, &err) == 0, "%s", err.msg);
     CHECK(count_problems(&r, path2, "adam_m.bias", "crc32 mismatch") == 1);
     CHECK(count_problems(&r, stray, NULL, "beyond the run's 3 layers") == 1);
@@ -630,7 +585,7 @@ static void test_verify_run(void) {
 
     /* No run.json at all. */
     char empty[512];
-    path_of(empty, sizeof empty, "not-a-run");
+    check_path(empty, dir, "not-a-run");
     CHECK(mkdir(empty, 0755) == 0);
     CHECKF(ff_inspect_verify_run(empty, &r, &err) == 0, "%s", err.msg);
     CHECK(r.count == 1 && count_problems(&r, NULL, NULL, "run.json") == 1);
@@ -645,10 +600,10 @@ static void test_diff(void) {
     ff_layer_t layer;
     ff_layerfile_meta_t meta;
     char a[512], b[512];
-    path_of(a, sizeof a, "diff-a.ffl");
-    path_of(b, sizeof b, "diff-b.ffl");
-    make_layer(&layer, 5, 3, 1, 21);
-    make_meta(&meta, 0, NULL);
+    check_path(a, dir, "diff-a.ffl");
+    check_path(b, dir, "diff-b.ffl");
+    check_make_layer(&layer, 5, 3, 1, 21);
+    meta_for_run(&meta, 0, NULL);
     save_layer(a, &layer, &meta, FF_CODEC_ZSTD_SHUFFLE);
     save_layer(b, &layer, &meta, FF_CODEC_ZSTD_SHUFFLE);
 
@@ -679,13 +634,13 @@ static void test_diff(void) {
 
     /* Without Adam state on one side, and another shape. */
     ff_layer_t plain;
-    make_layer(&plain, 5, 3, 0, 21);
+    check_make_layer(&plain, 5, 3, 0, 21);
     save_layer(b, &plain, &meta, FF_CODEC_RAW);
     CHECKF(ff_inspect_diff_files(a, b, d, &err) == 0, "%s", err.msg);
     CHECK(!d->identical && d->tensor_count == 6 && d->tensors[0].identical);
     CHECK(d->tensors[2].in_a && !d->tensors[2].in_b);
     ff_layer_free(&plain);
-    make_layer(&plain, 4, 3, 1, 21);
+    check_make_layer(&plain, 4, 3, 1, 21);
     save_layer(b, &plain, &meta, FF_CODEC_RAW);
     CHECKF(ff_inspect_diff_files(a, b, d, &err) == 0, "%s", err.msg);
     CHECK(!d->identical && !d->shapes_equal && !d->tensors[0].shapes_equal);
@@ -696,7 +651,7 @@ static void test_diff(void) {
     save_layer(b, &layer, &meta, FF_CODEC_RAW);
     ff_layerfile_info_t info;
     CHECKF(ff_layerfile_read_info(b, &info, &err) == 0, "%s", err.msg);
-    flip_byte(b, (size_t)info.tensors[1].offset);
+    check_flip_byte(b, (size_t)info.tensors[1].offset);
     CHECK(ff_inspect_diff_files(a, b, d, &err) == -1);
     CHECK(!d->readable && !d->identical);
     CHECK_CONTAINS(err.msg, "tensor bias: crc32 mismatch");
@@ -707,9 +662,9 @@ static void test_diff(void) {
     /* Runs: equal runs, one with another layer, one with another count. */
     ff_run_state_t state;
     char run_a[512], run_b[512], run_c[512];
-    path_of(run_a, sizeof run_a, "diff-run-a");
-    path_of(run_b, sizeof run_b, "diff-run-b");
-    path_of(run_c, sizeof run_c, "diff-run-c");
+    check_path(run_a, dir, "diff-run-a");
+    check_path(run_b, dir, "diff-run-b");
+    check_path(run_c, dir, "diff-run-c");
     make_run(run_a, &state, 40);
     make_run(run_b, &state, 40);
     ff_inspect_run_diff_t rd;
@@ -719,9 +674,9 @@ static void test_diff(void) {
     ff_inspect_run_diff_free(&rd);
     make_run(run_c, &state, 40);
     char path[600];
-    ff_run_layer_path(path, sizeof path, run_b, 1);
-    make_layer(&layer, 4, 4, 1, 1000);
-    make_meta(&meta, 1, &state);
+    ff_run_layer_path(path, run_b, 1, NULL);
+    check_make_layer(&layer, 4, 4, 1, 1000);
+    meta_for_run(&meta, 1, &state);
     save_layer(path, &layer, &meta, FF_CODEC_ZSTD_SHUFFLE);
     ff_layer_free(&layer);
     CHECKF(ff_inspect_diff_runs(run_a, run_b, &rd, &err) == 0, "%s", err.msg);
@@ -733,8 +688,11 @@ static void test_diff(void) {
     CHECK(!rd.identical && rd.unreadable == 1 && !rd.layers[1].readable);
     CHECK_CONTAINS(rd.layers[1].error, path);
     ff_inspect_run_diff_free(&rd);
-    state.layers = state.config.layers = 2;
+    state.config.layers = 2;
+    state.config_fingerprint = ff_config_fingerprint(&state.config);
     state.cache_layer = 1;
+    state.finished = 0;
+    state.hashed_layers = 1;
     CHECKF(ff_run_write(run_c, &state, &err) == 0, "%s", err.msg);
     CHECKF(ff_inspect_diff_runs(run_a, run_c, &rd, &err) == 0, "%s", err.msg);
     CHECK(!rd.identical && rd.layer_count == 0);
@@ -744,8 +702,7 @@ static void test_diff(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/ffstream-test-inspect-XXXXXX");
-    if (mkdtemp(dir) == NULL) return 1;
+    check_tempdir(dir, "inspect");
     test_stats();
     test_file_read();
     test_safetensors();

@@ -13,18 +13,8 @@
 set -u
 FFTRAIN=$1
 FFINSPECT=$2
-data=${FFSTREAM_DATA:-/usr/share/datasets/fashion-mnist}
-if [ ! -f "$data/train-labels-idx1-ubyte.gz" ]; then
-    echo "dataset not found at $data"
-    [ "${FFSTREAM_REQUIRE_DATA:-0}" = 1 ] && exit 1
-    exit 77
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-checks=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-ok() { echo "ok: $*"; }
+. "$(dirname "$0")/lib.sh"
+need_data
 
 # expect_exit WANT NAME ARGS...: runs ffinspect, output in $tmp/out and $tmp/err
 expect_exit() {
@@ -71,7 +61,8 @@ FLAGS="--layers 3 --hidden 32 --epochs 1 --batch 200 --train-limit 1000 --test-l
 if expect_exit 0 "run table" "$tmp/stream"; then
     cp "$tmp/out" "$tmp/table"
     cat "$tmp/table"
-    has "$tmp/table" "run table" "^mode +ff-stream, finished" "3 layers of 32 units" "batch 200" \
+    has "$tmp/table" "run table" "^mode +ff-stream, finished" "layers 3, hidden 32" "batch 200" \
+        "symba_alpha 4" "head_lr 0.001" "negatives fixed" "seed 1" "threads 2" \
         "1000 training and 200 test samples" \
         "^ +0 +794 -> 32 +25440 +305280 +[0-9]+ +[0-9.]+x +1/1 +[0-9]+ +trained +ok$" \
         "^ +1 +32 -> 32 +1056 +12672 +[0-9]+ +[0-9.]+x +1/1 +[0-9]+ +trained +ok$" \
@@ -336,5 +327,4 @@ else
     echo "skip: python3 with numpy not available"
 fi
 
-echo "test_inspect: $checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+test_summary test_inspect

@@ -13,12 +13,12 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "check.h"
+#include "testutil.h"
 #include "ffstream/layerfile.h"
 #include "ffstream/memstat.h"
 #include "ffstream/rng.h"
 
-static char dir[256];
+static char dir[FF_PATH_MAX];
 
 static const ff_codec_t all_codecs[3] = {FF_CODEC_RAW, FF_CODEC_ZSTD, FF_CODEC_ZSTD_SHUFFLE};
 static const char *const tensor_names[6] = {
@@ -26,23 +26,20 @@ static const char *const tensor_names[6] = {
 };
 
 static void path_of(char *out, size_t size, const char *name) {
-    snprintf(out, size, "%s/%s", dir, name);
+    (void)size;
+    check_path(out, dir, name);
 }
 
 static uint8_t *read_bytes(const char *name, size_t *size) {
-    char path[512];
+    char path[FF_PATH_MAX];
     path_of(path, sizeof path, name);
     return check_read_file(path, size);
 }
 
 static void write_bytes(const char *name, const void *bytes, size_t size) {
-    char path[512];
+    char path[FF_PATH_MAX];
     path_of(path, sizeof path, name);
-    FILE *f = fopen(path, "wb");
-    CHECKF(f != NULL, "cannot create %s", path);
-    if (f == NULL) return;
-    CHECK(fwrite(bytes, 1, size, f) == size);
-    fclose(f);
+    check_write_file(path, bytes, size);
 }
 
 static uint32_t le32(const uint8_t *p) {
@@ -54,24 +51,8 @@ static void put_le32(uint8_t *p, uint32_t v) {
     p[3] = (uint8_t)(v >> 24);
 }
 
-/* A layer with distinct values in every block (with_adam: moments too). */
-static void make_layer(ff_layer_t *layer, uint32_t in, uint32_t out, int with_adam, uint64_t seed) {
-    ff_error_t err;
-    CHECKF(ff_layer_alloc(layer, in, out, with_adam, &err) == 0, "%s", err.msg);
-    ff_layer_init_for_run(layer, seed, 0);
-    if (with_adam) {
-        ff_rng_t rng;
-        ff_rng_init(&rng, seed, 99, 1, 0);
-        for (size_t i = 0; i < layer->param_count; i++) {
-            layer->adam_m[i] = (ff_rng_uniform(&rng) - 0.5f) * 1e-3f;
-            layer->adam_v[i] = ff_rng_uniform(&rng) * 1e-6f;
-            layer->grads[i] = 0;
-        }
-    }
-    layer->adam_step = (int64_t)(1000 + seed);
-}
 
-static void make_meta(ff_layerfile_meta_t *m) {
+static void extreme_meta(ff_layerfile_meta_t *m) {
     memset(m, 0, sizeof *m);
     m->layer_index = 2;
     m->epochs_done = 3;
@@ -186,8 +167,8 @@ static void test_round_trip(void) {
                 ff_layerfile_meta_t meta, meta_back;
                 ff_layerfile_info_t info;
                 ff_error_t err = {{0}};
-                make_layer(&layer, in, out, with_adam, (uint64_t)(s * 10 + c));
-                make_meta(&meta);
+                check_make_layer(&layer, in, out, with_adam, (uint64_t)(s * 10 + c));
+                extreme_meta(&meta);
                 ff_layerfile_options_t opt = {all_codecs[c], 3};
                 char name[128], path[512];
                 snprintf(name, sizeof name, "rt-%s-%ux%u-%s.ffl", ff_codec_name(all_codecs[c]), in,
@@ -235,8 +216,8 @@ static void test_meta_special_values(void) {
     ff_layer_t layer, back;
     ff_layerfile_meta_t meta, meta_back;
     ff_error_t err;
-    make_layer(&layer, 3, 2, 0, 5);
-    make_meta(&meta);
+    check_make_layer(&layer, 3, 2, 0, 5);
+    extreme_meta(&meta);
     meta.loss = NAN;
     meta.goodness_pos = INFINITY;
     meta.goodness_neg = -INFINITY;
@@ -281,8 +262,8 @@ static void test_determinism(void) {
         ff_layer_t layer, back;
         ff_layerfile_meta_t meta, meta_back;
         ff_error_t err;
-        make_layer(&layer, 50, 20, 1, 3);
-        make_meta(&meta);
+        check_make_layer(&layer, 50, 20, 1, 3);
+        extreme_meta(&meta);
         ff_layerfile_options_t opt = {all_codecs[c], 3};
         char a[512], b[512], r[512];
         path_of(a, sizeof a, "det-a.ffl");
@@ -409,8 +390,8 @@ static void make_fixture(void) {
     ff_layer_t layer;
     ff_layerfile_meta_t meta;
     ff_error_t err;
-    make_layer(&layer, 5, 4, 1, 11);
-    make_meta(&meta);
+    check_make_layer(&layer, 5, 4, 1, 11);
+    extreme_meta(&meta);
     char path[512];
     path_of(path, sizeof path, "good.ffl");
     CHECKF(ff_layerfile_save(path, &layer, &meta, NULL, &err) == 0, "%s", err.msg);
@@ -485,7 +466,7 @@ static void test_reject_preamble(void) {
     CHECK(ff_layerfile_read_info(path, &info, &err) == -1);
     CHECK_CONTAINS(err.msg, "does-not-exist.ffl: cannot open");
     CHECK(ff_layerfile_read_info(dir, &info, &err) == -1);
-    CHECK_CONTAINS(err.msg, "not a regular file");
+    CHECK_CONTAINS(err.msg, "expected a regular file");
     free(buf);
 }
 
@@ -754,8 +735,8 @@ static void test_verify(void) {
     /* A file without Adam state cannot resume training. */
     ff_layer_t layer, back;
     ff_layerfile_meta_t meta;
-    make_layer(&layer, 4, 3, 0, 9);
-    make_meta(&meta);
+    check_make_layer(&layer, 4, 3, 0, 9);
+    extreme_meta(&meta);
     path_of(path, sizeof path, "no-adam.ffl");
     CHECKF(ff_layerfile_save(path, &layer, &meta, NULL, &err) == 0, "%s", err.msg);
     CHECKF(ff_layerfile_verify(path, &err) == 0, "%s", err.msg);
@@ -799,9 +780,9 @@ static void test_atomic_failure(void) {
     ff_layer_t small, big, back;
     ff_layerfile_meta_t meta;
     ff_error_t err = {{0}};
-    make_layer(&small, 6, 5, 1, 21);
-    make_layer(&big, 300, 200, 1, 22);
-    make_meta(&meta);
+    check_make_layer(&small, 6, 5, 1, 21);
+    check_make_layer(&big, 300, 200, 1, 22);
+    extreme_meta(&meta);
     char path[512];
     path_of(path, sizeof path, "atomic.ffl");
     CHECKF(ff_layerfile_save(path, &small, &meta, NULL, &err) == 0, "%s", err.msg);
@@ -846,8 +827,7 @@ static void test_atomic_failure(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/ffstream-test-layerfile-XXXXXX");
-    if (mkdtemp(dir) == NULL) return 1;
+    check_tempdir(dir, "layerfile");
     test_codecs();
     test_round_trip();
     test_meta_special_values();

@@ -2,7 +2,7 @@
  * free; peaks remember the high-water mark; RSS figures are sane. */
 #include <stdint.h>
 
-#include "check.h"
+#include "testutil.h"
 #include "ffstream/memstat.h"
 
 int main(void) {

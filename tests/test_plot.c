@@ -6,7 +6,7 @@
 #include <ctype.h>
 #include <sys/wait.h>
 
-#include "check.h"
+#include "testutil.h"
 
 static char *slurp(const char *path) { return check_read_file(path, NULL); }
 
@@ -91,8 +91,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: test_plot FFPLOT FIXTURE\n");
         return 2;
     }
-    char dir[] = "/tmp/ffstream-test-plot-XXXXXX";
-    if (mkdtemp(dir) == NULL) return 1;
+    char dir[FF_PATH_MAX];
+    check_tempdir(dir, "plot");
     char cmd[8192], svg[512];
     snprintf(svg, sizeof svg, "%s/chart.svg", dir);
     snprintf(cmd, sizeof cmd, "'%s' '%s' -o '%s'", argv[1], argv[2], svg);

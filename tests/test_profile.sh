@@ -8,13 +8,7 @@
 set -u
 FFPROFILE=$1
 FFTRAIN=$2
-data=${FFSTREAM_DATA:-/usr/share/datasets/fashion-mnist}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-checks=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-ok() { echo "ok: $*"; }
+. "$(dirname "$0")/lib.sh"
 
 expect_error() { # expect_error FRAGMENT ARGS...: exit 2 and the fragment on stderr
     want=$1
@@ -106,5 +100,4 @@ else
         fail "under $limit: $ffs / $ffm / $bp"
     fi
 fi
-echo "test_profile: $checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+test_summary test_profile

@@ -8,21 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "testutil.h"
 #include "ffstream/config.h"
 #include "ffstream/data.h"
 #include "ffstream/dense.h"
 #include "ffstream/rng.h"
 #include "ffstream/step.h"
 
-static double max_abs_diff(const float *a, const float *b, size_t n) {
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > m) m = d;
-    }
-    return m;
-}
 
 /* One positive row y = (1, 2) and one negative row y = (1, 0), sum goodness:
  * g_pos = 5, g_neg = 1, theta = 2, so logit_pos = 3 and logit_neg = -1.
@@ -61,7 +53,7 @@ static void test_losses_by_hand(void) {
             CHECK_NEAR(dz[1], 2.0 * 2.0 * cases[c].dgood_pos, 1e-6);
         }
         CHECK(dz[3] == 0.0f); /* the ReLU is off there */
-        CHECK(max_abs_diff(dz, dz_ref, 4) < 1e-6);
+        CHECK(check_max_abs_diff(dz, dz_ref, 4) < 1e-6);
     }
     /* Symba pulls the pair apart symmetrically. */
     ff_loss_params_t p = {.kind = FF_LOSS_SYMBA, .goodness = FF_GOODNESS_SUM, .alpha = 0.5f};
@@ -98,7 +90,7 @@ static void test_losses_against_ref(void) {
                                   .alpha = 3.0f};
             double loss = ff_dense_local_loss(dz, good, y, npos, npos, out, &p);
             double loss_ref = ff_dense_local_loss_ref(dz_ref, good_ref, y, npos, npos, out, &p);
-            double err = max_abs_diff(dz, dz_ref, rows * out);
+            double err = check_max_abs_diff(dz, dz_ref, rows * out);
             /* Finite differences in y where the ReLU is on. */
             double fd_err = 0.0, h = 1e-3;
             for (size_t i = 0; i < rows * out; i += 7) {
@@ -189,8 +181,8 @@ static void test_softmax_head_gradient(void) {
         double d = fabs((up - down) / (2.0 * h) - g);
         if (d > fd_err) fd_err = d;
     }
-    double ref_err = max_abs_diff(dw, dw_ref, classes * in);
-    double bias_err = max_abs_diff(db, db_ref, classes);
+    double ref_err = check_max_abs_diff(dw, dw_ref, classes * in);
+    double bias_err = check_max_abs_diff(db, db_ref, classes);
     printf("softmax head: loss %.6f (ref %.6f, here %.6f), max |grad - fd| %.2e, "
            "max |grad - ref| %.2e / %.2e\n",
            loss, loss_ref, loss_here, fd_err, ref_err, bias_err);
@@ -270,7 +262,7 @@ static void test_recipes(void) {
     uint64_t original = ff_config_fingerprint(&cfg);
     char *argv1[] = {"fftrain", "--lr", "0.5", "--recipe", "best", NULL};
     CHECK(ff_config_parse(&cfg, 5, argv1, &err) == 0);
-    CHECK(strcmp(cfg.recipe, "best") == 0 && cfg.eval_softmax == 1);
+    CHECK(cfg.recipe == FF_RECIPE_BEST && cfg.eval_softmax == 1);
     CHECK(cfg.lr == 0.5); /* a flag overrides the preset wherever it stands */
     CHECK(ff_config_fingerprint(&cfg) != original);
     ff_config_defaults(&cfg);

@@ -1,6 +1,6 @@
 /* test_rng: the generator is deterministic, portable (golden values), its
  * streams independent, and its bounded draws unbiased and in range. */
-#include "check.h"
+#include "testutil.h"
 #include "ffstream/rng.h"
 
 int main(void) {

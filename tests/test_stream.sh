@@ -9,18 +9,9 @@
 # Usage: test_stream.sh PATH/TO/fftrain
 set -u
 FFTRAIN=$1
-data=${FFSTREAM_DATA:-/usr/share/datasets/fashion-mnist}
-if [ ! -f "$data/train-labels-idx1-ubyte.gz" ]; then
-    echo "dataset not found at $data"
-    [ "${FFSTREAM_REQUIRE_DATA:-0}" = 1 ] && exit 1
-    exit 77
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-checks=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-ok() { echo "ok: $*"; }
+. "$(dirname "$0")/lib.sh"
+need_data
+need_hooks
 
 # Three layers so that evaluation skips one and scores two; hidden wider than
 # the 794 inputs so later caches are larger than the first (disk-full test).
@@ -226,5 +217,4 @@ checks=$((checks + 1))
 [ "$(head_hash "$dir")" = "$best_head" ] && ok "--recipe best: resumed head identical" \
     || fail "--recipe best: resumed head $(head_hash "$dir") vs $best_head"
 
-echo "test_stream: $checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+test_summary test_stream

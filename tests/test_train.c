@@ -1,7 +1,7 @@
 /* test_train: end to end on real Fashion-MNIST subsets. bp and ff-mem learn
  * well above chance (thresholds measured, with margin), runs are
  * deterministic bit for bit, and the memory accounting matches the model. */
-#include "check.h"
+#include "testutil.h"
 #include "ffstream/config.h"
 #include "ffstream/dense.h"
 #include "ffstream/progress.h"
@@ -21,21 +21,6 @@ static ff_config_t base_config(const char *data, ff_mode_t mode) {
     return cfg;
 }
 
-static int run(const ff_config_t *cfg, ff_result_t *res) {
-    ff_dataset_t train, test;
-    ff_error_t err;
-    ff_mem_reset_peaks(); /* each run's figures are its own */
-    if (ff_train_load_data(cfg, &train, &test, &err) != 0) {
-        fprintf(stderr, "load: %s\n", err.msg);
-        return -1;
-    }
-    int rc = cfg->mode == FF_MODE_BP ? ff_train_bp(cfg, &train, &test, res, &err)
-                                     : ff_train_ffmem(cfg, &train, &test, res, &err);
-    if (rc != 0) fprintf(stderr, "train: %s\n", err.msg);
-    ff_data_free(&test);
-    ff_data_free(&train);
-    return rc;
-}
 
 static void test_bp_learns(const char *data) {
     /* Measured 78.5% (10k train, 2k test, 2x256, batch 500, lr 0.001, 3 epochs);
@@ -44,7 +29,7 @@ static void test_bp_learns(const char *data) {
     cfg.lr = 0.001;
     cfg.epochs = 3;
     ff_result_t res;
-    CHECK(run(&cfg, &res) == 0);
+    CHECK(check_train(&cfg, &res) == 0);
     printf("bp: accuracy %.4f, loss %.4f -> %.4f, %.2f s\n", res.test_accuracy,
            res.per_epoch[0].loss, res.per_epoch[2].loss, res.train_seconds);
     CHECK(res.test_accuracy > 0.70);
@@ -65,7 +50,7 @@ static void test_ffmem_learns(const char *data) {
     cfg.lr = 0.01;
     cfg.epochs = 5;
     ff_result_t res;
-    CHECK(run(&cfg, &res) == 0);
+    CHECK(check_train(&cfg, &res) == 0);
     const ff_layer_result_t *l = &res.per_layer[0];
     printf("ff-mem 1 layer: accuracy %.4f, loss %.4f, goodness pos %.3f neg %.3f\n",
            res.test_accuracy, l->loss, l->goodness_pos, l->goodness_neg);
@@ -85,10 +70,10 @@ static void test_ffmem_deterministic(const char *data) {
     cfg.train_limit = 4000;
     cfg.test_limit = 500;
     ff_result_t a, b, c;
-    CHECK(run(&cfg, &a) == 0);
-    CHECK(run(&cfg, &b) == 0);
+    CHECK(check_train(&cfg, &a) == 0);
+    CHECK(check_train(&cfg, &b) == 0);
     cfg.seed = 2;
-    CHECK(run(&cfg, &c) == 0);
+    CHECK(check_train(&cfg, &c) == 0);
     printf("ff-mem 2 layers: weights %016llx / %016llx, seed 2: %016llx\n",
            (unsigned long long)a.weights_hash, (unsigned long long)b.weights_hash,
            (unsigned long long)c.weights_hash);
@@ -105,8 +90,8 @@ static void test_ffmem_deterministic(const char *data) {
     cfg.mode = FF_MODE_BP;
     cfg.lr = 0.001;
     ff_result_t d, e;
-    CHECK(run(&cfg, &d) == 0);
-    CHECK(run(&cfg, &e) == 0);
+    CHECK(check_train(&cfg, &d) == 0);
+    CHECK(check_train(&cfg, &e) == 0);
     CHECK(d.weights_hash == e.weights_hash && d.test_accuracy == e.test_accuracy);
     ff_result_free(&a), ff_result_free(&b), ff_result_free(&c), ff_result_free(&d);
     ff_result_free(&e);
@@ -126,7 +111,7 @@ static void test_best_beats_original(const char *data) {
         cfg.epochs = 4;
         ff_result_t res;
         double t = ff_now();
-        CHECK(run(&cfg, &res) == 0);
+        CHECK(check_train(&cfg, &res) == 0);
         accuracy[r] = res.test_accuracy;
         goodness[r] = res.goodness_accuracy;
         printf("recipe %s (2x256, 4 epochs, 10k/2k images): accuracy %.4f, goodness read-out "

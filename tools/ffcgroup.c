@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ffstream/cgroup.h"
+#include "ffstream/fileio.h"
 #include "ffstream/report.h"
 
 #define MIB 1048576.0
@@ -178,7 +179,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "ffcgroup: %s: building the JSON: out of memory\n", opt.json_path);
             return 1;
         }
-        const int rc = ff_write_file_atomic(opt.json_path, text, strlen(text), &err);
+        const int rc = ff_fileio_write_atomic(opt.json_path, text, strlen(text), &err);
         free(text);
         if (rc != 0) {
             fprintf(stderr, "ffcgroup: %s\n", err.msg);

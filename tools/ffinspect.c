@@ -216,22 +216,30 @@ static void json_problems(cJSON *root, const ff_inspect_report_t *r) {
 
 /* ---- the run table ---- */
 
-static void json_config(cJSON *o, const ff_config_t *c) {
-    cJSON_AddNumberToObject(o, "layers", c->layers);
-    cJSON_AddNumberToObject(o, "hidden", c->hidden);
-    cJSON_AddNumberToObject(o, "epochs", c->epochs);
-    cJSON_AddNumberToObject(o, "batch", c->batch);
-    json_number(o, "lr", c->lr);
-    json_number(o, "theta", c->theta);
-    char seed[24];
-    snprintf(seed, sizeof seed, "%" PRIu64, c->seed);
-    cJSON_AddStringToObject(o, "seed", seed);
-    cJSON_AddStringToObject(o, "label", ff_label_name(c->label));
-    cJSON_AddStringToObject(o, "goodness", c->goodness == FF_GOODNESS_SUM ? "sum" : "mean");
-    json_uint(o, "train_limit", c->train_limit);
-    json_uint(o, "test_limit", c->test_limit);
-    cJSON_AddNumberToObject(o, "threads", c->threads);
-    cJSON_AddStringToObject(o, "data", c->data_dir);
+/* The configuration as every writer of ffstream writes it (config.h). */
+static void json_config(cJSON *o, const ff_config_t *c) { ff_config_to_json(c, o); }
+
+/* Every recorded option, one per line, "  key  value", from the table. */
+static void print_config_human(const ff_config_t *c) {
+    size_t count;
+    const ff_option_t *options = ff_options(&count);
+    printf("config        ");
+    int col = 14, first = 1;
+    for (size_t i = 0; i < count; i++) {
+        if (!(options[i].flags & FF_OPT_RECORDED)) continue;
+        char value[FF_PATH_MAX], item[FF_PATH_MAX + 64];
+        ff_config_format(c, &options[i], value, sizeof value);
+        int n = snprintf(item, sizeof item, "%s%s %s", first ? "" : ", ", options[i].key, value);
+        if (!first && col + n > 96) {
+            printf(",\n              ");
+            col = 14;
+            n = snprintf(item, sizeof item, "%s %s", options[i].key, value);
+        }
+        printf("%s", item);
+        col += n;
+        first = 0;
+    }
+    printf("\n");
 }
 
 /* The first problem with layer k's file itself, or NULL. */
@@ -246,12 +254,9 @@ static void print_run_human(const ff_inspect_run_t *run, const ff_inspect_report
     const ff_run_state_t *s = &run->state;
     const ff_config_t *c = &s->config;
     printf("run           %s\n", run->dir);
-    printf("mode          %s, %s\n", s->mode, s->finished ? "finished" : "not finished");
-    printf("config        %u layers of %u units, %u epoch(s) per layer, batch %u, lr %g, "
-           "theta %g, seed %" PRIu64 ",\n"
-           "              label %s, goodness %s, %d BLAS thread(s)\n",
-           c->layers, c->hidden, c->epochs, c->batch, c->lr, c->theta, c->seed,
-           ff_label_name(c->label), c->goodness == FF_GOODNESS_SUM ? "sum" : "mean", c->threads);
+    printf("mode          %s, %s\n", ff_mode_name(c->mode),
+           s->finished ? "finished" : "not finished");
+    print_config_human(c);
     printf("data          %s: %" PRIu64 " training and %" PRIu64 " test samples\n", c->data_dir,
            s->train_samples, s->test_samples);
     printf("fingerprints  config %016" PRIx64 ", data %016" PRIx64 "\n", s->config_fingerprint,
@@ -265,7 +270,7 @@ static void print_run_human(const ff_inspect_run_t *run, const ff_inspect_report
     printf("\n%5s  %-14s %10s %12s %12s %7s %7s %9s  %-11s  %s\n", "layer", "shape", "parameters",
            "raw bytes", "stored bytes", "ratio", "epochs", "Adam step", "status", "checksum");
     uint64_t params = 0, raw = 0, stored = 0;
-    for (uint32_t k = 0; k < s->layers; k++) {
+    for (uint32_t k = 0; k < c->layers; k++) {
         const ff_inspect_run_layer_t *l = &run->layers[k];
         const ff_inspect_problem_t *p = file_problem(r, k);
         char shape[48], epochs[32], checksum[FF_ERROR_MSG_MAX + 8];
@@ -312,7 +317,7 @@ static void print_run_json(const ff_inspect_run_t *run, const ff_inspect_report_
         return;
     }
     cJSON_AddStringToObject(root, "run", run->dir);
-    cJSON_AddStringToObject(root, "mode", s->mode);
+    cJSON_AddStringToObject(root, "mode", ff_mode_name(s->config.mode));
     cJSON_AddBoolToObject(root, "finished", s->finished);
     if (s->cache_layer == FF_RUN_NO_CACHE)
         cJSON_AddNullToObject(root, "cache_layer");
@@ -328,7 +333,7 @@ static void print_run_json(const ff_inspect_run_t *run, const ff_inspect_report_
     if (cfg != NULL) json_config(cfg, &s->config);
     cJSON *layers = cJSON_AddArrayToObject(root, "layers");
     uint64_t params = 0, raw = 0, stored = 0;
-    for (uint32_t k = 0; layers != NULL && k < s->layers; k++) {
+    for (uint32_t k = 0; layers != NULL && k < s->config.layers; k++) {
         const ff_inspect_run_layer_t *l = &run->layers[k];
         cJSON *o = cJSON_CreateObject();
         if (o == NULL) break;
@@ -752,10 +757,10 @@ static int diff_runs(const char *a, const char *b, int json) {
             cJSON_AddStringToObject(root, "kind", "runs");
             cJSON_AddStringToObject(root, "a", a);
             cJSON_AddStringToObject(root, "b", b);
-            cJSON_AddStringToObject(root, "mode_a", d.a.mode);
-            cJSON_AddStringToObject(root, "mode_b", d.b.mode);
-            cJSON_AddNumberToObject(root, "layers_a", d.a.layers);
-            cJSON_AddNumberToObject(root, "layers_b", d.b.layers);
+            cJSON_AddStringToObject(root, "mode_a", ff_mode_name(d.a.config.mode));
+            cJSON_AddStringToObject(root, "mode_b", ff_mode_name(d.b.config.mode));
+            cJSON_AddNumberToObject(root, "layers_a", d.a.config.layers);
+            cJSON_AddNumberToObject(root, "layers_b", d.b.config.layers);
             cJSON_AddBoolToObject(root, "identical", d.identical);
             if (d.message[0] != '\0') cJSON_AddStringToObject(root, "message", d.message);
             cJSON_AddNumberToObject(root, "tensors", tensors);
@@ -768,8 +773,9 @@ static int diff_runs(const char *a, const char *b, int json) {
         }
         print_json(root);
     } else {
-        printf("a: %s (%s run, %u layers)\nb: %s (%s run, %u layers)\n", a, d.a.mode, d.a.layers, b,
-               d.b.mode, d.b.layers);
+        printf("a: %s (%s run, %u layers)\nb: %s (%s run, %u layers)\n", a,
+               ff_mode_name(d.a.config.mode), d.a.config.layers, b, ff_mode_name(d.b.config.mode),
+               d.b.config.layers);
         if (d.message[0] != '\0') printf("%s\n", d.message);
         for (uint32_t k = 0; k < d.layer_count; k++) {
             char label[32];
@@ -814,9 +820,9 @@ static int export_layers(const options_t *o, int is_run) {
                     ff_inspect_status_name(run.layers[0].status));
             goto cleanup;
         }
-        if (count < run.state.layers)
+        if (count < run.state.config.layers)
             fprintf(stderr, "ffinspect: warning: exporting layers 0..%zu of %u: layer %zu is %s\n",
-                    count - 1, run.state.layers, count,
+                    count - 1, run.state.config.layers, count,
                     ff_inspect_status_name(run.layers[count].status));
         paths = malloc(count * sizeof *paths);
         if (paths == NULL) {

@@ -26,6 +26,7 @@
 #include "ffstream/dense.h"
 #include "ffstream/memmodel.h"
 #include "ffstream/progress.h"
+#include "ffstream/fileio.h"
 #include "ffstream/report.h"
 
 #define MAX_DEPTHS 256
@@ -498,7 +499,7 @@ static cJSON *model_json(const profile_args_t *a, uint64_t pixels, uint64_t trai
 static int save(const char *path, cJSON *doc) {
     char *text = cJSON_Print(doc);
     ff_error_t err;
-    int rc = text != NULL ? ff_write_file_atomic(path, text, strlen(text), &err) : -1;
+    int rc = text != NULL ? ff_fileio_write_atomic(path, text, strlen(text), &err) : -1;
     if (rc != 0) fprintf(stderr, "ffprofile: %s\n", text ? err.msg : "out of memory");
     free(text);
     return rc;

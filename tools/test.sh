@@ -1,16 +1,18 @@
 #!/bin/sh
 # tools/test.sh: installs what is missing, builds, and runs every test twice:
-# in the release build (build/) and in the address+undefined sanitizer build
-# (build-sanitize/). Ends with one line "N passed, N failed, N skipped".
-#   --fast        release build only
+# in an optimised test build (build-test/) and in the address+undefined
+# sanitizer build (build-sanitize/), both with the test hooks compiled in
+# (kill points and injected I/O faults; release builds have none). Ends with
+# one line "N passed, N failed, N skipped".
+#   --fast        optimised test build only
 #   --sanitize    sanitizer build only
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tools/setup.sh
 
-builds="build build-sanitize"
+builds="build-test build-sanitize"
 case "${1:-}" in
-    --fast) builds="build" ;;
+    --fast) builds="build-test" ;;
     --sanitize) builds="build-sanitize" ;;
     "") ;;
     *) echo "usage: tools/test.sh [--fast|--sanitize]" >&2; exit 2 ;;
@@ -23,14 +25,14 @@ export FFSTREAM_REQUIRE_DATA=1
 passed=0 failed=0 skipped=0
 for b in $builds; do
     if [ "$b" = build-sanitize ]; then
-        ffstream_build "$b" -Db_sanitize=address,undefined -Dbuildtype=debugoptimized
+        ffstream_build "$b" -Dtest_hooks=true -Db_sanitize=address,undefined -Dbuildtype=debugoptimized
         # A small quarantine keeps freed memory from inflating the memory
         # figures that the cgroup tests compare against a limit.
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:quarantine_size_mb=16
         export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
         export FFSTREAM_SANITIZED=1
     else
-        ffstream_build "$b"
+        ffstream_build "$b" -Dtest_hooks=true
     fi
     echo "== tests in $b"
     meson test -C "$b" --print-errorlogs --num-processes 2 >"$b.test.log" 2>&1

@@ -26,10 +26,10 @@
 #include <stdint.h>
 
 #include "ffstream/error.h"
+#include "ffstream/fileio.h"
 #include "ffstream/layerfile.h"
 #include "ffstream/run.h"
 
-#define FF_INSPECT_PATH_MAX 4200
 
 /* ---- tensors ---- */
 
@@ -48,13 +48,6 @@ typedef struct {
 /* Statistics of count floats (double accumulation, two passes). */
 void ff_inspect_stats(const float *data, size_t count, ff_inspect_stats_t *out);
 
-/* Reads tensor t of the layer file path (t as ff_layerfile_read_info gave
- * it) into dst (t->raw_bytes bytes): the stored bytes, their crc32 checked
- * before anything decodes them, then the codec. Like ff_layerfile_verify but
- * for one tensor, so a damaged file can be examined tensor by tensor.
- * @return 0 or -1 with err "<path>: tensor <name>: <what>". */
-int ff_inspect_read_tensor(const char *path, const ff_layerfile_tensor_t *t, float *dst,
-                           ff_error_t *err);
 
 /* One layer file: its header and every tensor's statistics or read error. */
 typedef struct {
@@ -85,7 +78,7 @@ const char *ff_inspect_status_name(ff_inspect_status_t status);
 
 typedef struct {
     uint32_t index;
-    char path[FF_INSPECT_PATH_MAX]; /* RUN/layers/NNN.ffl */
+    char path[FF_PATH_MAX]; /* RUN/layers/NNN.ffl */
     ff_inspect_status_t status;
     int has_info; /* info holds the header (trained or in progress) */
     ff_layerfile_info_t info;
@@ -94,9 +87,9 @@ typedef struct {
 } ff_inspect_run_layer_t;
 
 typedef struct {
-    char dir[FF_INSPECT_PATH_MAX];
+    char dir[FF_PATH_MAX];
     ff_run_state_t state;           /* run.json */
-    ff_inspect_run_layer_t *layers; /* [state.layers] */
+    ff_inspect_run_layer_t *layers; /* [state.config.layers] */
 } ff_inspect_run_t;
 
 /* Reads dir/run.json and every layer's header (not the payloads).
@@ -120,7 +113,7 @@ typedef enum {
 
 typedef struct {
     ff_inspect_problem_kind_t kind;
-    char file[FF_INSPECT_PATH_MAX]; /* the file at fault */
+    char file[FF_PATH_MAX]; /* the file at fault */
     int64_t layer;                  /* its layer index, or -1 */
     char tensor[32];                /* the tensor at fault, or "" for the whole file */
     char message[FF_ERROR_MSG_MAX]; /* the whole story, naming the file */
@@ -170,7 +163,7 @@ typedef struct {
 } ff_inspect_tensor_diff_t;
 
 typedef struct {
-    char a[FF_INSPECT_PATH_MAX], b[FF_INSPECT_PATH_MAX];
+    char a[FF_PATH_MAX], b[FF_PATH_MAX];
     int readable; /* both files read; else error says why */
     char error[FF_ERROR_MSG_MAX];
     int headers_identical; /* preamble and JSON header byte for byte */

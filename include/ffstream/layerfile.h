@@ -156,6 +156,16 @@ int ff_layerfile_read_info(const char *path, ff_layerfile_info_t *info, ff_error
 int ff_layerfile_load(const char *path, ff_layer_t *layer, ff_layerfile_meta_t *meta,
                       int with_training, ff_error_t *err);
 
+/* The name of tensor `index` in a file's order: "weight", "bias",
+ * "adam_m.weight", "adam_m.bias", "adam_v.weight", "adam_v.bias". */
+const char *ff_layerfile_tensor_name(uint32_t index);
+
+/* Reads tensor t (from ff_layerfile_read_info of path) into dst
+ * (t->raw_bytes): its crc32 is checked before anything decodes it.
+ * @return 0 or -1 with err naming the file and the tensor. */
+int ff_layerfile_read_tensor(const char *path, const ff_layerfile_tensor_t *t, float *dst,
+                             ff_error_t *err);
+
 /* Reads every tensor of path and checks its checksum and size; does not keep
  * the data. @return 0 when sound, or -1 with err naming the first bad
  * tensor. */

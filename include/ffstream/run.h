@@ -21,27 +21,27 @@
 #include "ffstream/error.h"
 
 #define FF_RUN_NO_CACHE UINT32_MAX
+/* run.json's format version; a run of another version is refused on resume
+ * with both versions named. */
+#define FF_RUN_VERSION 2u
 
 typedef struct {
-    char mode[16];
+    ff_config_t config;    /* the run's configuration (mode and layers included) */
     uint64_t config_fingerprint;
     uint64_t data_fingerprint;
     uint64_t train_samples, test_samples;
-    uint32_t layers;
     uint32_t cache_layer;  /* FF_RUN_NO_CACHE before layer 0's caches exist */
     uint64_t weights_hash; /* FNV-1a of the parameters of layers < hashed_layers */
     uint32_t hashed_layers;
     int finished;
-    ff_config_t config;    /* as saved (for messages and ffinspect) */
 } ff_run_state_t;
 
-/* Formats RUN/<name> into out. @return 0 or -1 when it does not fit. */
-int ff_run_path(char *out, size_t cap, const char *dir, const char *name);
-
-/* RUN/layers/NNN.ffl and friends for layer index. */
-int ff_run_layer_path(char *out, size_t cap, const char *dir, uint32_t index);
-int ff_run_cache_path(char *out, size_t cap, const char *dir, const char *kind, uint32_t index,
-                      const char *suffix);
+/* RUN/<name>, RUN/layers/NNN.ffl and RUN/cache/KIND-NNN.SUFFIX into out
+ * (FF_PATH_MAX bytes). @return 0 or -1 with err when too long. */
+int ff_run_path(char *out, const char *dir, const char *name, ff_error_t *err);
+int ff_run_layer_path(char *out, const char *dir, uint32_t index, ff_error_t *err);
+int ff_run_cache_path(char *out, const char *dir, const char *kind, uint32_t index,
+                      const char *suffix, ff_error_t *err);
 
 /* Creates RUN, RUN/layers and RUN/cache (mkdir -p). @return 0 or -1. */
 int ff_run_make_dirs(const char *dir, ff_error_t *err);
@@ -55,8 +55,10 @@ void ff_run_state_init(ff_run_state_t *state, const ff_config_t *cfg, uint64_t d
  * checkpoints on disk. @return 0 or -1 with err. */
 int ff_run_write(const char *dir, const ff_run_state_t *state, ff_error_t *err);
 
-/* Reads and validates RUN/run.json. @return 0, or -1 with err naming the
- * file and the field; *missing is set when the file does not exist. */
+/* Reads and validates RUN/run.json strictly: its checksum, every field's
+ * range, no unknown field, a known format version. @return 0, or -1 with err
+ * naming the file and the field; *missing is set when the file does not
+ * exist. */
 int ff_run_read(const char *dir, ff_run_state_t *state, int *missing, ff_error_t *err);
 
 /* Compares a saved run with the flags and data of a resume: refuses, naming
@@ -64,7 +66,7 @@ int ff_run_read(const char *dir, ff_run_state_t *state, int *missing, ff_error_t
 int ff_run_check_resume(const ff_run_state_t *saved, const ff_config_t *cfg,
                         uint64_t data_fingerprint, ff_error_t *err);
 
-/* Removes leftover temporary files (NAME.tmp.PID) of a killed run. */
+/* Removes leftover temporary files (NAME.tmp.HEX) of a killed run. */
 void ff_run_remove_temporaries(const char *dir);
 
 #endif

@@ -106,9 +106,9 @@ int main(int argc, char **argv) {
         status = 1;
     } else {
         if (!cfg.quiet) print_summary(&cfg, &res);
-        char result_path[4200];
+        char result_path[FF_PATH_MAX];
         if (cfg.run_dir[0] != '\0' &&
-            (ff_run_path(result_path, sizeof result_path, cfg.run_dir, "result.json") != 0 ||
+            (ff_run_path(result_path, cfg.run_dir, "result.json", &err) != 0 ||
              ff_report_write(result_path, &cfg, &res, &err) != 0)) {
             fprintf(stderr, "fftrain: %s\n", err.msg);
             status = 1;

@@ -29,14 +29,9 @@
 #error "inspect.c writes floats as they are in memory and needs a little-endian host"
 #endif
 
-/* A pread or crc32 call covers at most this much (crc32 takes a uInt). */
-#define IO_CHUNK (1u << 30)
 #define SAFETENSORS_ALIGN 8u
 #define NPY_ALIGN 64u
 
-static const char *const tensor_names[FF_LAYERFILE_MAX_TENSORS] = {
-    "weight", "bias", "adam_m.weight", "adam_m.bias", "adam_v.weight", "adam_v.bias",
-};
 
 /* ---- tensors ---- */
 
@@ -80,50 +75,6 @@ void ff_inspect_stats(const float *data, size_t count, ff_inspect_stats_t *out) 
     out->std = sqrt(deviation / (double)out->finite);
 }
 
-int ff_inspect_read_tensor(const char *path, const ff_layerfile_tensor_t *t, float *dst,
-                           ff_error_t *err) {
-    if (t->stored_bytes > SIZE_MAX || t->raw_bytes > SIZE_MAX)
-        return ff_error_set(err, "%s: tensor %s: too large for this machine", path, t->name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ff_error_set(err, "%s: cannot open: %s", path, strerror(errno));
-    int rc = -1;
-    uint8_t *stored = ff_mem_alloc(FF_MEM_IO, (size_t)t->stored_bytes);
-    if (stored == NULL) {
-        ff_error_set(err, "%s: tensor %s: out of memory for %" PRIu64 " bytes", path, t->name,
-                     t->stored_bytes);
-        goto cleanup;
-    }
-    if (ff_fileio_read_exact(fd, stored, (size_t)t->stored_bytes, t->offset) != 0) {
-        if (errno == 0)
-            ff_error_set(err,
-                         "%s: tensor %s: the file ends before byte %" PRIu64 " (bytes %" PRIu64
-                         "..%" PRIu64 " expected; truncated?)",
-                         path, t->name, t->offset + t->stored_bytes, t->offset,
-                         t->offset + t->stored_bytes - 1);
-        else
-            ff_error_set(err, "%s: tensor %s: cannot read: %s", path, t->name, strerror(errno));
-        goto cleanup;
-    }
-    uint32_t crc = ff_fileio_crc32(stored, (size_t)t->stored_bytes);
-    if (crc != t->crc32) {
-        ff_error_set(err,
-                     "%s: tensor %s: crc32 mismatch (the header says %08x, bytes %" PRIu64
-                     "..%" PRIu64 " give %08x)",
-                     path, t->name, t->crc32, t->offset, t->offset + t->stored_bytes - 1, crc);
-        goto cleanup;
-    }
-    if (ff_codec_decompress(t->codec, dst, (size_t)t->raw_bytes, stored, (size_t)t->stored_bytes,
-                            err) != 0) {
-        ff_error_wrap(err, "%s: tensor %s", path, t->name);
-        goto cleanup;
-    }
-    rc = 0;
-cleanup:
-    ff_mem_free(stored);
-    close(fd);
-    return rc;
-}
-
 /* The largest raw size among the first count tensors of info. */
 static size_t largest_raw(const ff_layerfile_info_t *info, uint32_t count) {
     size_t most = 0;
@@ -142,7 +93,7 @@ int ff_inspect_file_read(const char *path, ff_inspect_file_t *file, ff_error_t *
     for (uint32_t i = 0; i < file->info.tensor_count; i++) {
         const ff_layerfile_tensor_t *t = &file->info.tensors[i];
         ff_error_t tensor_err;
-        if (ff_inspect_read_tensor(path, t, data, &tensor_err) != 0) {
+        if (ff_layerfile_read_tensor(path, t, data, &tensor_err) != 0) {
             snprintf(file->error[i], sizeof file->error[i], "%s", tensor_err.msg);
             continue;
         }
@@ -180,14 +131,13 @@ static int layer_expected(const ff_run_state_t *s, uint32_t index) {
 static void describe_layer(const ff_inspect_run_t *run, ff_inspect_run_layer_t *l, uint32_t index) {
     ff_error_t err;
     l->index = index;
-    if (ff_run_layer_path(l->path, sizeof l->path, run->dir, index) != 0) {
+    if (ff_run_layer_path(l->path, run->dir, index, &err) != 0) {
         l->status = FF_INSPECT_UNREADABLE;
-        ff_error_set(&err, "%s: path too long", run->dir);
-        memcpy(l->error, err.msg, sizeof l->error);
+        snprintf(l->error, sizeof l->error, "%s", err.msg);
         return;
     }
     struct stat st;
-    if (stat(l->path, &st) != 0) {
+    if (lstat(l->path, &st) != 0) {
         if (errno == ENOENT) {
             l->status =
                 layer_expected(&run->state, index) ? FF_INSPECT_MISSING : FF_INSPECT_PENDING;
@@ -213,17 +163,16 @@ static void describe_layer(const ff_inspect_run_t *run, ff_inspect_run_layer_t *
 
 int ff_inspect_run_open(ff_inspect_run_t *run, const char *dir, ff_error_t *err) {
     memset(run, 0, sizeof *run);
-    if (strlen(dir) >= sizeof run->dir - 32) return ff_error_set(err, "%s: path too long", dir);
-    snprintf(run->dir, sizeof run->dir, "%s", dir);
+    if (ff_path_format(run->dir, err, "%s", dir) != 0) return -1;
     int missing = 0;
     if (ff_run_read(dir, &run->state, &missing, err) != 0) {
         if (missing) ff_error_wrap(err, "%s is not a run directory (no run.json)", dir);
         return -1;
     }
-    run->layers = ff_mem_calloc(FF_MEM_OTHER, run->state.layers, sizeof *run->layers);
+    run->layers = ff_mem_calloc(FF_MEM_OTHER, run->state.config.layers, sizeof *run->layers);
     if (run->layers == NULL)
-        return ff_error_set(err, "%s: out of memory for %u layers", dir, run->state.layers);
-    for (uint32_t i = 0; i < run->state.layers; i++) describe_layer(run, &run->layers[i], i);
+        return ff_error_set(err, "%s: out of memory for %u layers", dir, run->state.config.layers);
+    for (uint32_t i = 0; i < run->state.config.layers; i++) describe_layer(run, &run->layers[i], i);
     return 0;
 }
 
@@ -235,7 +184,7 @@ void ff_inspect_run_free(ff_inspect_run_t *run) {
 
 uint32_t ff_inspect_run_present_layers(const ff_inspect_run_t *run) {
     uint32_t n = 0;
-    while (n < run->state.layers && run->layers[n].has_info) n++;
+    while (n < run->state.config.layers && run->layers[n].has_info) n++;
     return n;
 }
 
@@ -253,11 +202,11 @@ static const char *tensor_named_in(const char *message) {
     for (const char *p = strstr(message, "tensor "); p != NULL; p = strstr(p + 1, "tensor ")) {
         const char *name = p + strlen("tensor ");
         for (int i = 0; i < FF_LAYERFILE_MAX_TENSORS; i++) {
-            size_t n = strlen(tensor_names[i]);
+            size_t n = strlen(ff_layerfile_tensor_name(i));
             char after = name[n];
-            if (strncmp(name, tensor_names[i], n) == 0 &&
+            if (strncmp(name, ff_layerfile_tensor_name(i), n) == 0 &&
                 (after == ':' || after == ' ' || after == '\0' || after == ','))
-                return tensor_names[i];
+                return ff_layerfile_tensor_name(i);
         }
     }
     return "";
@@ -304,7 +253,7 @@ int ff_inspect_verify_file(const char *path, int64_t layer, ff_inspect_report_t 
     int rc = 0;
     for (uint32_t i = 0; i < info.tensor_count && rc == 0; i++) {
         report->tensors_checked++;
-        if (ff_inspect_read_tensor(path, &info.tensors[i], data, &file_err) != 0)
+        if (ff_layerfile_read_tensor(path, &info.tensors[i], data, &file_err) != 0)
             rc = add_problem(report, FF_INSPECT_PROBLEM_FILE, path, layer, info.tensors[i].name,
                              err, "%s", file_err.msg);
     }
@@ -372,8 +321,8 @@ static int check_layer_fits(const ff_inspect_run_t *run, const ff_inspect_run_la
 /* Checkpoints in RUN/layers numbered at or past the run's layer count. */
 static int check_stray_layers(const ff_inspect_run_t *run, ff_inspect_report_t *r,
                               ff_error_t *err) {
-    char layers_dir[FF_INSPECT_PATH_MAX];
-    if (ff_run_path(layers_dir, sizeof layers_dir, run->dir, "layers") != 0) return 0;
+    char layers_dir[FF_PATH_MAX];
+    if (ff_run_path(layers_dir, run->dir, "layers", NULL) != 0) return 0;
     DIR *d = opendir(layers_dir);
     if (d == NULL) return 0; /* no layers at all: each missing one is reported already */
     int rc = 0;
@@ -382,12 +331,12 @@ static int check_stray_layers(const ff_inspect_run_t *run, ff_inspect_report_t *
         unsigned index = 0;
         int end = 0;
         if (sscanf(e->d_name, "%u.ffl%n", &index, &end) != 1 || e->d_name[end] != '\0' ||
-            e->d_name[0] < '0' || e->d_name[0] > '9' || index < run->state.layers)
+            e->d_name[0] < '0' || e->d_name[0] > '9' || index < run->state.config.layers)
             continue;
-        char path[FF_INSPECT_PATH_MAX + 300];
-        snprintf(path, sizeof path, "%s/%s", layers_dir, e->d_name);
+        char path[FF_PATH_MAX];
+        if (ff_path_format(path, NULL, "%s/%s", layers_dir, e->d_name) != 0) continue;
         rc = add_problem(r, FF_INSPECT_PROBLEM_RUN, path, (int64_t)index, "", err,
-                         "%s: a checkpoint beyond the run's %u layers", path, run->state.layers);
+                         "%s: a checkpoint beyond the run's %u layers", path, run->state.config.layers);
     }
     closedir(d);
     return rc;
@@ -397,13 +346,12 @@ int ff_inspect_verify_run(const char *dir, ff_inspect_report_t *report, ff_error
     ff_inspect_run_t run;
     ff_error_t run_err;
     if (ff_inspect_run_open(&run, dir, &run_err) != 0) {
-        char json[FF_INSPECT_PATH_MAX];
-        if (ff_run_path(json, sizeof json, dir, "run.json") != 0)
-            snprintf(json, sizeof json, "%s", dir);
+        char json[FF_PATH_MAX];
+        if (ff_run_path(json, dir, "run.json", NULL) != 0) snprintf(json, sizeof json, "%s", dir);
         return add_problem(report, FF_INSPECT_PROBLEM_RUN, json, -1, "", err, "%s", run_err.msg);
     }
     int rc = 0;
-    for (uint32_t k = 0; k < run.state.layers && rc == 0; k++) {
+    for (uint32_t k = 0; k < run.state.config.layers && rc == 0; k++) {
         const ff_inspect_run_layer_t *l = &run.layers[k];
         switch (l->status) {
         case FF_INSPECT_PENDING:
@@ -435,11 +383,8 @@ int ff_inspect_verify_run(const char *dir, ff_inspect_report_t *report, ff_error
 
 /* The preamble and JSON header of a layer file, byte for byte (free()). */
 static uint8_t *read_header_bytes(const char *path, size_t *size, ff_error_t *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        ff_error_set(err, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
+    int fd = ff_fileio_open_regular(path, 0, NULL, err);
+    if (fd < 0) return NULL;
     uint8_t pre[FF_LAYERFILE_PREAMBLE];
     uint8_t *bytes = NULL;
     if (ff_fileio_read_exact(fd, pre, sizeof pre, 0) != 0) {
@@ -529,7 +474,7 @@ int ff_inspect_diff_files(const char *a, const char *b, ff_inspect_file_diff_t *
     }
     for (uint32_t i = 0; i < out->tensor_count; i++) {
         ff_inspect_tensor_diff_t *d = &out->tensors[i];
-        snprintf(d->name, sizeof d->name, "%s", tensor_names[i]);
+        snprintf(d->name, sizeof d->name, "%s", ff_layerfile_tensor_name(i));
         d->in_a = i < ia.tensor_count;
         d->in_b = i < ib.tensor_count;
         d->ndim = i % 2 == 0 ? 2 : 1;
@@ -544,8 +489,8 @@ int ff_inspect_diff_files(const char *a, const char *b, ff_inspect_file_diff_t *
             out->identical = 0;
             continue;
         }
-        if (ff_inspect_read_tensor(a, &ia.tensors[i], xa, &cause) != 0 ||
-            ff_inspect_read_tensor(b, &ib.tensors[i], xb, &cause) != 0) {
+        if (ff_layerfile_read_tensor(a, &ia.tensors[i], xa, &cause) != 0 ||
+            ff_layerfile_read_tensor(b, &ib.tensors[i], xb, &cause) != 0) {
             diff_failed(out, err, &cause);
             goto cleanup;
         }
@@ -567,23 +512,22 @@ int ff_inspect_diff_runs(const char *a, const char *b, ff_inspect_run_diff_t *ou
     int missing = 0;
     if (ff_run_read(a, &out->a, &missing, err) != 0 || ff_run_read(b, &out->b, &missing, err) != 0)
         return -1;
-    if (out->a.layers != out->b.layers) {
+    if (out->a.config.layers != out->b.config.layers) {
         snprintf(out->message, sizeof out->message,
-                 "the runs have different layer counts: %s has %u, %s has %u", a, out->a.layers, b,
-                 out->b.layers);
+                 "the runs have different layer counts: %s has %u, %s has %u", a, out->a.config.layers, b,
+                 out->b.config.layers);
         return 0;
     }
-    out->layers = ff_mem_calloc(FF_MEM_OTHER, out->a.layers, sizeof *out->layers);
+    out->layers = ff_mem_calloc(FF_MEM_OTHER, out->a.config.layers, sizeof *out->layers);
     if (out->layers == NULL)
-        return ff_error_set(err, "out of memory comparing %u layers", out->a.layers);
-    out->layer_count = out->a.layers;
+        return ff_error_set(err, "out of memory comparing %u layers", out->a.config.layers);
+    out->layer_count = out->a.config.layers;
     out->identical = 1;
     for (uint32_t k = 0; k < out->layer_count; k++) {
-        char path_a[FF_INSPECT_PATH_MAX], path_b[FF_INSPECT_PATH_MAX];
+        char path_a[FF_PATH_MAX], path_b[FF_PATH_MAX];
         ff_error_t layer_err;
-        if (ff_run_layer_path(path_a, sizeof path_a, a, k) != 0 ||
-            ff_run_layer_path(path_b, sizeof path_b, b, k) != 0)
-            return ff_error_set(err, "%s or %s: path too long", a, b);
+        if (ff_run_layer_path(path_a, a, k, err) != 0 || ff_run_layer_path(path_b, b, k, err) != 0)
+            return -1;
         if (ff_inspect_diff_files(path_a, path_b, &out->layers[k], &layer_err) != 0)
             out->unreadable++;
         if (!out->layers[k].identical) out->identical = 0;
@@ -599,82 +543,36 @@ void ff_inspect_run_diff_free(ff_inspect_run_diff_t *diff) {
 
 /* ---- export ---- */
 
-/* A file written front to back and published atomically, the way
- * ff_write_file_atomic does it for a buffer (temporary file in the same
- * directory, fsync, rename, fsync of the directory): exports are streamed
- * tensor by tensor, so they never sit whole in memory. */
+/* Exports are streamed tensor by tensor through the atomic writer, so they
+ * never sit whole in memory and a failure leaves nothing behind. */
 typedef struct {
-    int fd;
-    const char *path;
-    char tmp[FF_INSPECT_PATH_MAX + 32];
+    ff_atomic_t file;
+    int open;
     uint64_t bytes;
 } sink_t;
 
 static int sink_open(sink_t *s, const char *path, ff_error_t *err) {
-    memset(s, 0, sizeof *s);
-    s->fd = -1;
-    s->path = path;
-    if (snprintf(s->tmp, sizeof s->tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof s->tmp) {
-        s->tmp[0] = '\0'; /* never unlink a truncated name */
-        return ff_error_set(err, "%s: path too long", path);
-    }
-    s->fd = open(s->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (s->fd < 0) {
-        ff_error_set(err, "%s: cannot create: %s", s->tmp, strerror(errno));
-        s->tmp[0] = '\0'; /* not ours to remove */
-        return -1;
-    }
-    return 0;
+    s->open = ff_atomic_begin(&s->file, path, err) == 0;
+    return s->open ? 0 : -1;
 }
 
 static int sink_write(sink_t *s, const void *data, size_t size, ff_error_t *err) {
-    const uint8_t *p = data;
-    while (size > 0) {
-        ssize_t n = write(s->fd, p, size > IO_CHUNK ? IO_CHUNK : size);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return ff_error_set(err, "%s: write failed: %s", s->tmp, strerror(errno));
-        p += n;
-        size -= (size_t)n;
-        s->bytes += (uint64_t)n;
+    if (ff_atomic_write(&s->file, data, size, err) != 0) {
+        s->open = 0;
+        return -1;
     }
+    s->bytes += size;
     return 0;
 }
 
-/* Removes the temporary file of a sink that will not be committed. */
 static void sink_abort(sink_t *s) {
-    if (s->fd >= 0) close(s->fd);
-    if (s->tmp[0] != '\0') unlink(s->tmp);
-    s->fd = -1;
-    s->tmp[0] = '\0';
+    if (s->open) ff_atomic_abort(&s->file);
+    s->open = 0;
 }
 
 static int sink_commit(sink_t *s, ff_error_t *err) {
-    if (fsync(s->fd) != 0) {
-        ff_error_set(err, "%s: fsync failed: %s", s->tmp, strerror(errno));
-        sink_abort(s);
-        return -1;
-    }
-    int rc = close(s->fd);
-    s->fd = -1;
-    if (rc != 0) {
-        ff_error_set(err, "%s: close failed: %s", s->tmp, strerror(errno));
-        sink_abort(s);
-        return -1;
-    }
-    if (rename(s->tmp, s->path) != 0) {
-        ff_error_set(err, "%s: rename from %s failed: %s", s->path, s->tmp, strerror(errno));
-        sink_abort(s);
-        return -1;
-    }
-    s->tmp[0] = '\0'; /* published: nothing left to remove */
-    char dir[FF_INSPECT_PATH_MAX + 32];
-    snprintf(dir, sizeof dir, "%s", s->path);
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd); /* best effort: some filesystems refuse fsync on directories */
-        close(dfd);
-    }
-    return 0;
+    s->open = 0;
+    return ff_atomic_commit(&s->file, err);
 }
 
 /* Reads every header and checks the set can be exported: Adam state when
@@ -778,7 +676,7 @@ static char *safetensors_header(const ff_layerfile_info_t *infos, size_t count,
     uint64_t offset = 0;
     for (size_t i = 0; !bad && i < count; i++) {
         for (uint32_t t = 0; t < export_tensor_count(&infos[i], with_optimizer); t++) {
-            snprintf(key, sizeof key, "layers.%u.%s", infos[i].meta.layer_index, tensor_names[t]);
+            snprintf(key, sizeof key, "layers.%u.%s", infos[i].meta.layer_index, ff_layerfile_tensor_name(t));
             bad |= add_safetensors_entry(root, key, &infos[i].tensors[t], offset);
             offset += infos[i].tensors[t].raw_bytes;
         }
@@ -797,7 +695,7 @@ int ff_inspect_export_safetensors(const char *out_path, const char *const *paths
     int rc = -1;
     char *json = NULL;
     float *data = NULL;
-    sink_t sink = {.fd = -1};
+    sink_t sink = {.open = 0};
     size_t tensors = 0, most = 0;
     for (size_t i = 0; i < count; i++) {
         size_t m = largest_raw(&infos[i], export_tensor_count(&infos[i], with_optimizer));
@@ -824,7 +722,7 @@ int ff_inspect_export_safetensors(const char *out_path, const char *const *paths
     for (size_t i = 0; i < count; i++) {
         for (uint32_t t = 0; t < export_tensor_count(&infos[i], with_optimizer); t++) {
             const ff_layerfile_tensor_t *tensor = &infos[i].tensors[t];
-            if (ff_inspect_read_tensor(paths[i], tensor, data, err) != 0 ||
+            if (ff_layerfile_read_tensor(paths[i], tensor, data, err) != 0 ||
                 sink_write(&sink, data, (size_t)tensor->raw_bytes, err) != 0)
                 goto cleanup;
             tensors++;
@@ -874,7 +772,7 @@ int ff_inspect_write_npy(const char *path, const float *data, uint32_t ndim, con
     memcpy(header + 10, dict, dict_bytes);
     memset(header + 10 + dict_bytes, ' ', total - 10 - dict_bytes - 1);
     header[total - 1] = '\n';
-    sink_t sink;
+    sink_t sink = {.open = 0};
     if (sink_open(&sink, path, err) != 0 || sink_write(&sink, header, total, err) != 0 ||
         sink_write(&sink, data, bytes, err) != 0 || sink_commit(&sink, err) != 0) {
         sink_abort(&sink);
@@ -908,13 +806,11 @@ int ff_inspect_export_npy(const char *dir, const char *const *paths, size_t coun
     for (size_t i = 0; i < count; i++) {
         for (uint32_t t = 0; t < export_tensor_count(&infos[i], with_optimizer); t++) {
             const ff_layerfile_tensor_t *tensor = &infos[i].tensors[t];
-            char path[FF_INSPECT_PATH_MAX + 64];
-            if (snprintf(path, sizeof path, "%s/layers.%u.%s.npy", dir, infos[i].meta.layer_index,
-                         tensor->name) >= (int)sizeof path) {
-                ff_error_set(err, "%s: path too long", dir);
+            char path[FF_PATH_MAX];
+            if (ff_path_format(path, err, "%s/layers.%u.%s.npy", dir, infos[i].meta.layer_index,
+                               tensor->name) != 0)
                 goto cleanup;
-            }
-            if (ff_inspect_read_tensor(paths[i], tensor, data, err) != 0 ||
+            if (ff_layerfile_read_tensor(paths[i], tensor, data, err) != 0 ||
                 ff_inspect_write_npy(path, data, tensor->ndim, tensor->shape, err) != 0)
                 goto cleanup;
             tensors++;

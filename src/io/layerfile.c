@@ -19,7 +19,6 @@
 #include <zstd.h>
 
 #include "ffstream/memstat.h"
-#include "ffstream/report.h"
 #include "ffstream/fileio.h"
 
 /* Tensors are stored as the float32 bytes of memory, which the format
@@ -454,7 +453,7 @@ int ff_layerfile_save(const char *path, const ff_layer_t *layer, const ff_layerf
     put_le32(file + 8, FF_LAYERFILE_VERSION);
     put_le32(file + 12, (uint32_t)header_bytes);
     memcpy(file + FF_LAYERFILE_PREAMBLE, header, header_bytes);
-    rc = ff_write_file_atomic(path, file, FF_LAYERFILE_PREAMBLE + header_bytes + payload, err);
+    rc = ff_fileio_write_atomic(path, file, FF_LAYERFILE_PREAMBLE + header_bytes + payload, err);
 cleanup:
     cJSON_free(header);
     ff_mem_free(file);
@@ -854,18 +853,8 @@ static int open_layerfile(const char *path, int *fd_out, ff_layerfile_info_t *in
     *fd_out = -1;
     char *text = NULL;
     int rc = -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ff_error_set(err, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        ff_error_set(err, "%s: cannot stat: %s", path, strerror(errno));
-        goto cleanup;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        ff_error_set(err, "%s: not a regular file", path);
-        goto cleanup;
-    }
-    info->file_bytes = (uint64_t)st.st_size;
+    int fd = ff_fileio_open_regular(path, 0, &info->file_bytes, err);
+    if (fd < 0) return -1;
     uint8_t pre[FF_LAYERFILE_PREAMBLE];
     size_t have = info->file_bytes < sizeof pre ? (size_t)info->file_bytes : sizeof pre;
     if (ff_fileio_read_exact(fd, pre, have, 0) != 0) {
@@ -944,6 +933,28 @@ static int read_tensor(int fd, const char *path, const ff_layerfile_tensor_t *t,
                             err) != 0)
         return ff_error_wrap(err, "%s: tensor %s", path, t->name);
     return 0;
+}
+
+const char *ff_layerfile_tensor_name(uint32_t index) {
+    return index < FF_LAYERFILE_MAX_TENSORS ? tensor_names[index] : "unknown";
+}
+
+int ff_layerfile_read_tensor(const char *path, const ff_layerfile_tensor_t *t, float *dst,
+                             ff_error_t *err) {
+    if (t->stored_bytes > SIZE_MAX || t->raw_bytes > SIZE_MAX)
+        return ff_error_set(err, "%s: tensor %s: too large for this machine", path, t->name);
+    int fd = ff_fileio_open_regular(path, 0, NULL, err);
+    if (fd < 0) return -1;
+    int rc = -1;
+    uint8_t *stored = ff_mem_alloc(FF_MEM_IO, (size_t)t->stored_bytes);
+    if (stored == NULL)
+        ff_error_set(err, "%s: tensor %s: out of memory for %" PRIu64 " bytes", path, t->name,
+                     t->stored_bytes);
+    else
+        rc = read_tensor(fd, path, t, stored, dst, err);
+    ff_mem_free(stored);
+    close_dropping_cache(fd);
+    return rc;
 }
 
 int ff_layerfile_read_info(const char *path, ff_layerfile_info_t *info, ff_error_t *err) {

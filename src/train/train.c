@@ -10,6 +10,7 @@
 #include "ffstream/eval.h"
 #include "ffstream/memstat.h"
 #include "ffstream/rng.h"
+#include "ffstream/store.h"
 #include "train_internal.h"
 
 void ff_result_free(ff_result_t *res) {
@@ -66,7 +67,7 @@ uint64_t ff_train_data_fingerprint(const ff_dataset_t *train, const ff_dataset_t
     return ff_hash_bytes(FF_FNV_OFFSET, parts, sizeof parts);
 }
 
-ff_epoch_means_t ff_train_epoch_means(const ff_step_stats_t *st) {
+ff_epoch_means_t ff_epoch_means(const ff_step_stats_t *st) {
     ff_epoch_means_t m = {NAN, NAN, NAN};
     if (st->batches > 0) m.loss = st->loss_sum / (double)st->batches;
     if (st->npos > 0) m.goodness_pos = st->good_pos_sum / (double)st->npos;
@@ -74,25 +75,23 @@ ff_epoch_means_t ff_train_epoch_means(const ff_step_stats_t *st) {
     return m;
 }
 
-void ff_train_layer_meta(ff_layerfile_meta_t *meta, const ff_config_t *cfg, uint32_t index,
-                         uint64_t data_fingerprint, const ff_epoch_means_t *last,
-                         const ff_step_stats_t *running, uint32_t epochs_done,
-                         uint32_t batch_in_epoch) {
+void ff_store_layer_meta(ff_layerfile_meta_t *meta, const ff_config_t *cfg, uint32_t index,
+                         uint64_t data_fingerprint, const ff_layer_progress_t *p) {
     memset(meta, 0, sizeof *meta);
     meta->layer_index = index;
-    meta->epochs_done = epochs_done;
+    meta->epochs_done = p->epochs_done;
     meta->epochs_total = cfg->epochs;
-    meta->batch_in_epoch = batch_in_epoch;
-    meta->complete = epochs_done == cfg->epochs;
-    meta->loss = last->loss;
-    meta->goodness_pos = last->goodness_pos;
-    meta->goodness_neg = last->goodness_neg;
-    meta->loss_sum = running->loss_sum;
-    meta->good_pos_sum = running->good_pos_sum;
-    meta->good_neg_sum = running->good_neg_sum;
-    meta->batches = running->batches;
-    meta->npos = running->npos;
-    meta->nneg = running->nneg;
+    meta->batch_in_epoch = p->batch_in_epoch;
+    meta->complete = p->epochs_done == cfg->epochs;
+    meta->loss = p->last.loss;
+    meta->goodness_pos = p->last.goodness_pos;
+    meta->goodness_neg = p->last.goodness_neg;
+    meta->loss_sum = p->running.loss_sum;
+    meta->good_pos_sum = p->running.good_pos_sum;
+    meta->good_neg_sum = p->running.good_neg_sum;
+    meta->batches = p->running.batches;
+    meta->npos = p->running.npos;
+    meta->nneg = p->running.nneg;
     meta->data_fingerprint = data_fingerprint;
     meta->config_fingerprint = ff_config_fingerprint(cfg);
     meta->adam = ff_adam_defaults(cfg->lr);
@@ -130,28 +129,4 @@ uint32_t ff_train_scored_count(const ff_config_t *cfg) {
     uint32_t n = 0;
     for (uint32_t k = 0; k < cfg->layers; k++) n += ff_train_layer_scored(cfg, k) != 0;
     return n;
-}
-
-void ff_train_test_kill(const char *phase, uint32_t layer, uint64_t count) {
-    static int parsed = 0;
-    static char want_phase[16], want_signal[8];
-    static unsigned long want_layer;
-    static unsigned long long want_count;
-    if (parsed == 0) {
-        const char *spec = getenv("FFSTREAM_TEST_KILL");
-        parsed = -1;
-        want_signal[0] = '\0';
-        if (spec != NULL && sscanf(spec, "%15[a-z]:%lu:%llu:%7[A-Z]", want_phase, &want_layer,
-                                   &want_count, want_signal) >= 3)
-            parsed = 1;
-    }
-    if (parsed == 1 && strcmp(phase, want_phase) == 0 && layer == want_layer &&
-        count == want_count) {
-        if (strcmp(want_signal, "INT") == 0) {
-            parsed = -1; /* once: the run goes on to its next stop check */
-            raise(SIGINT);
-        } else {
-            raise(SIGKILL);
-        }
-    }
 }

@@ -1,0 +1,408 @@
+/* loop.c: the Forward-Forward layer loop over a row source and a layer
+ * store (see loop.h). Every random choice is regenerated from (seed, layer,
+ * epoch, batch), so a resumed run takes exactly the steps the killed one
+ * would have taken. */
+#include "ffstream/loop.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ffstream/eval.h"
+#include "ffstream/head.h"
+#include "ffstream/hook.h"
+#include "ffstream/memstat.h"
+#include "ffstream/rng.h"
+#include "ffstream/step.h"
+#include "train_internal.h"
+
+typedef struct {
+    const ff_loop_t *in;
+    const ff_config_t *cfg;
+    ff_rows_t *rows;
+    ff_store_t *store;
+    ff_result_t *res;
+    ff_step_workspace_t ws;
+    float *good;        /* [rows of the largest chunk] goodness */
+    float *scores;      /* [T * 10] evaluation scores */
+    float *chain;       /* [rows of the largest chunk, H]: evaluation through every layer */
+    uint32_t *order;    /* [TRAIN chunks] this epoch's chunk order */
+    uint32_t *next_order;
+    ff_progress_t prog;
+    double eval_seconds;
+} loop_t;
+
+static const ff_set_shape_t *shape(const loop_t *L, ff_set_t set) {
+    return &L->rows->shape[set];
+}
+
+#define ROWS(L, op, ...) ((L)->rows->ops->op((L)->rows->self, __VA_ARGS__))
+#define STORE(L, op, ...) ((L)->store->ops->op((L)->store->self, __VA_ARGS__))
+
+/* The chunk order of epoch e of layer k. */
+static void epoch_order(const loop_t *L, uint32_t k, uint32_t e, uint32_t *order) {
+    ff_rng_t rng;
+    ff_rng_init(&rng, L->cfg->seed, FF_RNG_PURPOSE_EPOCH, k, e);
+    ff_rng_permutation(&rng, order, shape(L, FF_SET_TRAIN)->chunks);
+}
+
+/* What is read right after the last chunk of a phase, so the next phase
+ * does not start by waiting for the disk. */
+typedef struct {
+    int active;
+    ff_set_t set;
+    uint64_t chunk;
+} next_read_t;
+
+static int prefetch(loop_t *L, ff_set_t set, uint64_t c, ff_error_t *err) {
+    return ROWS(L, prefetch, set, c, err);
+}
+
+static int prefetch_next(loop_t *L, const next_read_t *next, ff_error_t *err) {
+    return next->active ? prefetch(L, next->set, next->chunk, err) : 0;
+}
+
+/* ---- training one layer ------------------------------------------------- */
+
+/* Trains layer k from `progress` to its last epoch; checkpoints after every
+ * epoch but the last. `after` is read once the last step is taken.
+ * @return 0, 1 when a stop was requested (saved), -1 on error. */
+static int train_layer(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progress_t *p,
+                       const next_read_t *after, ff_error_t *err) {
+    const ff_config_t *cfg = L->cfg;
+    const ff_set_shape_t *sh = shape(L, FF_SET_TRAIN);
+    const uint64_t nbatches = sh->chunks;
+    ff_step_params_t sp = ff_train_step_params(cfg, layer->out);
+    ff_step_stats_t *st = &p->running;
+    uint64_t steps_here = 0; /* steps of this layer taken by this process */
+    uint32_t first_batch = p->batch_in_epoch;
+    epoch_order(L, k, p->epochs_done, L->order);
+    for (uint32_t e = p->epochs_done; e < cfg->epochs; e++) {
+        if (prefetch(L, FF_SET_TRAIN, L->order[first_batch], err) != 0) return -1;
+        if (e + 1 < cfg->epochs) epoch_order(L, k, e + 1, L->next_order);
+        for (uint64_t bi = first_batch; bi < nbatches; bi++) {
+            uint64_t c = L->order[bi];
+            float *x;
+            if (ROWS(L, read, FF_SET_TRAIN, c, k == 0, &x, err) != 0) return -1;
+            next_read_t next = *after;
+            if (bi + 1 < nbatches) next = (next_read_t){1, FF_SET_TRAIN, L->order[bi + 1]};
+            else if (e + 1 < cfg->epochs) next = (next_read_t){1, FF_SET_TRAIN, L->next_order[0]};
+            if (prefetch_next(L, &next, err) != 0) return -1;
+            size_t mb = ff_set_chunk_units(sh, c);
+            /* The first layer's rows are stored un-augmented: fresh
+             * negatives and shifts are applied as they arrive, from
+             * (seed, epoch, batch) alone. */
+            if (k == 0 && cfg->fresh_negatives)
+                ff_data_redraw_negatives(x, mb, layer->in, (size_t)L->in->img_rows * L->in->img_cols,
+                                         cfg->label, cfg->seed, e, c);
+            if (k == 0)
+                ff_data_jitter_batch(x, mb, layer->in, L->in->img_rows, L->in->img_cols,
+                                     cfg->label, cfg->jitter, cfg->seed, e, c);
+            sp.adam.lr = ff_train_layer_lr(cfg, e, bi, nbatches);
+            ff_step_train(layer, &L->ws, x, mb, mb, &sp, st);
+            ROWS(L, release, FF_SET_TRAIN, c);
+            L->res->train_flops += 4.0 * 2.0 * (double)mb * layer->in * layer->out;
+            steps_here++;
+            char label[96];
+            snprintf(label, sizeof label, "%s layer %u/%u epoch %u/%u", L->in->name, k + 1,
+                     cfg->layers, e + 1, cfg->epochs);
+            ff_progress_update(&L->prog, 2 * mb, label, st->loss_sum / (double)st->batches,
+                               st->good_pos_sum / (double)st->npos,
+                               st->good_neg_sum / (double)st->nneg, 0);
+            ff_hook_kill("train", k, steps_here);
+            if (ff_train_stop_requested() && bi + 1 < nbatches) {
+                /* Save mid-epoch: the next run starts at batch bi + 1. */
+                p->epochs_done = e;
+                p->batch_in_epoch = (uint32_t)(bi + 1);
+                if (STORE(L, checkpoint, k, layer, p, err) != 0) return -1;
+                return 1;
+            }
+        }
+        p->last = ff_epoch_means(st);
+        memset(st, 0, sizeof *st);
+        first_batch = 0;
+        p->epochs_done = e + 1;
+        p->batch_in_epoch = 0;
+        memcpy(L->order, L->next_order, nbatches * sizeof *L->order);
+        /* The last epoch's checkpoint is the store's `trained`. */
+        if (e + 1 < cfg->epochs) {
+            if (STORE(L, checkpoint, k, layer, p, err) != 0) return -1;
+            if (ff_train_stop_requested()) return 1;
+        }
+    }
+    p->complete = 1;
+    return 0;
+}
+
+/* ---- passes -------------------------------------------------------------- */
+
+/* Streams every chunk of set through layers[0..count-1] (one layer, or the
+ * whole network when evaluation runs at the end): the outputs of the last
+ * go to the next layer's rows when write_next, and for FF_SET_TEST the
+ * goodness of each scored layer goes into the scores. `first` is the index
+ * of layers[0]; `after` is read once the last chunk is. */
+static int pass(loop_t *L, ff_set_t set, ff_layer_t *const *layers, uint32_t first,
+                uint32_t count, int write_next, const next_read_t *after, const char *phase,
+                ff_error_t *err) {
+    const ff_config_t *cfg = L->cfg;
+    const ff_set_shape_t *sh = shape(L, set);
+    const int score = set == FF_SET_TEST;
+    double t0 = ff_now();
+    if (ROWS(L, begin_pass, set, write_next, err) != 0) return -1;
+    if (sh->chunks > 0 && prefetch(L, set, 0, err) != 0) return -1;
+    for (uint64_t c = 0; c < sh->chunks; c++) {
+        float *x;
+        if (ROWS(L, read, set, c, 0, &x, err) != 0) return -1;
+        next_read_t next = *after;
+        if (c + 1 < sh->chunks) next = (next_read_t){1, set, c + 1};
+        if (prefetch_next(L, &next, err) != 0) return -1;
+        size_t n = ff_set_chunk_units(sh, c), rows = ff_set_chunk_rows(sh, c);
+        const float *in = x;
+        for (uint32_t j = 0; j < count; j++) {
+            const ff_layer_t *layer = layers[j];
+            float *y = j % 2 == 0 ? L->ws.y : L->chain;
+            if (j + 1 == count && write_next && ROWS(L, out_buffer, set, c, &y, err) != 0)
+                return -1;
+            ff_step_forward(y, layer, &L->ws, in, rows);
+            L->res->train_flops += 2.0 * (double)rows * layer->in * layer->out;
+            if (score && ff_train_layer_scored(cfg, first + j)) {
+                ff_dense_goodness(L->good, y, rows, layer->out, cfg->goodness);
+                ff_eval_accumulate(L->scores + c * sh->units_per_chunk * FF_CLASSES, L->good, n,
+                                   ff_config_layer_theta(cfg, layer->out));
+            }
+            if (j == 0) ROWS(L, release, set, c); /* x is consumed */
+            in = y;
+        }
+        if (write_next && ROWS(L, out_commit, set, c, err) != 0) return -1;
+        ff_progress_update(&L->prog, set == FF_SET_TRAIN ? rows : 0,
+                           "writing the next layer's inputs", NAN, NAN, NAN, 0);
+        ff_hook_kill(phase, first, c + 1);
+    }
+    if (score) L->eval_seconds += ff_now() - t0;
+    return 0;
+}
+
+/* After layer k is trained: its outputs on every training row become the
+ * next layer's inputs and, when the source keeps every set, the test
+ * candidates' scores and next rows and the neutral rows follow. The first
+ * training chunk of layer k+1 is read at the end. */
+static int layer_passes(loop_t *L, uint32_t k, ff_layer_t *layer, ff_error_t *err) {
+    const ff_config_t *cfg = L->cfg;
+    const int last = k + 1 == cfg->layers, every_set = L->rows->per_layer_sets;
+    ff_layer_t *one[1] = {layer};
+    next_read_t none = {0, FF_SET_TRAIN, 0}, test0 = {every_set, FF_SET_TEST, 0};
+    if (every_set && ROWS(L, scores_load, k, L->scores, err) != 0) return -1;
+    if (!last && pass(L, FF_SET_TRAIN, one, k, 1, 1, &test0, "cache", err) != 0) return -1;
+    if (last) /* no next layer: the work counted for its pass is done */
+        ff_progress_update(&L->prog, 2 * shape(L, FF_SET_TRAIN)->units, L->in->name, NAN, NAN,
+                           NAN, 0);
+    if (every_set) {
+        if (pass(L, FF_SET_TEST, one, k, 1, !last, &none, "eval", err) != 0) return -1;
+        if (cfg->eval_softmax &&
+            (pass(L, FF_SET_TRAIN_NEUTRAL, one, k, 1, 1, &none, "neutral", err) != 0 ||
+             pass(L, FF_SET_TEST_NEUTRAL, one, k, 1, 1, &none, "neutral", err) != 0))
+            return -1;
+        if (ROWS(L, scores_save, k + 1, L->scores, err) != 0) return -1;
+    }
+    if (ROWS(L, end_layer, k, err) != 0) return -1;
+    if (!last) {
+        /* The next layer starts with epoch 0 in its own order: read its
+         * first chunk while the checkpoint and run.json are written. */
+        epoch_order(L, k + 1, 0, L->next_order);
+        if (prefetch(L, FF_SET_TRAIN, L->next_order[0], err) != 0) return -1;
+    }
+    return 0;
+}
+
+/* ---- the softmax head ------------------------------------------------------ */
+
+/* Features of chunk c of a neutral set: from the source when it keeps every
+ * set, else computed here through every layer (`all`), into out. */
+static int head_features(loop_t *L, int test, uint64_t c, float *out, ff_error_t *err) {
+    if (L->rows->per_layer_sets) return ROWS(L, features, test, c, out, err);
+    const ff_config_t *cfg = L->cfg;
+    ff_set_t set = test ? FF_SET_TEST_NEUTRAL : FF_SET_TRAIN_NEUTRAL;
+    ff_layer_t *all = L->store->ops->all_layers(L->store->self);
+    float *x;
+    if (ROWS(L, read, set, c, 0, &x, err) != 0) return -1;
+    size_t n = ff_set_chunk_units(shape(L, set), c), block = 0;
+    const size_t H = cfg->hidden, D = (size_t)ff_train_scored_count(cfg) * H;
+    const float *in = x;
+    for (uint32_t j = 0; j < cfg->layers; j++) {
+        float *y = j % 2 == 0 ? L->ws.y : L->chain;
+        ff_step_forward(y, &all[j], &L->ws, in, n);
+        if (ff_train_layer_scored(cfg, j)) ff_head_gather(out, D, y, n, H, block++);
+        if (j == 0) ROWS(L, release, set, c);
+        in = y;
+    }
+    return 0;
+}
+
+/* Trains the head on detached, normalised activities (a fresh chunk order
+ * per head epoch), then scores the test images. Without a source that
+ * keeps every set, the training features of every image are computed
+ * first and held (N x D floats, as the original holds them). */
+static int head_phase(loop_t *L, ff_error_t *err) {
+    const ff_config_t *cfg = L->cfg;
+    const ff_set_shape_t *tr = shape(L, FF_SET_TRAIN_NEUTRAL), *te = shape(L, FF_SET_TEST_NEUTRAL);
+    const size_t D = (size_t)ff_train_scored_count(cfg) * cfg->hidden;
+    const size_t rows = tr->units_per_chunk > te->units_per_chunk ? tr->units_per_chunk
+                                                                  : te->units_per_chunk;
+    const int held = !L->rows->per_layer_sets;
+    ff_head_t head = {0};
+    int rc = -1;
+    size_t chunk_floats, all_floats;
+    if (ff_mul_size(rows, D, &chunk_floats) != 0 || ff_mul_size(tr->units, D, &all_floats) != 0)
+        return ff_error_set(err, "the softmax head's features overflow (%zu x %zu)", rows, D);
+    float *features = ff_mem_alloc(FF_MEM_ACTIVATIONS,
+                                   (held ? all_floats : chunk_floats) * sizeof(float));
+    float *test_features = held ? ff_mem_alloc(FF_MEM_ACTIVATIONS, chunk_floats * sizeof(float))
+                                : features;
+    uint32_t *order = ff_mem_alloc(FF_MEM_OTHER, tr->chunks * sizeof(uint32_t));
+    size_t correct = 0;
+    if (features == NULL || test_features == NULL || order == NULL) {
+        ff_error_set(err, "out of memory for the softmax head's features (%zu x %zu floats)",
+                     held ? (size_t)tr->units : rows, D);
+        goto cleanup;
+    }
+    if (ff_head_init(&head, (uint32_t)D, rows, cfg->seed, cfg->layers, err) != 0) goto cleanup;
+    for (uint64_t c = 0; held && c < tr->chunks; c++)
+        if (head_features(L, 0, c, features + c * tr->units_per_chunk * D, err) != 0)
+            goto cleanup;
+    for (uint32_t e = 0; e < cfg->head_epochs; e++) {
+        ff_rng_t rng;
+        ff_rng_init(&rng, cfg->seed, FF_RNG_PURPOSE_HEAD, e, 0);
+        ff_rng_permutation(&rng, order, tr->chunks);
+        for (uint64_t bi = 0; bi < tr->chunks; bi++) {
+            uint64_t c = order[bi];
+            size_t n = ff_set_chunk_units(tr, c);
+            const float *f = features + (held ? c * tr->units_per_chunk * D : 0);
+            if (!held && head_features(L, 0, c, features, err) != 0) goto cleanup;
+            ff_adam_params_t adam = ff_train_head_adam(cfg, e, bi, tr->chunks);
+            ff_head_train_step(&head, f, L->in->train_labels + c * tr->units_per_chunk, n, &adam);
+        }
+    }
+    for (uint64_t c = 0; c < te->chunks; c++) {
+        size_t n = ff_set_chunk_units(te, c);
+        if (head_features(L, 1, c, test_features, err) != 0) goto cleanup;
+        correct += ff_head_correct(&head, test_features, L->in->test_labels + c * te->units_per_chunk,
+                                   n);
+    }
+    L->res->softmax_accuracy = te->units ? (double)correct / (double)te->units : 0.0;
+    L->res->head_hash = ff_hash_bytes(FF_FNV_OFFSET, head.layer.params,
+                                      ff_layer_block_bytes(&head.layer));
+    rc = 0;
+cleanup:
+    ff_head_free(&head);
+    ff_mem_free(order);
+    if (test_features != features) ff_mem_free(test_features);
+    ff_mem_free(features);
+    return rc;
+}
+
+/* ---- the loop --------------------------------------------------------------- */
+
+static int run_layers(loop_t *L, ff_error_t *err) {
+    const ff_config_t *cfg = L->cfg;
+    for (uint32_t k = L->in->first_layer; k < cfg->layers; k++) {
+        double t_layer = ff_now();
+        ff_layer_t *layer;
+        ff_layer_progress_t p;
+        if (ROWS(L, begin_layer, k, err) != 0) return -1;
+        if (STORE(L, acquire, k, &layer, &p, err) != 0) return -1;
+        if (!p.complete) {
+            /* The last step reads the first chunk of the next pass. */
+            next_read_t after = {1, k + 1 < cfg->layers ? FF_SET_TRAIN : FF_SET_TEST, 0};
+            if (k + 1 == cfg->layers && !L->rows->per_layer_sets) after.active = 0;
+            int rc = train_layer(L, k, layer, &p, &after, err);
+            if (rc != 0) return rc;
+            if (STORE(L, trained, k, layer, &p, err) != 0) return -1;
+        }
+        ff_layer_result_t *r = &L->res->per_layer[k];
+        r->in = layer->in;
+        r->out = layer->out;
+        r->loss = p.last.loss;
+        r->goodness_pos = p.last.goodness_pos;
+        r->goodness_neg = p.last.goodness_neg;
+        if (layer_passes(L, k, layer, err) != 0) return -1;
+        if (STORE(L, release, k, err) != 0) return -1;
+        ff_hook_kill("advanced", k, 0);
+        L->rows->ops->drop_layer(L->rows->self, k);
+        r->seconds = ff_now() - t_layer;
+        if (ff_train_stop_requested() && k + 1 < cfg->layers) return 1;
+    }
+    return 0;
+}
+
+/* Evaluation through every layer at once (a source that keeps only the
+ * training rows; the store keeps every layer). */
+static int evaluate_at_end(loop_t *L, ff_error_t *err) {
+    ff_layer_t *all = L->store->ops->all_layers(L->store->self);
+    ff_layer_t *layers[FF_MAX_LAYERS];
+    for (uint32_t j = 0; j < L->cfg->layers; j++) layers[j] = &all[j];
+    next_read_t none = {0, FF_SET_TRAIN, 0};
+    return pass(L, FF_SET_TEST, layers, 0, L->cfg->layers, 0, &none, "eval", err);
+}
+
+int ff_loop_run(const ff_loop_t *in, ff_result_t *res, ff_error_t *err) {
+    const ff_config_t *cfg = in->cfg;
+    loop_t L = {.in = in, .cfg = cfg, .rows = in->rows, .store = in->store, .res = res};
+    const ff_set_shape_t *tr = &in->rows->shape[FF_SET_TRAIN], *te = &in->rows->shape[FF_SET_TEST];
+    int rc = -1;
+    size_t rows_max = 0;
+    for (int s = 0; s < FF_SET_COUNT; s++) {
+        size_t r = (size_t)in->rows->shape[s].units_per_chunk * in->rows->shape[s].rows_per_unit;
+        if (r > rows_max) rows_max = r;
+    }
+    const size_t H = cfg->hidden, width = in->rows->width0 > H ? in->rows->width0 : H;
+    if (ff_step_workspace_alloc(&L.ws, rows_max, width, H, err) != 0) return -1;
+    L.good = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows_max * sizeof(float));
+    L.scores = ff_mem_calloc(FF_MEM_ACTIVATIONS, te->units * FF_CLASSES, sizeof(float));
+    L.order = ff_mem_alloc(FF_MEM_OTHER, 2 * tr->chunks * sizeof(uint32_t));
+    if (!in->rows->per_layer_sets)
+        L.chain = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows_max * H * sizeof(float));
+    if (L.good == NULL || L.scores == NULL || L.order == NULL ||
+        (!in->rows->per_layer_sets && L.chain == NULL)) {
+        ff_error_set(err, "out of memory for the loop's buffers (%zu rows)", rows_max);
+        goto cleanup;
+    }
+    L.next_order = L.order + tr->chunks;
+    if (cfg->layers > FF_MAX_LAYERS) {
+        ff_error_set(err, "--layers: %u, at most %d", cfg->layers, FF_MAX_LAYERS);
+        goto cleanup;
+    }
+    uint64_t work = (uint64_t)(cfg->layers - in->first_layer) * (cfg->epochs + 1) * 2 * tr->units;
+    ff_progress_init(&L.prog, cfg->quiet ? 0 : cfg->progress, work);
+    double t_start = ff_now();
+
+    rc = run_layers(&L, err);
+    if (rc != 0) goto cleanup;
+    rc = -1;
+    ff_progress_finish(&L.prog);
+    if (!in->rows->per_layer_sets && evaluate_at_end(&L, err) != 0) goto cleanup;
+    res->softmax_accuracy = NAN;
+    if (cfg->eval_softmax) {
+        double t_head = ff_now();
+        if (head_phase(&L, err) != 0) goto cleanup;
+        res->head_seconds = ff_now() - t_head;
+    }
+    in->rows->ops->finish(in->rows->self);
+    if (in->rows->per_layer_sets && ROWS(&L, scores_load, cfg->layers, L.scores, err) != 0)
+        goto cleanup;
+    size_t correct = ff_eval_correct(L.scores, in->test_labels, te->units, FF_CLASSES);
+    res->goodness_accuracy = te->units ? (double)correct / (double)te->units : 0.0;
+    res->test_accuracy = cfg->eval_softmax ? res->softmax_accuracy : res->goodness_accuracy;
+    res->eval_seconds = L.eval_seconds;
+    res->train_seconds = ff_now() - t_start - L.eval_seconds;
+    for (uint32_t k = 0; k < in->first_layer; k++)
+        if (STORE(&L, describe, k, &res->per_layer[k], err) != 0) goto cleanup;
+    res->weights_hash = in->store->ops->weights_hash(in->store->self);
+    rc = 0;
+cleanup:
+    ff_mem_free(L.chain);
+    ff_mem_free(L.order);
+    ff_mem_free(L.scores);
+    ff_mem_free(L.good);
+    ff_step_workspace_free(&L.ws);
+    return rc;
+}

@@ -1,0 +1,54 @@
+/* rows.c: what every row source shares: the shapes of the four sets and
+ * the embedding of the first layer's rows. */
+#include "ffstream/rows.h"
+
+#include "ffstream/eval.h"
+
+void ff_rows_shapes(ff_set_shape_t shapes[FF_SET_COUNT], const ff_config_t *cfg, uint64_t train,
+                    uint64_t test) {
+    const uint64_t m = cfg->batch / 2, E = ff_config_eval_images(cfg, test);
+    const uint64_t per_chunk[FF_SET_COUNT] = {m, E, m, E};
+    const uint64_t units[FF_SET_COUNT] = {train, test, train, test};
+    const uint32_t rows_per_unit[FF_SET_COUNT] = {2, FF_CLASSES, 1, 1};
+    for (int s = 0; s < FF_SET_COUNT; s++) {
+        shapes[s].units = units[s];
+        shapes[s].units_per_chunk = per_chunk[s];
+        shapes[s].rows_per_unit = rows_per_unit[s];
+        shapes[s].chunks = per_chunk[s] ? (units[s] + per_chunk[s] - 1) / per_chunk[s] : 0;
+    }
+}
+
+uint64_t ff_set_chunk_units(const ff_set_shape_t *shape, uint64_t c) {
+    uint64_t first = c * shape->units_per_chunk;
+    uint64_t left = shape->units - first;
+    return left < shape->units_per_chunk ? left : shape->units_per_chunk;
+}
+
+size_t ff_set_chunk_rows(const ff_set_shape_t *shape, uint64_t c) {
+    return (size_t)(ff_set_chunk_units(shape, c) * shape->rows_per_unit);
+}
+
+void ff_rows_embed_chunk(float *out, const ff_rows_data_t *data, const ff_set_shape_t *shape,
+                         ff_set_t set, uint64_t c) {
+    const int test = set == FF_SET_TEST || set == FF_SET_TEST_NEUTRAL;
+    const ff_dataset_t *d = test ? data->test : data->train;
+    const size_t P = d->pixels, i0 = (size_t)(c * shape->units_per_chunk);
+    const size_t n = (size_t)ff_set_chunk_units(shape, c);
+    const float *images = d->images + i0 * P;
+    switch (set) {
+    case FF_SET_TRAIN: {
+        size_t width = ff_data_input_dim(P, data->label);
+        ff_data_embed_rows_scaled(out, images, P, NULL, d->labels + i0, n, data->label,
+                                  data->label_scale);
+        ff_data_embed_rows_scaled(out + n * width, images, P, NULL, data->negative_labels + i0, n,
+                                  data->label, data->label_scale);
+        break;
+    }
+    case FF_SET_TEST:
+        ff_eval_embed_candidates_scaled(out, images, P, n, data->label, data->label_scale);
+        break;
+    default: /* neutral rows */
+        ff_data_embed_rows_scaled(out, images, P, NULL, NULL, n, data->label, data->label_scale);
+        break;
+    }
+}

@@ -1,0 +1,189 @@
+/* store_file.c: the layer store of ff-stream: one layer in memory at a
+ * time. A layer is loaded from its checkpoint RUN/layers/NNN.ffl (checked
+ * against the run) or created; it is saved after every epoch, and its final
+ * checkpoint is written on a thread while its passes stream the caches
+ * through it; then it is evicted and run.json moves past it. */
+#include "ffstream/store.h"
+
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ffstream/background.h"
+#include "ffstream/hook.h"
+#include "ffstream/memstat.h"
+
+typedef struct {
+    char path[FF_PATH_MAX];
+    const ff_layer_t *layer;
+    ff_layerfile_meta_t meta;
+} save_job_t;
+
+typedef struct {
+    const ff_config_t *cfg;
+    uint32_t width0;
+    uint64_t data_fingerprint;
+    uint64_t batches;          /* training batches per epoch */
+    ff_run_state_t *state;     /* run.json's content, advanced by release */
+    ff_layer_t layer;          /* the layer in memory */
+    ff_background_t save;      /* its final checkpoint being written */
+    save_job_t job;
+} file_store_t;
+
+static int save_main(void *arg, ff_error_t *err) {
+    save_job_t *job = arg;
+    return ff_layerfile_save(job->path, job->layer, &job->meta, NULL, err);
+}
+
+static int file_acquire(void *self, uint32_t k, ff_layer_t **out, ff_layer_progress_t *p,
+                        ff_error_t *err) {
+    file_store_t *s = self;
+    const ff_config_t *cfg = s->cfg;
+    ff_layer_t *layer = &s->layer;
+    char path[FF_PATH_MAX];
+    struct stat st;
+    uint32_t in = k == 0 ? s->width0 : cfg->hidden;
+    memset(p, 0, sizeof *p);
+    p->last = (ff_epoch_means_t){NAN, NAN, NAN};
+    *out = layer;
+    if (ff_run_layer_path(path, cfg->run_dir, k, err) != 0) return -1;
+    if (lstat(path, &st) != 0) {
+        if (ff_layer_alloc(layer, in, cfg->hidden, 1, err) != 0) return -1;
+        ff_layer_init_for_run(layer, cfg->seed, k);
+        return 0;
+    }
+    ff_layerfile_meta_t meta;
+    if (ff_layerfile_load(path, layer, &meta, 1, err) != 0) return -1;
+    const char *field = NULL;
+    if (layer->in != in || layer->out != cfg->hidden) field = "shape";
+    else if (meta.layer_index != k) field = "layer_index";
+    else if (meta.epochs_total != cfg->epochs) field = "epochs_total";
+    else if (meta.data_fingerprint != s->data_fingerprint) field = "data_fingerprint";
+    else if (meta.config_fingerprint != ff_config_fingerprint(cfg)) field = "config_fingerprint";
+    else if (meta.epochs_done > meta.epochs_total) field = "epochs_done";
+    else if (meta.batch_in_epoch >= s->batches) field = "batch_in_epoch";
+    else if (meta.complete != (meta.epochs_done == meta.epochs_total)) field = "complete";
+    if (field != NULL) {
+        uint32_t got_in = layer->in, got_out = layer->out;
+        ff_layer_free(layer);
+        return ff_error_set(err,
+                            "%s: checkpoint does not belong to this run: field %s differs (file: "
+                            "layer %u, %u -> %u, %u of %u epochs; run: layer %u, %u -> %u, %u "
+                            "epochs)",
+                            path, field, meta.layer_index, got_in, got_out, meta.epochs_done,
+                            meta.epochs_total, k, in, cfg->hidden, cfg->epochs);
+    }
+    p->epochs_done = meta.epochs_done;
+    p->batch_in_epoch = meta.batch_in_epoch;
+    p->complete = meta.complete;
+    p->last = (ff_epoch_means_t){meta.loss, meta.goodness_pos, meta.goodness_neg};
+    p->running = (ff_step_stats_t){.loss_sum = meta.loss_sum, .good_pos_sum = meta.good_pos_sum,
+                                   .good_neg_sum = meta.good_neg_sum, .batches = meta.batches,
+                                   .npos = meta.npos, .nneg = meta.nneg};
+    return 0;
+}
+
+static int file_checkpoint(void *self, uint32_t k, const ff_layer_t *layer,
+                           const ff_layer_progress_t *p, ff_error_t *err) {
+    file_store_t *s = self;
+    char path[FF_PATH_MAX];
+    if (ff_run_layer_path(path, s->cfg->run_dir, k, err) != 0) return -1;
+    ff_layerfile_meta_t meta;
+    ff_store_layer_meta(&meta, s->cfg, k, s->data_fingerprint, p);
+    return ff_layerfile_save(path, layer, &meta, NULL, err);
+}
+
+/* Compression and fsync of the final checkpoint cost no wall time: they
+ * run beside the passes, which only read the layer. */
+static int file_trained(void *self, uint32_t k, const ff_layer_t *layer,
+                        const ff_layer_progress_t *p, ff_error_t *err) {
+    file_store_t *s = self;
+    if (ff_run_layer_path(s->job.path, s->cfg->run_dir, k, err) != 0) return -1;
+    ff_store_layer_meta(&s->job.meta, s->cfg, k, s->data_fingerprint, p);
+    s->job.layer = layer;
+    ff_background_start(&s->save, save_main, &s->job);
+    return 0;
+}
+
+static int file_release(void *self, uint32_t k, ff_error_t *err) {
+    file_store_t *s = self;
+    ff_run_state_t *state = s->state;
+    /* The checkpoint must be on disk before run.json moves past it. */
+    if (ff_background_join(&s->save, err) != 0) return -1;
+    ff_hook_kill("saved", k, 0);
+    if (state->hashed_layers == k) {
+        state->weights_hash =
+            ff_hash_bytes(state->weights_hash, s->layer.params, ff_layer_block_bytes(&s->layer));
+        state->hashed_layers = k + 1;
+    }
+    ff_layer_free(&s->layer); /* evict */
+    if (k + 1 < s->cfg->layers) state->cache_layer = k + 1;
+    else state->finished = 1;
+    return ff_run_write(s->cfg->run_dir, state, err);
+}
+
+static ff_layer_t *file_all_layers(void *self) {
+    (void)self;
+    return NULL; /* one layer at a time */
+}
+
+/* Per-layer figures, read back from the checkpoints' headers so a resumed
+ * run reports the same as an uninterrupted one. */
+static int file_describe(void *self, uint32_t k, ff_layer_result_t *out, ff_error_t *err) {
+    file_store_t *s = self;
+    char path[FF_PATH_MAX];
+    ff_layerfile_info_t info;
+    if (ff_run_layer_path(path, s->cfg->run_dir, k, err) != 0 ||
+        ff_layerfile_read_info(path, &info, err) != 0)
+        return -1;
+    out->in = info.in;
+    out->out = info.out;
+    out->loss = info.meta.loss;
+    out->goodness_pos = info.meta.goodness_pos;
+    out->goodness_neg = info.meta.goodness_neg;
+    out->seconds = NAN; /* trained by an earlier process */
+    return 0;
+}
+
+static uint64_t file_weights_hash(void *self) { return ((file_store_t *)self)->state->weights_hash; }
+
+static int file_finish(void *self, const ff_result_t *res, ff_error_t *err) {
+    (void)self, (void)res, (void)err;
+    return 0; /* every checkpoint and run.json are written as the run goes */
+}
+
+static void file_destroy(void *self) {
+    file_store_t *s = self;
+    if (s == NULL) return;
+    ff_background_join(&s->save, NULL); /* before the layer it reads is freed */
+    ff_layer_free(&s->layer);
+    ff_mem_free(s);
+}
+
+static const ff_store_ops_t file_store_ops = {
+    .acquire = file_acquire,
+    .checkpoint = file_checkpoint,
+    .trained = file_trained,
+    .release = file_release,
+    .all_layers = file_all_layers,
+    .describe = file_describe,
+    .weights_hash = file_weights_hash,
+    .finish = file_finish,
+    .destroy = file_destroy,
+};
+
+int ff_store_file_create(ff_store_t *store, const ff_config_t *cfg, uint32_t width0,
+                         uint64_t data_fingerprint, uint64_t batches, ff_run_state_t *state,
+                         ff_error_t *err) {
+    memset(store, 0, sizeof *store);
+    file_store_t *s = ff_mem_calloc(FF_MEM_OTHER, 1, sizeof *s);
+    if (s == NULL) return ff_error_set(err, "out of memory");
+    s->cfg = cfg;
+    s->width0 = width0;
+    s->data_fingerprint = data_fingerprint;
+    s->batches = batches;
+    s->state = state;
+    store->ops = &file_store_ops;
+    store->self = s;
+    return 0;
+}
