@@ -26,7 +26,7 @@ static size_t make_idx(uint8_t *buf, int ndims, const uint32_t *dims, uint8_t fi
 }
 
 static void write_file(const char *name, const uint8_t *bytes, size_t size, int gz) {
-    char path[512];
+    char path[FF_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (gz) {
         gzFile f = gzopen(path, "wb");
@@ -41,7 +41,7 @@ static void write_file(const char *name, const uint8_t *bytes, size_t size, int 
 
 /* Reads name expecting failure with a message containing want. */
 static void expect_reject(const char *name, int ndims, const char *want) {
-    char path[512];
+    char path[FF_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     ff_idx_t idx;
     ff_error_t err = {{0}};
@@ -60,7 +60,7 @@ static void test_good_files(void) {
     write_file("good.gz", buf, n, 1);
     const char *names[2] = {"good-raw", "good.gz"};
     for (int i = 0; i < 2; i++) {
-        char path[512];
+        char path[FF_PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         ff_idx_t idx;
         ff_error_t err;
@@ -83,7 +83,7 @@ static void test_bad_files(void) {
     expect_reject("truncated-data.gz", 3, "truncated");
     write_file("trailing", buf, n, 0);
     {
-        char path[512];
+        char path[FF_PATH_MAX];
         snprintf(path, sizeof path, "%s/trailing", dir);
         FILE *f = fopen(path, "ab");
         fputc(0, f);
@@ -116,7 +116,7 @@ static void test_bad_files(void) {
     uint32_t bdims[3] = {100, 28, 25};
     n = make_idx(big, 3, bdims, 251);
     write_file("full.gz", big, n, 1);
-    char src[512], dst[512];
+    char src[FF_PATH_MAX], dst[512];
     snprintf(src, sizeof src, "%s/full.gz", dir);
     snprintf(dst, sizeof dst, "%s/cut.gz", dir);
     FILE *in = fopen(src, "rb");
@@ -137,7 +137,7 @@ static void test_bad_files(void) {
 
     ff_idx_t idx;
     ff_error_t err;
-    char missing[512];
+    char missing[FF_PATH_MAX];
     snprintf(missing, sizeof missing, "%s/does-not-exist", dir);
     CHECK(ff_idx_read(&idx, missing, 1, &err) == -1);
     CHECK_CONTAINS(err.msg, "cannot open");
@@ -146,7 +146,7 @@ static void test_bad_files(void) {
 /* A dataset directory with the given image and label counts, and one label
  * set to bad_label (when not 0). */
 static void make_dataset(const char *sub, uint32_t images, uint32_t labels, uint8_t bad_label) {
-    char d[512];
+    char d[FF_PATH_MAX];
     snprintf(d, sizeof d, "%s/%s", dir, sub);
     mkdir(d, 0755);
     static uint8_t buf[65536];
@@ -154,7 +154,7 @@ static void make_dataset(const char *sub, uint32_t images, uint32_t labels, uint
     for (int s = 0; s < 2; s++) {
         uint32_t idims[3] = {images, 28, 28};
         size_t n = make_idx(buf, 3, idims, 255);
-        char name[512];
+        char name[FF_PATH_MAX];
         snprintf(name, sizeof name, "%s/%s-images-idx3-ubyte.gz", sub, splits[s]);
         write_file(name, buf, n, 1);
         uint32_t ldims[1] = {labels};
@@ -168,7 +168,7 @@ static void make_dataset(const char *sub, uint32_t images, uint32_t labels, uint
 static void test_dataset_validation(void) {
     ff_dataset_t d;
     ff_error_t err;
-    char path[512];
+    char path[FF_PATH_MAX];
     make_dataset("ok", 20, 20, 0);
     snprintf(path, sizeof path, "%s/ok", dir);
     CHECKF(ff_data_load(&d, path, true, 0, &err) == 0, "%s", err.msg);

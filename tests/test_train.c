@@ -4,6 +4,7 @@
 #include "testutil.h"
 #include "ffstream/config.h"
 #include "ffstream/dense.h"
+#include "ffstream/memmodel.h"
 #include "ffstream/progress.h"
 #include "ffstream/train.h"
 
@@ -128,11 +129,52 @@ static void test_best_beats_original(const char *data) {
     CHECK(goodness[1] > 0.77); /* the FF read-out itself learns, not only the head */
 }
 
+/* The memory model against the trainers' own accounting: the model is the
+ * peak of every buffer but FF_MEM_OTHER's bookkeeping, so the accounting's
+ * peak lies between the model and the model plus that bookkeeping. */
+static void test_model_matches_accounting(const char *data) {
+    char run_dir[FF_PATH_MAX];
+    check_tempdir(run_dir, "model");
+    const ff_mode_t modes[3] = {FF_MODE_FF_MEM, FF_MODE_FF_STREAM, FF_MODE_BP};
+    for (int m = 0; m < 3; m++)
+        for (uint32_t layers = 1; layers <= 3; layers++)
+            for (int softmax = 0; softmax < 2 && (softmax == 0 || modes[m] != FF_MODE_BP);
+                 softmax++) {
+                ff_config_t cfg = base_config(data, modes[m]);
+                cfg.layers = layers;
+                cfg.hidden = 64;
+                cfg.batch = 200;
+                cfg.train_limit = 1000;
+                cfg.test_limit = 300;
+                cfg.eval_softmax = softmax;
+                cfg.head_epochs = 1;
+                char cmd[FF_PATH_MAX + 16];
+                snprintf(cmd, sizeof cmd, "rm -rf '%s/r'", run_dir);
+                CHECK(system(cmd) == 0);
+                if (modes[m] == FF_MODE_FF_STREAM) snprintf(cfg.run_dir, sizeof cfg.run_dir, "%s/r", run_dir);
+                ff_result_t res;
+                CHECK(check_train(&cfg, &res) == 0);
+                ff_memmodel_t model = ff_memmodel(&cfg, 784, 1000, 300);
+                uint64_t acc = res.memory.peak_total, other = res.memory.peak[FF_MEM_OTHER];
+                CHECKF(model.total <= acc && acc <= model.total + other,
+                       "%s, %u layers, softmax %d: model %llu (%s), accounting %llu (other %llu)",
+                       ff_mode_name(cfg.mode), layers, softmax, (unsigned long long)model.total,
+                       model.phase, (unsigned long long)acc, (unsigned long long)other);
+                ff_result_free(&res);
+            }
+    char cmd[FF_PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", run_dir);
+    CHECK(system(cmd) == 0);
+    printf("memory model = accounting (up to bookkeeping) for ff-mem, ff-stream and bp at 1-3 "
+           "layers, with and without the head\n");
+}
+
 int main(void) {
     const char *data = check_dataset_dir();
     test_best_beats_original(data);
     test_bp_learns(data);
     test_ffmem_learns(data);
     test_ffmem_deterministic(data);
+    test_model_matches_accounting(data);
     return check_exit("test_train");
 }

@@ -38,9 +38,9 @@ typedef struct {
     int depth_count;
     ff_config_t base;        /* hidden, batch, epochs, lr, limits, data, threads */
     uint64_t mem_limit;      /* 0 = none */
-    char out[4096];
-    char fftrain[4096];
-    char work[4096];         /* run directories of ff-stream */
+    char out[FF_PATH_MAX];
+    char fftrain[FF_PATH_MAX];
+    char work[FF_PATH_MAX];         /* run directories of ff-stream */
     int quiet;
     int full;
     char depth_text[256];
@@ -155,7 +155,7 @@ static int parse_args(int argc, char **argv, profile_args_t *a) {
     a->base.quiet = 1;
     if (parse_modes("ff-stream,ff-mem,bp", a) != 0 || parse_depths("2:22:5", a) != 0) return -1;
     /* fftrain next to this program. */
-    char self[4096];
+    char self[FF_PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n > 0) {
         self[n] = '\0';
@@ -213,12 +213,18 @@ static int parse_args(int argc, char **argv, profile_args_t *a) {
                 fprintf(stderr, "ffprofile: --mem-limit: %s\n", err.msg);
                 return -1;
             }
-        } else if (strcmp(f, "--fftrain") == 0) {
-            snprintf(a->fftrain, sizeof a->fftrain, "%s", v);
-        } else if (strcmp(f, "--work") == 0) {
-            snprintf(a->work, sizeof a->work, "%s", v);
-        } else if (strcmp(f, "--out") == 0) {
-            snprintf(a->out, sizeof a->out, "%s", v);
+        } else if (strcmp(f, "--fftrain") == 0 || strcmp(f, "--work") == 0 ||
+                   strcmp(f, "--out") == 0) {
+            /* Room is left for the names made inside the work directory. */
+            if (strlen(v) >= FF_PATH_MAX - 64) {
+                fprintf(stderr, "ffprofile: %s: path too long (at most %d bytes)\n", f,
+                        FF_PATH_MAX - 65);
+                return -1;
+            }
+            char *dst = strcmp(f, "--fftrain") == 0 ? a->fftrain
+                        : strcmp(f, "--work") == 0  ? a->work
+                                                    : a->out;
+            snprintf(dst, FF_PATH_MAX, "%s", v);
         } else {
             fprintf(stderr, "ffprofile: unknown flag '%s' (see --help)\n", f);
             return -1;
@@ -339,10 +345,11 @@ static void rm_rf(const char *path) {
 
 static cJSON *one_run(const profile_args_t *a, const ff_cgroup_env_t *cg, ff_mode_t mode,
                       uint32_t depth, const char *work, uint64_t pixels) {
-    char json_path[4300], err_path[4300], run_dir[4300];
-    snprintf(json_path, sizeof json_path, "%s/%s-%u.json", work, ff_mode_name(mode), depth);
-    snprintf(err_path, sizeof err_path, "%s/%s-%u.stderr", work, ff_mode_name(mode), depth);
-    snprintf(run_dir, sizeof run_dir, "%s/%s-%u.run", work, ff_mode_name(mode), depth);
+    char json_path[FF_PATH_MAX], err_path[FF_PATH_MAX], run_dir[FF_PATH_MAX];
+    /* --work is at most FF_PATH_MAX - 65 bytes: these fit. */
+    ff_path_format(json_path, NULL, "%s/%s-%u.json", work, ff_mode_name(mode), depth);
+    ff_path_format(err_path, NULL, "%s/%s-%u.stderr", work, ff_mode_name(mode), depth);
+    ff_path_format(run_dir, NULL, "%s/%s-%u.run", work, ff_mode_name(mode), depth);
     unlink(json_path);
     rm_rf(run_dir);
     char s_layers[16], s_hidden[16], s_batch[16], s_epochs[16], s_lr[32], s_train[24], s_test[24],
@@ -554,7 +561,7 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    char work[4096];
+    char work[FF_PATH_MAX];
     int own_work = a.work[0] == '\0';
     if (own_work) {
         const char *tmp = getenv("TMPDIR");

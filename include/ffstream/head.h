@@ -39,4 +39,8 @@ double ff_head_train_step(ff_head_t *head, const float *x, const uint8_t *labels
 /* @return how many of the rows of x the head classifies as labels says. */
 size_t ff_head_correct(ff_head_t *head, const float *x, const uint8_t *labels, size_t rows);
 
+/* Bytes ff_head_init takes for `in` features and max_rows rows: the
+ * layer's weights, gradients and Adam moments, and the scratch. */
+uint64_t ff_head_bytes(uint64_t in, uint64_t max_rows);
+
 #endif

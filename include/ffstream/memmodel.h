@@ -6,10 +6,12 @@
  * their gradients and Adam's two moments: 4P floats.
  *   ff-stream: 4P of the widest layer + batch and chunk buffers + the final
  *              checkpoint's encoding buffer; the dataset only while the
- *              first layer's caches are written. Independent of depth.
+ *              first layer's caches are written; the head's features one
+ *              chunk at a time. Independent of depth.
  *   ff-mem:    4P of every layer + the cached inputs of the next layer for
  *              every training row (2 N H floats, twice during a pass) +
- *              the batch + the dataset.
+ *              the batch + the dataset; the head's features of every
+ *              training image at the end.
  *   ff-recurrent: 4P of every layer and the read-out + two generations of
  *              every layer's states for one batch (2 L B H floats) + the
  *              batch's input buffers + the dataset. No activation cache.
@@ -23,15 +25,22 @@
 #include "ffstream/config.h"
 
 typedef struct {
-    uint64_t parameters;  /* weights, gradients and Adam moments */
-    uint64_t activations; /* batch buffers and activation caches */
-    uint64_t io;          /* chunk and checkpoint buffers */
+    uint64_t weights;     /* parameters of the layers in memory (and the head's in "head") */
+    uint64_t gradients;
+    uint64_t optimizer;   /* Adam's two moments */
+    uint64_t parameters;  /* weights + gradients + optimizer */
+    uint64_t activations; /* batch buffers, activation caches held in RAM, scores */
+    uint64_t io;          /* chunk buffers and the checkpoint encoding buffer */
     uint64_t dataset;     /* images and labels in memory at the peak */
-    uint64_t total;       /* the peak the model predicts */
+    uint64_t head;        /* the softmax head: its parameters, features and scratch */
+    uint64_t total;       /* the peak: the sum of the above in the phase that peaks */
+    const char *phase;    /* that phase: "training", "passes", "head", "loading" */
 } ff_memmodel_t;
 
 /* The model for cfg's mode and shapes with `train` training and `test` test
- * images of `pixels` pixels each. */
+ * images of `pixels` pixels each: the bytes ff_mem_alloc holds at the peak,
+ * by category (what the trainers account; the small bookkeeping of
+ * FF_MEM_OTHER is left out). */
 ff_memmodel_t ff_memmodel(const ff_config_t *cfg, uint64_t pixels, uint64_t train,
                           uint64_t test);
 

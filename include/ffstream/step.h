@@ -56,6 +56,9 @@ int ff_step_workspace_alloc(ff_step_workspace_t *ws, size_t max_rows, size_t max
                             ff_error_t *err);
 void ff_step_workspace_free(ff_step_workspace_t *ws);
 
+/* Bytes ff_step_workspace_alloc takes for these sizes (the memory model). */
+uint64_t ff_step_workspace_bytes(uint64_t max_rows, uint64_t max_in, uint64_t out);
+
 /* Trains layer on x [npos+nneg, layer->in] (first npos rows positive): one
  * forward pass, FF loss, gradients, one Adam step. Adds to stats. */
 void ff_step_train(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, size_t npos,

@@ -1,6 +1,8 @@
 /* data.c: dataset loading, standardisation, label embedding, negatives. */
 #include "ffstream/data.h"
 
+#include "ffstream/fileio.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +10,9 @@
 
 #include "ffstream/idx.h"
 #include "ffstream/memstat.h"
+
+/* Image bytes decoded at a time. */
+#define STAGING_BYTES (1u << 20)
 
 uint64_t ff_hash_bytes(uint64_t h, const void *bytes, size_t size) {
     const uint8_t *p = bytes;
@@ -44,12 +49,16 @@ static int find_idx_file(char *path, size_t cap, const char *dir, const char *sp
 int ff_data_load(ff_dataset_t *out, const char *dir, bool train, size_t limit, ff_error_t *err) {
     memset(out, 0, sizeof *out);
     const char *split = train ? "train" : "t10k";
-    char img_path[4096], lab_path[4096];
+    char img_path[FF_PATH_MAX], lab_path[FF_PATH_MAX];
     ff_idx_t img = {0}, lab = {0};
+    ff_idx_reader_t *images = NULL;
+    uint8_t *staging = NULL;
     int rc = -1;
     if (find_idx_file(img_path, sizeof img_path, dir, split, "images-idx3", err) != 0) goto cleanup;
     if (find_idx_file(lab_path, sizeof lab_path, dir, split, "labels-idx1", err) != 0) goto cleanup;
-    if (ff_idx_read(&img, img_path, 3, err) != 0) goto cleanup;
+    /* Both files verified (header against real length) before anything is
+     * allocated from them; the labels are small and read whole. */
+    if (ff_idx_open(&images, &img, img_path, 3, err) != 0) goto cleanup;
     if (ff_idx_read(&lab, lab_path, 1, err) != 0) goto cleanup;
     if (img.dims[0] != lab.dims[0]) {
         ff_error_set(err, "%s has %u images but %s has %u labels, expected equal counts",
@@ -74,21 +83,31 @@ int ff_data_load(ff_dataset_t *out, const char *dir, bool train, size_t limit, f
         ff_error_set(err, "%s: image size overflows", img_path);
         goto cleanup;
     }
-    out->images = ff_mem_calloc(FF_MEM_DATASET, total, sizeof(float));
+    out->images = ff_mem_alloc(FF_MEM_DATASET, total * sizeof(float));
     out->labels = ff_mem_alloc(FF_MEM_DATASET, n);
-    if (out->images == NULL || out->labels == NULL) {
+    staging = ff_mem_alloc(FF_MEM_OTHER, STAGING_BYTES);
+    if (out->images == NULL || out->labels == NULL || staging == NULL) {
         ff_error_set(err, "%s: out of memory for %zu images", img_path, n);
         goto cleanup;
     }
-    for (size_t i = 0; i < total; i++) out->images[i] = (float)img.data[i] * (1.0f / 255.0f);
+    /* Only the images kept are decoded, through a small staging buffer. */
+    uint64_t h = FF_FNV_OFFSET;
+    for (size_t done = 0; done < total;) {
+        size_t step = total - done < STAGING_BYTES ? total - done : STAGING_BYTES;
+        if (ff_idx_reader_read(images, staging, step, err) != 0) goto cleanup;
+        h = ff_hash_bytes(h, staging, step);
+        for (size_t i = 0; i < step; i++)
+            out->images[done + i] = (float)staging[i] * (1.0f / 255.0f);
+        done += step;
+    }
     memcpy(out->labels, lab.data, n);
-    uint64_t h = ff_hash_bytes(FF_FNV_OFFSET, img.data, total);
     out->fingerprint = ff_hash_bytes(h, lab.data, n);
     rc = 0;
 cleanup:
     if (rc != 0) ff_data_free(out);
+    ff_mem_free(staging);
+    ff_idx_close(images);
     ff_idx_free(&lab);
-    ff_idx_free(&img);
     return rc;
 }
 

@@ -1,6 +1,6 @@
-/* idx.c: IDX reader. The header is read and checked against the file's real
- * length before the data buffer is allocated: the file size for raw files,
- * the gzip trailer's ISIZE (uncompressed length mod 2^32) for .gz files. */
+/* idx.c: IDX reader. The header is checked against the file's real content
+ * length before anything is allocated from it: the file size for raw files,
+ * the decompressed length for gzip files (one pass into a small buffer). */
 #include "ffstream/idx.h"
 
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "ffstream/fileio.h"
 #include "ffstream/memstat.h"
 
 static uint32_t read_be32(const uint8_t *p) {
@@ -49,128 +50,183 @@ static int check_dims(ff_idx_t *out, const uint8_t *d, int ndims, const char *na
     return 0;
 }
 
-/* Real length of the uncompressed content: file size, or gzip ISIZE. */
-static int content_length(const char *path, int *is_gzip, uint64_t *length, ff_error_t *err) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return ff_error_set(err, "%s: cannot open: %s", path, strerror(errno));
-    int rc = -1;
-    struct stat st;
-    uint8_t m[4];
-    if (fstat(fileno(f), &st) != 0) {
-        ff_error_set(err, "%s: cannot stat: %s", path, strerror(errno));
-        goto done;
+/* Bytes of compressed input read from the file at a time. */
+#define INPUT_BYTES 65536u
+
+struct ff_idx_reader {
+    char path[FF_PATH_MAX];
+    int fd;
+    int gzip;
+    z_stream z;
+    int z_ready;       /* inflateInit2 done */
+    int z_end;         /* the member's end was reached */
+    uint8_t in[INPUT_BYTES];
+};
+
+/* Reads up to `want` bytes of content (decompressed for gzip) into dst;
+ * *got says how many (0 at the end). A gzip member must end exactly at the
+ * end of the file: a second member or trailing bytes are an error.
+ * @return 0 or -1 with err. */
+static int content_read(ff_idx_reader_t *r, uint8_t *dst, size_t want, size_t *got,
+                        ff_error_t *err) {
+    *got = 0;
+    if (!r->gzip) {
+        while (*got < want) {
+            ssize_t n = read(r->fd, dst + *got, want - *got);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return ff_error_set(err, "%s: cannot read: %s", r->path, strerror(errno));
+            if (n == 0) break;
+            *got += (size_t)n;
+        }
+        return 0;
     }
-    *is_gzip = st.st_size >= 2 && fread(m, 1, 2, f) == 2 && m[0] == 0x1f && m[1] == 0x8b;
-    if (!*is_gzip) {
+    r->z.next_out = dst;
+    r->z.avail_out = (uInt)want;
+    while (r->z.avail_out > 0 && !r->z_end) {
+        if (r->z.avail_in == 0) {
+            ssize_t n = read(r->fd, r->in, sizeof r->in);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return ff_error_set(err, "%s: cannot read: %s", r->path, strerror(errno));
+            if (n == 0)
+                return ff_error_set(err, "%s: truncated or corrupt gzip stream: it ends before "
+                                    "its end-of-stream marker", r->path);
+            r->z.next_in = r->in;
+            r->z.avail_in = (uInt)n;
+        }
+        int zr = inflate(&r->z, Z_NO_FLUSH);
+        if (zr == Z_STREAM_END) {
+            r->z_end = 1;
+            /* Nothing may follow the member: not in the buffer, not in the file. */
+            uint8_t extra;
+            ssize_t n = r->z.avail_in > 0 ? 1 : read(r->fd, &extra, 1);
+            if (n != 0)
+                return ff_error_set(err, "%s: bytes after the gzip member (a second member or "
+                                    "trailing garbage), expected one gzip member", r->path);
+        } else if (zr != Z_OK) {
+            return ff_error_set(err, "%s: corrupt or truncated gzip stream: %s", r->path,
+                                r->z.msg != NULL ? r->z.msg : "inflate failed");
+        }
+    }
+    *got = want - r->z.avail_out;
+    return 0;
+}
+
+/* Back to the first byte of content. @return 0 or -1 with err. */
+static int content_rewind(ff_idx_reader_t *r, ff_error_t *err) {
+    if (lseek(r->fd, 0, SEEK_SET) != 0)
+        return ff_error_set(err, "%s: cannot seek: %s", r->path, strerror(errno));
+    if (r->gzip) {
+        if (r->z_ready) inflateEnd(&r->z);
+        memset(&r->z, 0, sizeof r->z);
+        r->z_ready = r->z_end = 0;
+        if (inflateInit2(&r->z, 16 + MAX_WBITS) != Z_OK) /* gzip wrapper only */
+            return ff_error_set(err, "%s: cannot start zlib: out of memory", r->path);
+        r->z_ready = 1;
+    }
+    return 0;
+}
+
+/* The whole content length, decompressing gzip into a small buffer. */
+static int content_length(ff_idx_reader_t *r, uint64_t *length, ff_error_t *err) {
+    if (!r->gzip) {
+        struct stat st;
+        if (fstat(r->fd, &st) != 0)
+            return ff_error_set(err, "%s: cannot stat: %s", r->path, strerror(errno));
         *length = (uint64_t)st.st_size;
-        rc = 0;
-        goto done;
+        return 0;
     }
-    if (st.st_size < 18 || fseek(f, -4, SEEK_END) != 0 || fread(m, 1, 4, f) != 4) {
-        ff_error_set(err, "%s: truncated gzip file (%lld bytes)", path, (long long)st.st_size);
-        goto done;
-    }
-    *length = (uint64_t)m[0] | ((uint64_t)m[1] << 8) | ((uint64_t)m[2] << 16) |
-              ((uint64_t)m[3] << 24);
-    rc = 0;
-done:
-    fclose(f);
-    return rc;
+    uint8_t buf[INPUT_BYTES];
+    size_t got;
+    *length = 0;
+    do {
+        if (content_read(r, buf, sizeof buf, &got, err) != 0) return -1;
+        *length += got;
+    } while (got > 0);
+    return content_rewind(r, err);
 }
 
-/* Reads exactly size bytes; @return bytes read, or -1 on a zlib error. */
-static long long read_full(gzFile gz, uint8_t *buf, size_t size) {
-    size_t done = 0;
-    while (done < size) {
-        size_t want = size - done > (1u << 30) ? (1u << 30) : size - done;
-        int n = gzread(gz, buf + done, (unsigned)want);
-        if (n < 0) return -1;
-        if (n == 0) break;
-        done += (size_t)n;
-    }
-    return (long long)done;
-}
-
-int ff_idx_read(ff_idx_t *out, const char *path, int expect_ndims, ff_error_t *err) {
-    memset(out, 0, sizeof *out);
+int ff_idx_open(ff_idx_reader_t **out, ff_idx_t *shape, const char *path, int expect_ndims,
+                ff_error_t *err) {
+    *out = NULL;
+    memset(shape, 0, sizeof *shape);
     if (expect_ndims < 1 || expect_ndims > FF_IDX_MAX_DIMS)
         return ff_error_set(err, "%s: %d dimensions asked, expected 1..%d", path, expect_ndims,
                             FF_IDX_MAX_DIMS);
-    int is_gzip = 0;
-    uint64_t length = 0;
-    if (content_length(path, &is_gzip, &length, err) != 0) return -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ff_error_set(err, "%s: cannot open: %s", path, strerror(errno));
-    gzFile gz = gzdopen(fd, "rb"); /* owns fd from here */
-    if (gz == NULL) {
-        close(fd);
-        return ff_error_set(err, "%s: cannot open: out of memory", path);
-    }
-    int rc = -1;
+    ff_idx_reader_t *r = calloc(1, sizeof *r);
+    if (r == NULL) return ff_error_set(err, "%s: out of memory", path);
+    r->fd = -1;
+    if (ff_path_format(r->path, err, "%s", path) != 0) goto fail;
+    uint64_t file_bytes;
+    r->fd = ff_fileio_open_regular(path, 0, &file_bytes, err);
+    if (r->fd < 0) goto fail;
+    uint8_t magic[2] = {0, 0};
+    r->gzip = file_bytes >= 2 && ff_fileio_read_exact(r->fd, magic, 2, 0) == 0 &&
+              magic[0] == 0x1f && magic[1] == 0x8b;
+    uint64_t length;
+    if (content_rewind(r, err) != 0 || content_length(r, &length, err) != 0) goto fail;
     uint8_t header[4 + 4 * FF_IDX_MAX_DIMS];
-    long long n = read_full(gz, header, 4);
-    if (n < 0) goto zerror;
-    if (n < 4) {
-        ff_error_set(err, "%s: file is %lld bytes, expected at least a 4-byte IDX header", path, n);
-        goto cleanup;
+    size_t got;
+    if (content_read(r, header, 4, &got, err) != 0) goto fail;
+    if (got < 4) {
+        ff_error_set(err, "%s: file is %zu bytes, expected at least a 4-byte IDX header", path,
+                     got);
+        goto fail;
     }
-    if (check_magic(header, expect_ndims, path, err) != 0) goto cleanup;
+    if (check_magic(header, expect_ndims, path, err) != 0) goto fail;
     size_t header_bytes = 4 + 4 * (size_t)expect_ndims;
-    n = read_full(gz, header + 4, header_bytes - 4);
-    if (n < 0) goto zerror;
-    if ((size_t)n < header_bytes - 4) {
-        ff_error_set(err, "%s: truncated header: %zu bytes, expected %zu", path, 4 + (size_t)n,
+    if (content_read(r, header + 4, header_bytes - 4, &got, err) != 0) goto fail;
+    if (got < header_bytes - 4) {
+        ff_error_set(err, "%s: truncated header: %zu bytes, expected %zu", path, 4 + got,
                      header_bytes);
-        goto cleanup;
+        goto fail;
     }
-    if (check_dims(out, header + 4, expect_ndims, path, err) != 0) goto cleanup;
-    uint64_t want = header_bytes + (uint64_t)out->count;
-    if (!is_gzip && length != want) {
-        ff_error_set(err, "%s: %s: header promises %zu data bytes, file has %llu", path,
-                     length < want ? "truncated" : "trailing bytes", out->count,
+    if (check_dims(shape, header + 4, expect_ndims, path, err) != 0) goto fail;
+    uint64_t want = header_bytes + (uint64_t)shape->count;
+    if (length != want) {
+        ff_error_set(err, "%s: %s: the header promises %zu data bytes, the %s has %llu", path,
+                     length < want ? "truncated" : "trailing bytes", shape->count,
+                     r->gzip ? "decompressed stream" : "file",
                      (unsigned long long)(length - header_bytes));
-        goto cleanup;
+        goto fail;
     }
-    if (is_gzip && length != (want & 0xffffffffu)) {
-        ff_error_set(err,
-                     "%s: truncated or corrupt: header promises %zu data bytes but the gzip "
-                     "trailer gives an uncompressed size of %llu bytes",
-                     path, out->count, (unsigned long long)length);
-        goto cleanup;
-    }
-    out->data = ff_mem_alloc(FF_MEM_DATASET, out->count);
-    if (out->data == NULL) {
-        ff_error_set(err, "%s: out of memory for %zu bytes", path, out->count);
-        goto cleanup;
-    }
-    n = read_full(gz, out->data, out->count);
-    if (n < 0) goto zerror;
-    if ((size_t)n < out->count) {
-        ff_error_set(err, "%s: truncated: header promises %zu data bytes, file has %lld", path,
-                     out->count, n);
-        goto cleanup;
-    }
-    uint8_t extra;
-    n = read_full(gz, &extra, 1);
-    if (n < 0) goto zerror;
-    if (n > 0) {
-        ff_error_set(err, "%s: trailing bytes after the %zu data bytes the header promises", path,
-                     out->count);
-        goto cleanup;
-    }
-    rc = 0;
-    goto cleanup;
-zerror: {
-    int zerr = 0;
-    const char *msg = gzerror(gz, &zerr);
-    ff_error_set(err, "%s: corrupt or truncated file: %s", path,
-                 zerr == Z_ERRNO ? strerror(errno) : msg);
+    *out = r;
+    return 0;
+fail:
+    ff_idx_close(r);
+    memset(shape, 0, sizeof *shape);
+    return -1;
 }
-cleanup:
-    /* The file is read once: keep its pages out of the page cache. */
-    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    if (gzclose(gz) != Z_OK && rc == 0)
-        rc = ff_error_set(err, "%s: corrupt or truncated gzip stream", path);
+
+int ff_idx_reader_read(ff_idx_reader_t *r, void *dst, size_t bytes, ff_error_t *err) {
+    size_t got;
+    if (content_read(r, dst, bytes, &got, err) != 0) return -1;
+    if (got != bytes)
+        return ff_error_set(err, "%s: changed while being read (%zu of %zu bytes)", r->path, got,
+                            bytes);
+    return 0;
+}
+
+void ff_idx_close(ff_idx_reader_t *r) {
+    if (r == NULL) return;
+    if (r->z_ready) inflateEnd(&r->z);
+    if (r->fd >= 0) {
+        /* The file is read once: keep its pages out of the page cache. */
+        posix_fadvise(r->fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(r->fd);
+    }
+    free(r);
+}
+
+int ff_idx_read(ff_idx_t *out, const char *path, int expect_ndims, ff_error_t *err) {
+    ff_idx_reader_t *r;
+    if (ff_idx_open(&r, out, path, expect_ndims, err) != 0) return -1;
+    int rc = -1;
+    out->data = ff_mem_alloc(FF_MEM_DATASET, out->count);
+    if (out->data == NULL)
+        ff_error_set(err, "%s: out of memory for %zu bytes", path, out->count);
+    else
+        rc = ff_idx_reader_read(r, out->data, out->count, err);
+    ff_idx_close(r);
     if (rc != 0) ff_idx_free(out);
     return rc;
 }

@@ -12,6 +12,8 @@
  * ff_cgroup_run may be in progress per process at a time. */
 #include "ffstream/cgroup.h"
 
+#include "ffstream/fileio.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +32,7 @@
 #include <unistd.h>
 
 /* Room for a group directory plus the longest interface file name. */
-#define CGROUP_PATH_MAX 4400
+#define CGROUP_PATH_MAX FF_PATH_MAX
 /* Largest cgroup.procs read whole (a busy group's list of pids). */
 #define CGROUP_TEXT_MAX 65536
 /* Largest /proc/self/mountinfo read (container hosts have thousands of
@@ -198,8 +200,8 @@ static double now_seconds(void) {
 /* A mount of a cgroup hierarchy: its directory and the path inside the
  * hierarchy it shows (mountinfo's root field, not "/" in some containers). */
 typedef struct {
-    char dir[4096];
-    char root[4096];
+    char dir[FF_PATH_MAX];
+    char root[FF_PATH_MAX];
     bool found;
 } cgroup_mount_t;
 
@@ -403,7 +405,7 @@ static int probe_v2_parent(const char *dir, ff_error_t *err) {
 /* cgroup v2: the caller's own group, else its parent (the command then runs
  * in a sibling of the caller's group). */
 static int probe_v2(const cgroup_mount_t *mount, ff_cgroup_env_t *env, ff_error_t *err) {
-    char path[4096], own[4096], parent[4096];
+    char path[FF_PATH_MAX], own[FF_PATH_MAX], parent[FF_PATH_MAX];
     if (own_group_path(NULL, path, sizeof path, err) != 0) return -1;
     if (group_directory(mount, path, own, sizeof own, err) != 0) return -1;
     ff_error_t own_err;
@@ -428,7 +430,7 @@ static int probe_v2(const cgroup_mount_t *mount, ff_cgroup_env_t *env, ff_error_
 /* cgroup v1: children of the caller's own memory group; writability is
  * tested by creating one. */
 static int probe_v1(const cgroup_mount_t *mount, ff_cgroup_env_t *env, ff_error_t *err) {
-    char path[4096], own[4096];
+    char path[FF_PATH_MAX], own[FF_PATH_MAX];
     if (own_group_path("memory", path, sizeof path, err) != 0) return -1;
     if (group_directory(mount, path, own, sizeof own, err) != 0) return -1;
     if (probe_group(own, "memory.limit_in_bytes", err) != 0) return -1;

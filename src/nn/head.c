@@ -23,6 +23,10 @@ int ff_head_init(ff_head_t *head, uint32_t in, size_t max_rows, uint64_t seed, u
     return 0;
 }
 
+uint64_t ff_head_bytes(uint64_t in, uint64_t max_rows) {
+    return (4 * (in * FF_CLASSES + FF_CLASSES) + 2 * max_rows * FF_CLASSES) * sizeof(float);
+}
+
 void ff_head_free(ff_head_t *head) {
     if (head == NULL) return;
     ff_mem_free(head->scratch);

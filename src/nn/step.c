@@ -27,6 +27,10 @@ int ff_step_workspace_alloc(ff_step_workspace_t *ws, size_t max_rows, size_t max
     return 0;
 }
 
+uint64_t ff_step_workspace_bytes(uint64_t max_rows, uint64_t max_in, uint64_t out) {
+    return (max_rows * max_in + 2 * max_rows * out + max_rows) * sizeof(float);
+}
+
 void ff_step_workspace_free(ff_step_workspace_t *ws) {
     if (ws == NULL) return;
     ff_mem_free(ws->goodness);

@@ -156,7 +156,7 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
     memcpy(train_labels, train->labels, N);
     memcpy(test_labels, test->labels, T);
     ff_memmodel_t model = ff_memmodel(cfg, train->pixels, N, T);
-    res->working_set_bytes = model.parameters + model.activations + model.io;
+    res->working_set_bytes = model.total;
     if (state.cache_layer != FF_RUN_NO_CACHE)
         ff_rows_cache_remove_below(&rows, state.cache_layer);
 

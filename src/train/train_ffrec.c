@@ -58,8 +58,7 @@ int ff_train_ffrec(const ff_config_t *cfg, const ff_dataset_t *train, const ff_d
     const size_t N = train->count, m = cfg->batch / 2, P = train->pixels, L = cfg->layers;
     const size_t nbatches = (N + m - 1) / m;
     /* Evaluation takes batch/10 images (batch rows) at a time, like ff-mem. */
-    size_t chunk = cfg->batch / 10 > 0 ? cfg->batch / 10 : 1;
-    if (chunk > test->count) chunk = test->count > 0 ? test->count : 1;
+    size_t chunk = ff_config_eval_images(cfg, test->count > 0 ? test->count : 1);
     const size_t max_rows = 2 * m > chunk * FF_CLASSES ? 2 * m : chunk * FF_CLASSES;
     ff_ffrec_net_t net = {0};
     ff_ffrec_workspace_t ws = {0};
