@@ -1,4 +1,4 @@
-/* test_recipe: the options of the recipes (issue 7). Each FF loss against a
+/* test_recipe: the options of the recipes. Each FF loss against a
  * value computed by hand and its plain-loop twin, the learning-rate schedule
  * against hand-computed rates, the softmax read-out's gradient against
  * central finite differences, and the label scale, neutral label and input

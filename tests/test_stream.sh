@@ -188,7 +188,7 @@ ls "$dir/layers" "$dir/cache" | grep -q '\.tmp\.' && fail "temporary files left"
 "$FFTRAIN" --mode ff-stream --run "$dir" --resume $FLAGS || fail "resume after full disk"
 same_layers "$tmp/ref" "$dir" "full disk then resumed"
 
-# The best recipe (issue 7) with the options the preset leaves off: jitter,
+# The best recipe with the options the preset leaves off: jitter,
 # symba, weight decay, the softmax head (trained in ff-stream from per-layer
 # neutral-row caches). Byte-identical to ff-mem, head included, and resumable.
 BEST="--recipe best --layers 3 --hidden 96 --epochs 2 --batch 200 --train-limit 2000 --test-limit 300 --threads 2 --jitter 1 --loss symba --weight-decay 0.0001 --head-epochs 2 --data $data --quiet"

@@ -98,7 +98,7 @@ static void test_ffmem_deterministic(const char *data) {
     ff_result_free(&e);
 }
 
-/* The two presets of issue 7 on the same subset, network size and epochs:
+/* The two presets on the same subset, network size and epochs:
  * `best` must beat `original` by a measured margin (see the numbers below). */
 static void test_best_beats_original(const char *data) {
     double accuracy[2] = {0, 0}, goodness[2] = {0, 0};

@@ -20,7 +20,7 @@ enum {
     FF_RNG_PURPOSE_INIT = 3,       /* layer init, a = layer index */
     FF_RNG_PURPOSE_EPOCH = 4,      /* batch order, a = layer, b = epoch */
     FF_RNG_PURPOSE_RECURRENT_NEGATIVE = 5, /* ff-recurrent negatives, a = epoch, b = batch */
-    /* Recipe options (issue 7); numbered apart from the trainers' purposes. */
+    /* Recipe options; numbered apart from the trainers' purposes. */
     FF_RNG_PURPOSE_JITTER = 17,    /* input shifts, a = epoch, b = chunk */
     FF_RNG_PURPOSE_HEAD = 18,      /* softmax head's batch order, a = epoch */
     FF_RNG_PURPOSE_NEGATIVE_EPOCH = 19, /* first layer's fresh negatives, a = epoch, b = chunk */
