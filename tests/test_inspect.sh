@@ -93,6 +93,14 @@ if expect_exit 0 "run --json" --json "$tmp/stream"; then
     has "$tmp/run.json" "run --json" '"mode":[[:space:]]*"ff-stream"' '"in":[[:space:]]*794' \
         '"parameters":[[:space:]]*25440' '"raw_bytes":[[:space:]]*305280' '"sound":[[:space:]]*true' \
         '"hidden":[[:space:]]*32' && ok "run --json"
+    # The configuration is written by one function everywhere: the same
+    # keys and the same spellings in run.json, result.json and ffinspect.
+    for f in "$tmp/run.json" "$tmp/stream/run.json" "$tmp/stream/result.json"; do
+        has "$f" "configuration in $(basename "$f")" '"seed":[[:space:]]*"1"' '"lr":[[:space:]]*0.03,' \
+            '"symba_alpha":[[:space:]]*4,' '"negatives":[[:space:]]*"fixed"' '"head_lr":[[:space:]]*0.001,' \
+            '"threshold":[[:space:]]*"fixed"' '"train_limit":[[:space:]]*1000,' \
+            && ok "configuration in $(basename "$f"): every option, the seed as a string"
+    done
 fi
 
 # ---- one file ----
