@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <xxhash.h>
+
 #include "testutil.h"
 #include "ffstream/layerfile.h"
 #include "ffstream/memstat.h"
@@ -42,6 +44,8 @@ static void write_bytes(const char *name, const void *bytes, size_t size) {
     check_write_file(path, bytes, size);
 }
 
+#define PRE FF_LAYERFILE_PREAMBLE
+
 static uint32_t le32(const uint8_t *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
@@ -58,7 +62,7 @@ static void extreme_meta(ff_layerfile_meta_t *m) {
     m->epochs_done = 3;
     m->epochs_total = 60;
     m->batch_in_epoch = 17;
-    m->complete = 1;
+    m->complete = 0; /* 3 of 60 epochs */
     m->loss = 0.693147180559945;
     m->goodness_pos = 12.345678901234567;
     m->goodness_neg = 1e-300;
@@ -192,7 +196,7 @@ static void test_round_trip(void) {
                 }
                 check_meta_equal(&meta, &info.meta);
 
-                CHECKF(ff_layerfile_load(path, &back, &meta_back, with_adam, &err) == 0, "%s",
+                CHECKF(ff_layerfile_load(path, &back, &meta_back, with_adam, 0, 0, &err) == 0, "%s",
                        err.msg);
                 check_layers_equal(&layer, &back, with_adam);
                 CHECK(back.adam_step == layer.adam_step);
@@ -200,7 +204,7 @@ static void test_round_trip(void) {
                 ff_layer_free(&back);
                 if (with_adam) {
                     /* Inference load of a training file: parameters only. */
-                    CHECKF(ff_layerfile_load(path, &back, NULL, 0, &err) == 0, "%s", err.msg);
+                    CHECKF(ff_layerfile_load(path, &back, NULL, 0, 0, 0, &err) == 0, "%s", err.msg);
                     check_layers_equal(&layer, &back, 0);
                     ff_layer_free(&back);
                 }
@@ -236,7 +240,7 @@ static void test_meta_special_values(void) {
         free(header);
     }
     free(bytes);
-    CHECKF(ff_layerfile_load(path, &back, &meta_back, 0, &err) == 0, "%s", err.msg);
+    CHECKF(ff_layerfile_load(path, &back, &meta_back, 0, 0, 0, &err) == 0, "%s", err.msg);
     CHECK(isnan(meta_back.loss) && isnan(meta_back.adam.weight_decay));
     CHECK(isinf(meta_back.goodness_pos) && meta_back.goodness_pos > 0);
     CHECK(isinf(meta_back.goodness_neg) && meta_back.goodness_neg < 0);
@@ -272,7 +276,7 @@ static void test_determinism(void) {
         CHECKF(ff_layerfile_save(a, &layer, &meta, &opt, &err) == 0, "%s", err.msg);
         CHECKF(ff_layerfile_save(b, &layer, &meta, &opt, &err) == 0, "%s", err.msg);
         CHECKF(same_file("det-a.ffl", "det-b.ffl"), "codec %s", ff_codec_name(all_codecs[c]));
-        CHECKF(ff_layerfile_load(a, &back, &meta_back, 1, &err) == 0, "%s", err.msg);
+        CHECKF(ff_layerfile_load(a, &back, &meta_back, 1, 0, 0, &err) == 0, "%s", err.msg);
         CHECKF(ff_layerfile_save(r, &back, &meta_back, &opt, &err) == 0, "%s", err.msg);
         CHECKF(same_file("det-a.ffl", "det-resaved.ffl"), "codec %s", ff_codec_name(all_codecs[c]));
         /* A different value makes a different file. */
@@ -317,7 +321,7 @@ static void expect_reject(const char *name, int header_level, const char *want, 
     }
     ff_layer_t layer;
     memset(&err, 0, sizeof err);
-    CHECKF(ff_layerfile_load(path, &layer, NULL, 1, &err) == -1, "%s: load accepted it", name);
+    CHECKF(ff_layerfile_load(path, &layer, NULL, 1, 0, 0, &err) == -1, "%s: load accepted it", name);
     CHECK(layer.params == NULL && layer.adam_m == NULL && layer.in == 0 && layer.out == 0);
     CHECK_CONTAINS(err.msg, name);
     CHECK_CONTAINS(err.msg, want);
@@ -330,25 +334,34 @@ static void expect_reject(const char *name, int header_level, const char *want, 
     printf("rejected %s: %s\n", name, err.msg);
 }
 
+/* Sets the preamble's header checksum of a file image to match its header,
+ * as the writer does: an edit made here is then judged on its field. */
+static void rehash(uint8_t *buf) {
+    uint32_t header = le32(buf + 12);
+    uint64_t sum = XXH3_64bits_withSeed(buf + PRE, header, XXH3_64bits(buf, 16));
+    for (int i = 0; i < 8; i++) buf[16 + i] = (uint8_t)(sum >> (8 * i));
+}
+
 /* Writes name: preamble, json padded to hand_header_bytes, the good
  * payload (or payload when not NULL). */
 static void write_hand(const char *name, const char *json, const uint8_t *payload) {
     size_t json_bytes = strlen(json);
     CHECKF(json_bytes <= hand_header_bytes, "%s: edited header too long", name);
-    size_t payload_bytes = good_size - 16 - good_header_bytes;
-    size_t size = 16 + hand_header_bytes + payload_bytes;
+    size_t payload_bytes = good_size - PRE - good_header_bytes;
+    size_t size = PRE + hand_header_bytes + payload_bytes;
     uint8_t *buf = malloc(size);
     if (buf == NULL || json_bytes > hand_header_bytes) {
         free(buf);
         return;
     }
     memcpy(buf, "FFLAYER", 8);
-    put_le32(buf + 8, 1);
+    put_le32(buf + 8, FF_LAYERFILE_VERSION);
     put_le32(buf + 12, hand_header_bytes);
-    memset(buf + 16, ' ', hand_header_bytes);
-    memcpy(buf + 16, json, json_bytes);
-    memcpy(buf + 16 + hand_header_bytes,
-           payload != NULL ? payload : good_file + 16 + good_header_bytes, payload_bytes);
+    memset(buf + PRE, ' ', hand_header_bytes);
+    memcpy(buf + PRE, json, json_bytes);
+    memcpy(buf + PRE + hand_header_bytes,
+           payload != NULL ? payload : good_file + PRE + good_header_bytes, payload_bytes);
+    rehash(buf);
     write_bytes(name, buf, size);
     free(buf);
 }
@@ -356,7 +369,7 @@ static void write_hand(const char *name, const char *json, const uint8_t *payloa
 /* The good header with the offsets moved past the slack; edit, then pass to
  * reject_json. */
 static cJSON *hand_header(void) {
-    char *text = strndup((const char *)good_file + 16, good_header_bytes);
+    char *text = strndup((const char *)good_file + PRE, good_header_bytes);
     cJSON *root = cJSON_Parse(text);
     free(text);
     CHECK(root != NULL);
@@ -398,7 +411,7 @@ static void make_fixture(void) {
     CHECKF(ff_layerfile_read_info(path, &good_info, &err) == 0, "%s", err.msg);
     ff_layer_free(&layer);
     good_file = read_bytes("good.ffl", &good_size);
-    CHECK(good_file != NULL && good_size > 16);
+    CHECK(good_file != NULL && good_size > PRE);
     good_header_bytes = le32(good_file + 12);
     hand_header_bytes = good_header_bytes + HAND_SLACK;
 
@@ -410,7 +423,7 @@ static void make_fixture(void) {
     write_hand("hand-base.ffl", text, NULL);
     free(text);
     path_of(path, sizeof path, "hand-base.ffl");
-    CHECKF(ff_layerfile_load(path, &layer, NULL, 1, &err) == 0, "%s", err.msg);
+    CHECKF(ff_layerfile_load(path, &layer, NULL, 1, 0, 0, &err) == 0, "%s", err.msg);
     ff_layer_free(&layer);
 }
 
@@ -425,9 +438,19 @@ static void test_reject_preamble(void) {
                   NULL);
 
     memcpy(buf, good_file, good_size);
-    put_le32(buf + 8, 2);
-    write_bytes("version-2.ffl", buf, good_size);
-    expect_reject("version-2.ffl", 1, "format version 2, this build reads version 1", NULL);
+    put_le32(buf + 8, 1);
+    write_bytes("version-1.ffl", buf, good_size);
+    expect_reject("version-1.ffl", 1, "format version 1, this build (ffstream ", "reads version 2");
+
+    /* Any change to the header without its checksum: caught before parsing. */
+    memcpy(buf, good_file, good_size);
+    buf[PRE + good_header_bytes / 2] ^= 0x01;
+    write_bytes("header-edited.ffl", buf, good_size);
+    expect_reject("header-edited.ffl", 1, "header checksum mismatch", "edited or damaged");
+    memcpy(buf, good_file, good_size);
+    buf[17] ^= 0x80;
+    write_bytes("checksum-edited.ffl", buf, good_size);
+    expect_reject("checksum-edited.ffl", 1, "header checksum mismatch", NULL);
 
     const uint32_t bad_lengths[4] = {0, 1, FF_LAYERFILE_MAX_HEADER + 1, 0xffffffffu};
     for (int i = 0; i < 4; i++) {
@@ -440,7 +463,7 @@ static void test_reject_preamble(void) {
         expect_reject(name, 1, want, NULL);
     }
     memcpy(buf, good_file, good_size);
-    put_le32(buf + 12, (uint32_t)good_size - 15);
+    put_le32(buf + 12, (uint32_t)good_size - PRE + 1);
     write_bytes("header-past-end.ffl", buf, good_size);
     expect_reject("header-past-end.ffl", 1, "runs past the end", "truncated");
 
@@ -455,7 +478,7 @@ static void test_reject_preamble(void) {
     write_bytes("random.bin", buf, good_size);
     expect_reject("random.bin", 1, "not an ffstream layer file", NULL);
     write_bytes("empty.ffl", buf, 0);
-    expect_reject("empty.ffl", 1, "file is 0 bytes, shorter than the 16-byte preamble", NULL);
+    expect_reject("empty.ffl", 1, "file is 0 bytes, shorter than the 24-byte preamble", NULL);
     write_bytes("hello.txt", "hello\n", 6);
     expect_reject("hello.txt", 1, "file is 6 bytes", NULL);
 
@@ -473,16 +496,16 @@ static void test_reject_preamble(void) {
 static void test_reject_truncated(void) {
     /* Inside the preamble, inside the header, inside and at the last byte
      * of each tensor. */
-    const size_t in_preamble[3] = {5, 12, 15};
+    const size_t in_preamble[3] = {5, 12, 23};
     for (int i = 0; i < 3; i++) {
         char name[64];
         snprintf(name, sizeof name, "cut-%zu.ffl", in_preamble[i]);
         write_bytes(name, good_file, in_preamble[i]);
-        expect_reject(name, 1, "shorter than the 16-byte preamble", NULL);
+        expect_reject(name, 1, "shorter than the 24-byte preamble", NULL);
     }
-    write_bytes("cut-header.ffl", good_file, 16 + good_header_bytes / 2);
+    write_bytes("cut-header.ffl", good_file, PRE + good_header_bytes / 2);
     expect_reject("cut-header.ffl", 1, "runs past the end", "truncated");
-    write_bytes("cut-header-end.ffl", good_file, 16 + good_header_bytes);
+    write_bytes("cut-header-end.ffl", good_file, PRE + good_header_bytes);
     expect_reject("cut-header-end.ffl", 1, "tensor weight: offset", "truncated");
     for (uint32_t i = 0; i < good_info.tensor_count; i++) {
         const ff_layerfile_tensor_t *t = &good_info.tensors[i];
@@ -510,11 +533,11 @@ static void test_reject_header_fields(void) {
     cJSON *root;
 
     write_hand("json-broken.ffl", "{\"format\":\"ffstream-layer\",", NULL);
-    expect_reject("json-broken.ffl", 1, "header is not valid JSON", NULL);
+    expect_reject("json-broken.ffl", 1, "not valid JSON", NULL);
     write_hand("json-array.ffl", "[1, 2]", NULL);
     expect_reject("json-array.ffl", 1, "header is not a JSON object", NULL);
     write_hand("json-empty.ffl", "{}", NULL);
-    expect_reject("json-empty.ffl", 1, "header field \"format\" missing", NULL);
+    expect_reject("json-empty.ffl", 1, "field \"format\" is missing", NULL);
     {
         /* A NUL inside the header: a reader must not stop at it. */
         char *text = cJSON_PrintUnformatted(root = hand_header());
@@ -524,7 +547,8 @@ static void test_reject_header_fields(void) {
         size_t size;
         uint8_t *bytes = read_bytes("json-nul.ffl", &size);
         if (bytes != NULL) {
-            bytes[16 + hand_header_bytes - 3] = 0;
+            bytes[PRE + hand_header_bytes - 3] = 0;
+            rehash(bytes);
             write_bytes("json-nul.ffl", bytes, size);
         }
         free(bytes);
@@ -536,42 +560,40 @@ static void test_reject_header_fields(void) {
     reject_json("format.ffl", root, "header field \"format\" is \"ffstream-model\"", NULL);
 
     root = hand_header();
-    set_field(root, "version", cJSON_CreateNumber(2));
-    reject_json("json-version.ffl", root, "header field \"version\" is 2", NULL);
+    set_field(root, "version", cJSON_CreateNumber(3));
+    reject_json("json-version.ffl", root, "field \"version\" is 3, expected 2..2", NULL);
 
     root = hand_header();
     cJSON_DeleteItemFromObject(root, "in");
-    reject_json("missing-in.ffl", root, "header field \"in\" missing", NULL);
+    reject_json("missing-in.ffl", root, "field \"in\" is missing", NULL);
 
     root = hand_header();
     cJSON_DeleteItemFromObject(cJSON_GetObjectItem(root, "adam"), "step");
-    reject_json("missing-step.ffl", root, "header field \"adam.step\" missing", NULL);
+    reject_json("missing-step.ffl", root, "field \"adam.step\" is missing", NULL);
 
     root = hand_header();
     cJSON_DeleteItemFromObject(root, "training");
-    reject_json("missing-training.ffl", root, "header field \"training\" missing", NULL);
+    reject_json("missing-training.ffl", root, "field \"training\" is missing", NULL);
 
     root = hand_header();
     cJSON_DeleteItemFromObject(tensor_of(root, 3), "crc32");
-    reject_json("missing-crc.ffl", root, "tensor adam_m.bias: header field \"crc32\" missing",
-                NULL);
+    reject_json("missing-crc.ffl", root, "field \"tensors[3].crc32\" is missing", NULL);
 
     root = hand_header();
     set_field(root, "in", cJSON_CreateNumber(0));
-    reject_json("in-zero.ffl", root, "header field \"in\" is 0, expected an integer in 1..16777216",
-                NULL);
+    reject_json("in-zero.ffl", root, "field \"in\" is 0, expected 1..16777216", NULL);
 
     root = hand_header();
     set_field(root, "out", cJSON_CreateNumber(16777217));
-    reject_json("out-huge.ffl", root, "header field \"out\" is 16777217", NULL);
+    reject_json("out-huge.ffl", root, "field \"out\" is 16777217", NULL);
 
     root = hand_header();
     set_field(root, "in", cJSON_CreateNumber(2.5));
-    reject_json("in-fraction.ffl", root, "header field \"in\" is 2.5", NULL);
+    reject_json("in-fraction.ffl", root, "field \"in\" is not a whole number", NULL);
 
     root = hand_header();
     set_field(root, "in", cJSON_CreateString("5"));
-    reject_json("in-string.ffl", root, "header field \"in\" is not a number", NULL);
+    reject_json("in-string.ffl", root, "field \"in\" is not a whole number", NULL);
 
     root = hand_header();
     set_field(root, "dtype", cJSON_CreateString("float16"));
@@ -580,20 +602,21 @@ static void test_reject_header_fields(void) {
     /* in disagrees with the weight shapes. */
     root = hand_header();
     set_field(root, "in", cJSON_CreateNumber(6));
-    reject_json("in-vs-shape.ffl", root, "tensor weight: shape [4, 5] disagrees", NULL);
+    reject_json("in-vs-shape.ffl", root, "tensor weight: shape[1] is 5, expected 6", NULL);
 
     root = hand_header();
     cJSON_ReplaceItemInArray(cJSON_GetObjectItem(tensor_of(root, 4), "shape"), 0,
                              cJSON_CreateNumber(3));
-    reject_json("shape.ffl", root, "tensor adam_v.weight: shape [3, 5] disagrees", NULL);
+    reject_json("shape.ffl", root, "tensor adam_v.weight: shape[0] is 3, expected 4", NULL);
 
     root = hand_header();
     cJSON_AddItemToArray(cJSON_GetObjectItem(tensor_of(root, 1), "shape"), cJSON_CreateNumber(1));
-    reject_json("shape-ndim.ffl", root, "tensor bias: header field \"shape\"", "1 sizes");
+    reject_json("shape-ndim.ffl", root, "tensor bias: field \"shape\"", "1 sizes");
 
     root = hand_header();
     set_field(tensor_of(root, 2), "raw_bytes", cJSON_CreateNumber(84));
-    reject_json("raw-bytes.ffl", root, "tensor adam_m.weight: raw_bytes 84 disagrees", NULL);
+    reject_json("raw-bytes.ffl", root, "field \"tensors[2].raw_bytes\" is 84, expected 80..80",
+                NULL);
 
     root = hand_header();
     set_field(tensor_of(root, 1), "codec", cJSON_CreateString("lz4"));
@@ -601,41 +624,69 @@ static void test_reject_header_fields(void) {
 
     root = hand_header();
     set_field(tensor_of(root, 0), "codec", cJSON_CreateString("raw"));
-    reject_json("codec-raw.ffl", root, "tensor weight: codec raw but stored_bytes", NULL);
+    reject_json("codec-raw.ffl", root, "tensor weight (codec raw)", "tensors[0].stored_bytes");
 
     root = hand_header();
     set_field(tensor_of(root, 5), "stored_bytes", cJSON_CreateNumber(0));
-    reject_json("stored-zero.ffl", root, "tensor adam_v.bias: header field \"stored_bytes\" is 0",
-                NULL);
+    reject_json("stored-zero.ffl", root, "field \"tensors[5].stored_bytes\" is 0", NULL);
 
     root = hand_header();
     set_field(tensor_of(root, 0), "stored_bytes", cJSON_CreateNumber(1e6));
-    reject_json("stored-huge.ffl", root, "tensor weight: stored_bytes 1000000 exceeds", NULL);
+    reject_json("stored-huge.ffl", root, "field \"tensors[0].stored_bytes\" is 1000000, expected",
+                NULL);
 
     root = hand_header();
     set_field(tensor_of(root, 5), "offset", cJSON_CreateNumber(1e9));
-    reject_json("offset-far.ffl", root, "tensor adam_v.bias: offset 1000000000", "runs past");
+    reject_json("offset-far.ffl", root, "tensor adam_v.bias: offset 1000000000, expected",
+                "right after the previous tensor");
 
     root = hand_header();
     set_field(tensor_of(root, 5), "offset", cJSON_CreateNumber(9007199254740992.0));
-    reject_json("offset-2p53.ffl", root, "tensor adam_v.bias: offset", "runs past");
+    reject_json("offset-2p53.ffl", root, "tensor adam_v.bias: offset 90071992547409", NULL);
 
     root = hand_header();
     set_field(tensor_of(root, 5), "offset", cJSON_CreateNumber(1e300));
-    reject_json("offset-1e300.ffl", root, "tensor adam_v.bias: header field \"offset\" is 1e+300",
+    reject_json("offset-1e300.ffl", root, "field \"tensors[5].offset\" is not a whole number",
                 NULL);
 
     root = hand_header();
     set_field(tensor_of(root, 0), "offset", cJSON_CreateNumber(8));
-    reject_json("offset-in-header.ffl", root, "tensor weight: offset 8 lies inside the preamble",
-                NULL);
+    reject_json("offset-in-header.ffl", root, "tensor weight: offset 8, expected",
+                "right after the header");
 
     {
         root = hand_header();
         double bias_offset = cJSON_GetObjectItem(tensor_of(root, 1), "offset")->valuedouble;
         set_field(tensor_of(root, 2), "offset", cJSON_CreateNumber(bias_offset));
-        reject_json("overlap.ffl", root, "tensor adam_m.weight", "overlaps tensor bias");
+        reject_json("overlap.ffl", root, "tensor adam_m.weight: offset", "right after the previous");
     }
+    {
+        /* A gap of one byte between two tensors. */
+        root = hand_header();
+        cJSON *offset = cJSON_GetObjectItem(tensor_of(root, 3), "offset");
+        cJSON_SetNumberValue(offset, offset->valuedouble + 1);
+        reject_json("gap.ffl", root, "tensor adam_m.bias: offset", "right after the previous");
+    }
+    write_hand("duplicate-key.ffl", "{\"format\":\"ffstream-layer\",\"format\":\"x\"}", NULL);
+    expect_reject("duplicate-key.ffl", 1, "key \"format\" appears twice", NULL);
+    root = hand_header();
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(root, "training"), "bonus_epochs", 3);
+    reject_json("unknown-key.ffl", root, "\"training.bonus_epochs\" is not a field this version",
+                NULL);
+    root = hand_header();
+    set_field(root, "writer", cJSON_CreateString("ffstream \xff\xfe"));
+    reject_json("utf8.ffl", root, "not valid UTF-8", NULL);
+    root = hand_header();
+    set_field(cJSON_GetObjectItem(root, "training"), "complete", cJSON_CreateTrue());
+    reject_json("complete-early.ffl", root, "\"training.complete\" is true but 3 of 60 epochs",
+                NULL);
+    root = hand_header();
+    set_field(cJSON_GetObjectItem(root, "training"), "epochs_done", cJSON_CreateNumber(61));
+    reject_json("epochs-done.ffl", root, "epochs_done\" is 61, more than epochs_total 60", NULL);
+    root = hand_header();
+    set_field(cJSON_GetObjectItem(root, "adam"), "step", cJSON_CreateNumber(9007199254740992.0));
+    reject_json("step-2p53.ffl", root, "field \"adam.step\" is 90071992547409",
+                NULL);
 
     root = hand_header();
     set_field(tensor_of(root, 0), "name", cJSON_CreateString("bias"));
@@ -653,12 +704,12 @@ static void test_reject_header_fields(void) {
 
     root = hand_header();
     set_field(tensor_of(root, 1), "crc32", cJSON_CreateString("12345g78"));
-    reject_json("crc-hex.ffl", root, "tensor bias: header field \"crc32\" is \"12345g78\"",
-                "8 hex digits");
+    reject_json("crc-hex.ffl", root, "tensor bias: field \"crc32\" is \"12345g78\"",
+                "8 lowercase hex digits");
 
     root = hand_header();
     set_field(root, "data_fingerprint", cJSON_CreateString("1234"));
-    reject_json("fingerprint.ffl", root, "header field \"data_fingerprint\" is \"1234\"", NULL);
+    reject_json("fingerprint.ffl", root, "field \"data_fingerprint\" is \"1234\"", NULL);
 
     root = hand_header();
     set_field(root, "config_fingerprint", cJSON_CreateNumber(12));
@@ -666,12 +717,11 @@ static void test_reject_header_fields(void) {
 
     root = hand_header();
     set_field(cJSON_GetObjectItem(root, "training"), "complete", cJSON_CreateNumber(1));
-    reject_json("complete.ffl", root, "header field \"training.complete\" is not true or false",
-                NULL);
+    reject_json("complete.ffl", root, "field \"training.complete\" is not true or false", NULL);
 
     root = hand_header();
     set_field(cJSON_GetObjectItem(root, "training"), "npos", cJSON_CreateNumber(-1));
-    reject_json("npos.ffl", root, "header field \"training.npos\" is -1", NULL);
+    reject_json("npos.ffl", root, "field \"training.npos\" is not a whole number", NULL);
 
     root = hand_header();
     set_field(cJSON_GetObjectItem(root, "adam"), "lr", cJSON_CreateString("fast"));
@@ -679,7 +729,7 @@ static void test_reject_header_fields(void) {
 
     root = hand_header();
     set_field(cJSON_GetObjectItem(root, "adam"), "step", cJSON_CreateNumber(-3));
-    reject_json("step.ffl", root, "header field \"adam.step\" is -3", NULL);
+    reject_json("step.ffl", root, "field \"adam.step\" is not a whole number", NULL);
 }
 
 static void test_reject_payload(void) {
@@ -703,14 +753,14 @@ static void test_reject_payload(void) {
     /* A corrupt frame whose crc32 was updated to match: zstd catches it. */
     cJSON *root = hand_header();
     const ff_layerfile_tensor_t *t = &good_info.tensors[2];
-    size_t payload_bytes = good_size - 16 - good_header_bytes;
+    size_t payload_bytes = good_size - PRE - good_header_bytes;
     uint8_t *payload = malloc(payload_bytes);
     if (payload == NULL) {
         cJSON_Delete(root);
         return;
     }
-    memcpy(payload, good_file + 16 + good_header_bytes, payload_bytes);
-    uint8_t *stored = payload + (t->offset - 16 - good_header_bytes);
+    memcpy(payload, good_file + PRE + good_header_bytes, payload_bytes);
+    uint8_t *stored = payload + (t->offset - PRE - good_header_bytes);
     stored[t->stored_bytes - 2] ^= 0x01; /* inside the 4-byte content checksum */
     char crc[16];
     snprintf(crc, sizeof crc, "%08lx", crc32(0L, stored, (uInt)t->stored_bytes));
@@ -740,12 +790,12 @@ static void test_verify(void) {
     path_of(path, sizeof path, "no-adam.ffl");
     CHECKF(ff_layerfile_save(path, &layer, &meta, NULL, &err) == 0, "%s", err.msg);
     CHECKF(ff_layerfile_verify(path, &err) == 0, "%s", err.msg);
-    CHECK(ff_layerfile_load(path, &back, NULL, 1, &err) == -1);
+    CHECK(ff_layerfile_load(path, &back, NULL, 1, 0, 0, &err) == -1);
     CHECK(back.params == NULL && back.in == 0);
     CHECK_CONTAINS(err.msg, "no-adam.ffl");
     CHECK_CONTAINS(err.msg, "no Adam state");
     printf("rejected no-adam.ffl with training: %s\n", err.msg);
-    CHECKF(ff_layerfile_load(path, &back, NULL, 0, &err) == 0, "%s", err.msg);
+    CHECKF(ff_layerfile_load(path, &back, NULL, 0, 0, 0, &err) == 0, "%s", err.msg);
     check_layers_equal(&layer, &back, 0);
     ff_layer_free(&back);
 
@@ -809,14 +859,14 @@ static void test_atomic_failure(void) {
     uint8_t *after = read_bytes("atomic.ffl", &after_size);
     CHECK(before != NULL && after != NULL && before_size == after_size &&
           memcmp(before, after, before_size) == 0);
-    CHECKF(ff_layerfile_load(path, &back, NULL, 1, &err) == 0, "%s", err.msg);
+    CHECKF(ff_layerfile_load(path, &back, NULL, 1, 0, 0, &err) == 0, "%s", err.msg);
     check_layers_equal(&small, &back, 1);
     ff_layer_free(&back);
     CHECK(temp_files_left() == 0);
 
     /* The same save without the limit goes through and replaces the file. */
     CHECKF(ff_layerfile_save(path, &big, &meta, &raw, &err) == 0, "%s", err.msg);
-    CHECKF(ff_layerfile_load(path, &back, NULL, 1, &err) == 0, "%s", err.msg);
+    CHECKF(ff_layerfile_load(path, &back, NULL, 1, 0, 0, &err) == 0, "%s", err.msg);
     check_layers_equal(&big, &back, 1);
     ff_layer_free(&back);
     CHECK(temp_files_left() == 0);
@@ -824,6 +874,58 @@ static void test_atomic_failure(void) {
     free(before);
     ff_layer_free(&big);
     ff_layer_free(&small);
+}
+
+/* Sizes a file claims cannot make the reader allocate: a header claiming a
+ * 16384 x 16384 layer in a small file is refused by a trainer's expected
+ * shape before anything is allocated, and streaming a tensor never holds
+ * more than a block; a layer with NaN weights does not pass verify. */
+static void test_hostile_sizes(void) {
+    ff_error_t err;
+    char path[FF_PATH_MAX];
+    cJSON *root = hand_header();
+    set_field(root, "in", cJSON_CreateNumber(16384));
+    set_field(root, "out", cJSON_CreateNumber(16384));
+    const double raw[6] = {16384.0 * 16384 * 4, 16384.0 * 4, 16384.0 * 16384 * 4, 16384.0 * 4,
+                           16384.0 * 16384 * 4, 16384.0 * 4};
+    for (int i = 0; i < 6; i++) {
+        cJSON *shape = cJSON_CreateArray();
+        cJSON_AddItemToArray(shape, cJSON_CreateNumber(16384));
+        if (i % 2 == 0) cJSON_AddItemToArray(shape, cJSON_CreateNumber(16384));
+        set_field(tensor_of(root, i), "shape", shape);
+        set_field(tensor_of(root, i), "raw_bytes", cJSON_CreateNumber(raw[i]));
+    }
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    write_hand("claims-16384.ffl", text, NULL);
+    free(text);
+    path_of(path, sizeof path, "claims-16384.ffl");
+    ff_mem_reset_peaks();
+    ff_mem_stats_t before, after;
+    ff_mem_stats(&before);
+    ff_layer_t layer;
+    CHECK(ff_layerfile_load(path, &layer, NULL, 1, 5, 4, &err) == -1);
+    CHECK_CONTAINS(err.msg, "layer 16384 -> 16384, expected 5 -> 4");
+    ff_layerfile_info_t info;
+    CHECKF(ff_layerfile_read_info(path, &info, &err) == 0, "%s", err.msg);
+    CHECK(ff_layerfile_read_tensor(path, &info.tensors[0], NULL, &err) == -1); /* no data: frame size */
+    CHECK_CONTAINS(err.msg, "declares 80 bytes, expected 1073741824");
+    ff_mem_stats(&after);
+    CHECKF(after.peak_total - before.current_total < (8u << 20),
+           "reading a file that claims 4 GiB took %llu bytes",
+           (unsigned long long)(after.peak_total - before.current_total));
+    printf("rejected claims-16384.ffl: %s\n", err.msg);
+
+    check_make_layer(&layer, 6, 3, 1, 5);
+    layer.params[4] = NAN;
+    layer.adam_v[2] = INFINITY;
+    ff_layerfile_meta_t meta;
+    extreme_meta(&meta);
+    path_of(path, sizeof path, "nan.ffl");
+    CHECKF(ff_layerfile_save(path, &layer, &meta, NULL, &err) == 0, "%s", err.msg);
+    CHECK(ff_layerfile_verify(path, &err) == -1);
+    CHECK_CONTAINS(err.msg, "tensor weight: 1 of 18 values are NaN or infinite");
+    ff_layer_free(&layer);
 }
 
 int main(void) {
@@ -839,6 +941,7 @@ int main(void) {
         test_reject_header_fields();
         test_reject_payload();
         test_verify();
+        test_hostile_sizes();
     }
     test_atomic_failure();
     free(good_file);

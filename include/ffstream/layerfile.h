@@ -8,10 +8,14 @@
  *   0       8     magic "FFLAYER\0"
  *   8       4     format version (FF_LAYERFILE_VERSION)
  *   12      4     header length H in bytes (2 .. FF_LAYERFILE_MAX_HEADER)
- *   16      H     JSON header (UTF-8, no terminating NUL), see below
- *   16+H    ...   payload: the tensors' stored bytes, back to back, in the
- *                 order of the header's "tensors" array; offsets in the
- *                 header are absolute file offsets
+ *   16      8     XXH3-64 of bytes 0..15 and of the H header bytes: every
+ *                 field of the header (training state, tensor checksums)
+ *                 is covered
+ *   24      H     JSON header (UTF-8, no NUL), padded with spaces to H
+ *   24+H    ...   payload: the tensors' stored bytes, back to back with no
+ *                 gap, in the order of the header's "tensors" array, and
+ *                 nothing after the last; offsets in the header are
+ *                 absolute file offsets
  *
  * The JSON header (written and read with cJSON) holds:
  *   "format": "ffstream-layer", "version": 1, "writer": "ffstream X.Y.Z",
@@ -28,14 +32,18 @@
  *   "data_fingerprint", "config_fingerprint": 16 hex digits.
  *
  * Codecs: "raw" (the float32 little-endian bytes), "zstd" (one zstd frame
- * with the content checksum on), "zstd-shuffle" (the bytes split into 4
- * byte planes, then one zstd frame). crc32 (zlib's) covers the stored bytes,
- * so corruption is found before decompression.
+ * with its content size and checksum), "zstd-shuffle" (each block of 2^18
+ * floats split into 4 byte planes, the blocks making one zstd frame).
+ * crc32 (zlib's) covers each tensor's stored bytes.
  *
- * Writes are atomic: a temporary file in the same directory, fsync, rename,
- * fsync of the directory. A reader checks every field (ranges, overflow,
- * offsets inside the file, tensor sizes agreeing with the shapes) before it
- * allocates, and verifies every checksum. */
+ * Writes stream block by block (the memory of writing or reading does not
+ * grow with the layer) into the atomic writer: a temporary file in the same
+ * directory, fsync, rename, fsync of the directory. A reader checks the
+ * header's checksum and every field (ranges, no unknown field, offsets
+ * inside the file, sizes agreeing with the shapes, the training state
+ * consistent with itself) before it allocates, refuses a zstd frame that
+ * declares another size or a window above 8 MiB, and verifies every
+ * checksum as it decodes. */
 #ifndef FFSTREAM_LAYERFILE_H
 #define FFSTREAM_LAYERFILE_H
 
@@ -47,10 +55,13 @@
 #include "ffstream/layer.h"
 
 #define FF_LAYERFILE_MAGIC "FFLAYER"
-#define FF_LAYERFILE_VERSION 1u
-#define FF_LAYERFILE_PREAMBLE 16u
+#define FF_LAYERFILE_VERSION 2u
+#define FF_LAYERFILE_PREAMBLE 24u
 #define FF_LAYERFILE_MAX_HEADER (1u << 20)
 #define FF_LAYERFILE_MAX_TENSORS 6
+/* The largest Adam step a file holds: far below 2^53, so a resumed layer
+ * can take its steps and still be saved exactly. */
+#define FF_LAYERFILE_MAX_STEP (UINT64_C(1) << 52)
 
 typedef enum {
     FF_CODEC_RAW = 0,
@@ -142,8 +153,11 @@ int ff_layerfile_save(const char *path, const ff_layer_t *layer, const ff_layerf
                       const ff_layerfile_options_t *opt, ff_error_t *err);
 
 /* Bytes ff_layerfile_save allocates at its peak for a layer of this shape
- * (for the memory model). */
+ * (the memory model): a block of the streaming encoder, whatever the shape. */
 size_t ff_layerfile_save_bytes(uint32_t in, uint32_t out, int with_optimizer);
+
+/* Bytes a load or a tensor stream allocates besides the layer itself. */
+size_t ff_layerfile_load_bytes(void);
 
 /* Reads and validates the header of path. @return 0 or -1 with err naming
  * the file and the field. */
@@ -151,10 +165,24 @@ int ff_layerfile_read_info(const char *path, ff_layerfile_info_t *info, ff_error
 
 /* Loads path into layer (allocated here; with_training also allocates
  * gradients and loads the Adam state, which the file must then have).
- * Verifies every checksum. meta may be NULL. @return 0 or -1 with err naming
- * the file and the field or tensor. */
+ * expect_in / expect_out, when not 0, are the shape the caller needs: a
+ * file of another shape is refused before anything is allocated. Verifies
+ * every checksum. meta may be NULL. @return 0 or -1 with err naming the file
+ * and the field or tensor. */
 int ff_layerfile_load(const char *path, ff_layer_t *layer, ff_layerfile_meta_t *meta,
-                      int with_training, ff_error_t *err);
+                      int with_training, uint32_t expect_in, uint32_t expect_out,
+                      ff_error_t *err);
+
+/* What receives a tensor's values as they are decoded, a block at a time.
+ * @return 0, or -1 with err to stop. */
+typedef int (*ff_layerfile_values_fn)(void *ctx, const float *values, size_t count,
+                                      ff_error_t *err);
+
+/* Decodes tensor t of path (from ff_layerfile_read_info) block by block into
+ * fn, checking its crc32 and zstd's checksum: memory does not grow with the
+ * tensor. @return 0 or -1 with err naming the file and the tensor. */
+int ff_layerfile_stream_tensor(const char *path, const ff_layerfile_tensor_t *t,
+                               ff_layerfile_values_fn fn, void *ctx, ff_error_t *err);
 
 /* The name of tensor `index` in a file's order: "weight", "bias",
  * "adam_m.weight", "adam_m.bias", "adam_v.weight", "adam_v.bias". */
@@ -166,9 +194,9 @@ const char *ff_layerfile_tensor_name(uint32_t index);
 int ff_layerfile_read_tensor(const char *path, const ff_layerfile_tensor_t *t, float *dst,
                              ff_error_t *err);
 
-/* Reads every tensor of path and checks its checksum and size; does not keep
- * the data. @return 0 when sound, or -1 with err naming the first bad
- * tensor. */
+/* Reads every tensor of path and checks its checksum and size, and that
+ * every value is finite; does not keep the data. @return 0 when sound, or
+ * -1 with err naming the first bad tensor. */
 int ff_layerfile_verify(const char *path, ff_error_t *err);
 
 #endif

@@ -35,10 +35,28 @@
 
 /* ---- tensors ---- */
 
-void ff_inspect_stats(const float *data, size_t count, ff_inspect_stats_t *out) {
-    memset(out, 0, sizeof *out);
-    out->count = count;
-    double sum = 0, sum_squares = 0, min = INFINITY, max = -INFINITY;
+/* Statistics accumulated over a tensor's values as they stream: pass 1
+ * counts and sums, pass 2 (once the mean is known) the deviations, so std
+ * keeps every digit when the spread is small next to the mean. */
+typedef struct {
+    ff_inspect_stats_t *out;
+    double sum, sum_squares, min, max, deviation;
+    int pass;
+} stats_acc_t;
+
+static int stats_add(void *ctx, const float *data, size_t count, ff_error_t *err) {
+    (void)err;
+    stats_acc_t *a = ctx;
+    ff_inspect_stats_t *out = a->out;
+    if (a->pass == 2) {
+        for (size_t i = 0; i < count; i++) {
+            if (!isfinite(data[i])) continue;
+            double d = data[i] - out->mean;
+            a->deviation += d * d;
+        }
+        return 0;
+    }
+    out->count += count;
     for (size_t i = 0; i < count; i++) {
         float x = data[i];
         if (isnan(x)) {
@@ -51,28 +69,45 @@ void ff_inspect_stats(const float *data, size_t count, ff_inspect_stats_t *out) 
         }
         out->finite++;
         if (x == 0.0f) out->zeros++;
-        sum += x;
-        sum_squares += (double)x * x;
-        if (x < min) min = x;
-        if (x > max) max = x;
+        a->sum += x;
+        a->sum_squares += (double)x * x;
+        if (x < a->min) a->min = x;
+        if (x > a->max) a->max = x;
     }
-    out->l2_norm = sqrt(sum_squares);
-    if (out->finite == 0) {
-        out->min = out->max = out->mean = out->std = NAN;
-        return;
-    }
-    out->min = min;
-    out->max = max;
-    out->mean = sum / (double)out->finite;
-    /* Second pass about the mean: sum_squares/n - mean^2 loses every digit
-     * when the spread is small next to the mean. */
-    double deviation = 0;
-    for (size_t i = 0; i < count; i++) {
-        if (!isfinite(data[i])) continue;
-        double d = data[i] - out->mean;
-        deviation += d * d;
-    }
-    out->std = sqrt(deviation / (double)out->finite);
+    return 0;
+}
+
+static void stats_begin(stats_acc_t *a, ff_inspect_stats_t *out) {
+    memset(out, 0, sizeof *out);
+    memset(a, 0, sizeof *a);
+    a->out = out;
+    a->min = INFINITY;
+    a->max = -INFINITY;
+    a->pass = 1;
+}
+
+/* After pass 1: the mean; then pass 2 runs. */
+static void stats_middle(stats_acc_t *a) {
+    ff_inspect_stats_t *out = a->out;
+    out->l2_norm = sqrt(a->sum_squares);
+    out->min = out->finite ? a->min : NAN;
+    out->max = out->finite ? a->max : NAN;
+    out->mean = out->finite ? a->sum / (double)out->finite : NAN;
+    a->pass = 2;
+}
+
+static void stats_end(stats_acc_t *a) {
+    ff_inspect_stats_t *out = a->out;
+    out->std = out->finite ? sqrt(a->deviation / (double)out->finite) : NAN;
+}
+
+void ff_inspect_stats(const float *data, size_t count, ff_inspect_stats_t *out) {
+    stats_acc_t a;
+    stats_begin(&a, out);
+    stats_add(&a, data, count, NULL);
+    stats_middle(&a);
+    stats_add(&a, data, count, NULL);
+    stats_end(&a);
 }
 
 /* The largest raw size among the first count tensors of info. */
@@ -83,24 +118,42 @@ static size_t largest_raw(const ff_layerfile_info_t *info, uint32_t count) {
     return most;
 }
 
+static int ignore_values(void *ctx, const float *values, size_t count, ff_error_t *err) {
+    (void)ctx, (void)values, (void)count, (void)err;
+    return 0;
+}
+
+/* Decodes every tensor of info once without keeping it: what a header
+ * claims is then backed by real data before a caller allocates for it. */
+static int check_tensors(const char *path, const ff_layerfile_info_t *info, uint32_t count,
+                         ff_error_t *err) {
+    for (uint32_t i = 0; i < count && i < info->tensor_count; i++)
+        if (ff_layerfile_stream_tensor(path, &info->tensors[i], ignore_values, NULL, err) != 0)
+            return -1;
+    return 0;
+}
+
 int ff_inspect_file_read(const char *path, ff_inspect_file_t *file, ff_error_t *err) {
     memset(file, 0, sizeof *file);
     if (ff_layerfile_read_info(path, &file->info, err) != 0) return -1;
-    size_t most = largest_raw(&file->info, file->info.tensor_count);
-    float *data = ff_mem_alloc(FF_MEM_IO, most);
-    if (data == NULL)
-        return ff_error_set(err, "%s: out of memory for a %zu-byte tensor", path, most);
+    /* Two streamed passes per tensor: memory does not grow with the layer. */
     for (uint32_t i = 0; i < file->info.tensor_count; i++) {
         const ff_layerfile_tensor_t *t = &file->info.tensors[i];
         ff_error_t tensor_err;
-        if (ff_layerfile_read_tensor(path, t, data, &tensor_err) != 0) {
+        stats_acc_t a;
+        stats_begin(&a, &file->stats[i]);
+        if (ff_layerfile_stream_tensor(path, t, stats_add, &a, &tensor_err) != 0) {
             snprintf(file->error[i], sizeof file->error[i], "%s", tensor_err.msg);
             continue;
         }
+        stats_middle(&a);
+        if (ff_layerfile_stream_tensor(path, t, stats_add, &a, &tensor_err) != 0) {
+            snprintf(file->error[i], sizeof file->error[i], "%s", tensor_err.msg);
+            continue;
+        }
+        stats_end(&a);
         file->readable[i] = 1;
-        ff_inspect_stats(data, (size_t)(t->raw_bytes / sizeof(float)), &file->stats[i]);
     }
-    ff_mem_free(data);
     return 0;
 }
 
@@ -246,19 +299,26 @@ int ff_inspect_verify_file(const char *path, int64_t layer, ff_inspect_report_t 
     if (ff_layerfile_read_info(path, &info, &file_err) != 0)
         return add_problem(report, FF_INSPECT_PROBLEM_FILE, path, layer,
                            tensor_named_in(file_err.msg), err, "%s", file_err.msg);
-    size_t most = largest_raw(&info, info.tensor_count);
-    float *data = ff_mem_alloc(FF_MEM_IO, most);
-    if (data == NULL)
-        return ff_error_set(err, "%s: out of memory for a %zu-byte tensor", path, most);
-    int rc = 0;
-    for (uint32_t i = 0; i < info.tensor_count && rc == 0; i++) {
+    /* Every checksum, every size, every value finite, streamed; each bad
+     * tensor is named. */
+    for (uint32_t i = 0; i < info.tensor_count; i++) {
+        const ff_layerfile_tensor_t *t = &info.tensors[i];
+        ff_inspect_stats_t stats;
+        stats_acc_t a;
         report->tensors_checked++;
-        if (ff_layerfile_read_tensor(path, &info.tensors[i], data, &file_err) != 0)
-            rc = add_problem(report, FF_INSPECT_PROBLEM_FILE, path, layer, info.tensors[i].name,
-                             err, "%s", file_err.msg);
+        stats_begin(&a, &stats);
+        int rc = 0;
+        if (ff_layerfile_stream_tensor(path, t, stats_add, &a, &file_err) != 0)
+            rc = add_problem(report, FF_INSPECT_PROBLEM_FILE, path, layer, t->name, err, "%s",
+                             file_err.msg);
+        else if (stats.finite != stats.count)
+            rc = add_problem(report, FF_INSPECT_PROBLEM_FILE, path, layer, t->name, err,
+                             "%s: tensor %s: %llu of %llu values are NaN or infinite", path,
+                             t->name, (unsigned long long)(stats.count - stats.finite),
+                             (unsigned long long)stats.count);
+        if (rc != 0) return -1;
     }
-    ff_mem_free(data);
-    return rc;
+    return 0;
 }
 
 /* The run-level invariants of layer l, whose header was read (see
@@ -437,6 +497,8 @@ static void compare_floats(const float *x, const float *y, size_t count,
 
 static int diff_failed(ff_inspect_file_diff_t *out, ff_error_t *err, const ff_error_t *cause) {
     snprintf(out->error, sizeof out->error, "%s", cause->msg);
+    out->identical = 0;
+    out->readable = 0;
     return ff_error_set(err, "%s", cause->msg);
 }
 
@@ -463,6 +525,9 @@ int ff_inspect_diff_files(const char *a, const char *b, ff_inspect_file_diff_t *
     out->shapes_equal = ia.in == ib.in && ia.out == ib.out;
     out->tensor_count = ia.tensor_count > ib.tensor_count ? ia.tensor_count : ib.tensor_count;
     out->identical = ia.tensor_count == ib.tensor_count;
+    if (check_tensors(a, &ia, ia.tensor_count, &cause) != 0 ||
+        check_tensors(b, &ib, ib.tensor_count, &cause) != 0)
+        return diff_failed(out, err, &cause);
     size_t most_a = largest_raw(&ia, ia.tensor_count), most_b = largest_raw(&ib, ib.tensor_count);
     float *xa = ff_mem_alloc(FF_MEM_IO, most_a), *xb = ff_mem_alloc(FF_MEM_IO, most_b);
     int rc = -1;

@@ -1,9 +1,11 @@
 /* layerfile.c: the per-layer checkpoint file (byte layout in layerfile.h):
- * the codecs, the writer (deterministic header, one buffer, atomic write) and
- * the reader, which checks every header field before it allocates and every
- * checksum before it decodes. */
+ * the block codecs, the streaming writer (deterministic header, tensors
+ * encoded block by block into the atomic writer) and the streaming reader,
+ * which checks the header's checksum and every field before it allocates,
+ * and every tensor's checksum as it decodes. */
 #include "ffstream/layerfile.h"
 
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_customMem: zstd's memory in the accounting */
 #include <assert.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -13,13 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 #include <zlib.h>
 #include <zstd.h>
 
-#include "ffstream/memstat.h"
 #include "ffstream/fileio.h"
+#include "ffstream/json.h"
+#include "ffstream/memstat.h"
 
 /* Tensors are stored as the float32 bytes of memory, which the format
  * defines as little-endian. */
@@ -31,25 +34,30 @@
 /* cJSON holds numbers as doubles: integers are exact up to 2^53. */
 #define JSON_MAX_INT (UINT64_C(1) << 53)
 #define MAX_DIM (UINT64_C(1) << 24)
-/* Bytes kept free in front of the compressed payload for the preamble and
- * header, so the file is assembled in one buffer; the header is ~1.5 KiB. */
-#define HEADER_RESERVE 16384u
-/* A pread or crc32 call covers at most this much (crc32 takes a uInt). */
+/* Floats shuffled and fed to zstd at a time: the codec's memory does not
+ * grow with the tensor. */
+#define BLOCK_FLOATS ((size_t)1 << 18)
+#define BLOCK_BYTES (BLOCK_FLOATS * sizeof(float))
+/* A frame may ask the decoder for at most a 2^23-byte window (what ffstream
+ * writes needs 2^19 at level 1): a hostile frame cannot make the reader
+ * allocate more. */
+#define WINDOW_LOG_MAX 23
 
 static const char *const tensor_names[FF_LAYERFILE_MAX_TENSORS] = {
     "weight", "bias", "adam_m.weight", "adam_m.bias", "adam_v.weight", "adam_v.bias",
 };
 
+const char *ff_layerfile_tensor_name(uint32_t index) {
+    return index < FF_LAYERFILE_MAX_TENSORS ? tensor_names[index] : "unknown";
+}
+
 /* ---- codecs ---- */
 
 const char *ff_codec_name(ff_codec_t codec) {
     switch (codec) {
-    case FF_CODEC_RAW:
-        return "raw";
-    case FF_CODEC_ZSTD:
-        return "zstd";
-    case FF_CODEC_ZSTD_SHUFFLE:
-        return "zstd-shuffle";
+    case FF_CODEC_RAW: return "raw";
+    case FF_CODEC_ZSTD: return "zstd";
+    case FF_CODEC_ZSTD_SHUFFLE: return "zstd-shuffle";
     }
     return "unknown";
 }
@@ -72,11 +80,10 @@ size_t ff_codec_bound(ff_codec_t codec, size_t raw_bytes) {
     return ZSTD_isError(bound) ? 0 : bound;
 }
 
-/* Byte k of every float goes to plane k: the sign-and-exponent bytes of
- * floats of similar magnitude then sit side by side, where zstd finds the
- * repetition that interleaved mantissa bytes hide.
- * One pass with four planes at once (rather than one pass per plane) lets
- * the compiler vectorise it: about 2.5x faster here. */
+/* Byte k of every float of a block goes to plane k: the sign-and-exponent
+ * bytes of floats of similar magnitude then sit side by side, where zstd
+ * finds the repetition that interleaved mantissa bytes hide. One pass with
+ * four planes at once lets the compiler vectorise it. */
 static void shuffle4(uint8_t *dst, const uint8_t *src, size_t count) {
     uint8_t *p0 = dst, *p1 = dst + count, *p2 = dst + 2 * count, *p3 = dst + 3 * count;
     for (size_t i = 0; i < count; i++) {
@@ -93,122 +100,284 @@ static void unshuffle4(uint8_t *dst, const uint8_t *src, size_t count) {
     }
 }
 
-/* One zstd frame with the content size and checksum in it. */
-static int zstd_compress(void *dst, size_t capacity, const void *src, size_t size, int level,
-                         size_t *stored_bytes, ff_error_t *err) {
-    ZSTD_CCtx *cctx = ZSTD_createCCtx();
-    if (cctx == NULL) return ff_error_set(err, "out of memory for a zstd compression context");
-    int rc = -1;
-    size_t r = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
-    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
-    if (!ZSTD_isError(r)) r = ZSTD_compress2(cctx, dst, capacity, src, size);
-    if (ZSTD_isError(r)) {
-        ff_error_set(err, "zstd compression at level %d failed: %s", level, ZSTD_getErrorName(r));
-        goto cleanup;
-    }
-    *stored_bytes = r;
-    rc = 0;
-cleanup:
-    ZSTD_freeCCtx(cctx);
-    return rc;
+/* zstd allocates through ff_mem, so its contexts are in the accounting. */
+static void *zstd_alloc(void *opaque, size_t size) {
+    (void)opaque;
+    return ff_mem_alloc(FF_MEM_IO, size);
 }
 
-/* Decodes exactly one frame of exactly raw_bytes; zstd checks the frame's
- * own content checksum. */
-static int zstd_decompress(void *dst, size_t raw_bytes, const void *src, size_t stored_bytes,
-                           ff_error_t *err) {
-    unsigned long long content = ZSTD_getFrameContentSize(src, stored_bytes);
+static void zstd_free(void *opaque, void *address) {
+    (void)opaque;
+    ff_mem_free(address);
+}
+
+static const ZSTD_customMem zstd_memory = {zstd_alloc, zstd_free, NULL};
+
+/* Where encoded bytes go: an atomic file, or a buffer. */
+typedef struct {
+    ff_atomic_t *file;
+    uint8_t *buffer;
+    size_t capacity, used;
+    uint32_t crc;
+    uint64_t bytes;
+} sink_t;
+
+static int sink_put(sink_t *s, const void *data, size_t size, ff_error_t *err) {
+    if (size == 0) return 0;
+    s->crc = (uint32_t)crc32(s->crc, data, (uInt)size);
+    s->bytes += size;
+    if (s->file != NULL) return ff_atomic_write(s->file, data, size, err);
+    if (size > s->capacity - s->used)
+        return ff_error_set(err, "the encoded data do not fit in %zu bytes", s->capacity);
+    memcpy(s->buffer + s->used, data, size);
+    s->used += size;
+    return 0;
+}
+
+/* The encoder's scratch: a shuffled block, zstd's output and its context. */
+typedef struct {
+    uint8_t *planes; /* [BLOCK_BYTES] */
+    uint8_t *out;    /* [ZSTD_CStreamOutSize()] */
+    ZSTD_CCtx *cctx;
+} encoder_t;
+
+static void encoder_free(encoder_t *e) {
+    ZSTD_freeCCtx(e->cctx);
+    ff_mem_free(e->out);
+    ff_mem_free(e->planes);
+    memset(e, 0, sizeof *e);
+}
+
+static int encoder_init(encoder_t *e, ff_error_t *err) {
+    memset(e, 0, sizeof *e);
+    e->planes = ff_mem_alloc(FF_MEM_IO, BLOCK_BYTES);
+    e->out = ff_mem_alloc(FF_MEM_IO, ZSTD_CStreamOutSize());
+    e->cctx = ZSTD_createCCtx_advanced(zstd_memory);
+    if (e->planes == NULL || e->out == NULL || e->cctx == NULL) {
+        encoder_free(e);
+        return ff_error_set(err, "out of memory for the checkpoint encoder");
+    }
+    return 0;
+}
+
+/* Encodes raw_bytes of src as one stored tensor into the sink: raw bytes,
+ * or one zstd frame (content size and checksum in it) of the bytes, or of
+ * each block's byte planes. */
+static int encode(encoder_t *e, ff_codec_t codec, int level, const void *src, size_t raw_bytes,
+                  sink_t *sink, ff_error_t *err) {
+    const uint8_t *p = src;
+    if (codec == FF_CODEC_RAW) return sink_put(sink, src, raw_bytes, err);
+    if (codec == FF_CODEC_ZSTD_SHUFFLE && raw_bytes % 4 != 0)
+        return ff_error_set(err, "zstd-shuffle: %zu bytes is not a whole number of floats",
+                            raw_bytes);
+    if (codec != FF_CODEC_ZSTD && codec != FF_CODEC_ZSTD_SHUFFLE)
+        return ff_error_set(err, "unknown codec %d", (int)codec);
+    size_t r = ZSTD_CCtx_reset(e->cctx, ZSTD_reset_session_and_parameters);
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_compressionLevel, level);
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_checksumFlag, 1);
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setPledgedSrcSize(e->cctx, raw_bytes);
+    if (ZSTD_isError(r))
+        return ff_error_set(err, "zstd at level %d: %s", level, ZSTD_getErrorName(r));
+    for (size_t done = 0;;) {
+        size_t step = raw_bytes - done < BLOCK_BYTES ? raw_bytes - done : BLOCK_BYTES;
+        const uint8_t *block = p + done;
+        if (codec == FF_CODEC_ZSTD_SHUFFLE) {
+            shuffle4(e->planes, block, step / 4);
+            block = e->planes;
+        }
+        done += step;
+        ZSTD_inBuffer in = {block, step, 0};
+        ZSTD_EndDirective mode = done == raw_bytes ? ZSTD_e_end : ZSTD_e_continue;
+        for (;;) {
+            ZSTD_outBuffer out = {e->out, ZSTD_CStreamOutSize(), 0};
+            size_t left = ZSTD_compressStream2(e->cctx, &out, &in, mode);
+            if (ZSTD_isError(left))
+                return ff_error_set(err, "zstd compression failed: %s", ZSTD_getErrorName(left));
+            if (sink_put(sink, e->out, out.pos, err) != 0) return -1;
+            if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size) break;
+        }
+        if (done == raw_bytes) return 0;
+    }
+}
+
+/* What decoded values go to. */
+typedef int (*values_fn)(void *ctx, const float *values, size_t count, ff_error_t *err);
+
+/* Where stored bytes come from: a file at an offset, or a buffer. */
+typedef struct {
+    int fd;
+    uint64_t offset;
+    const uint8_t *buffer;
+    uint64_t left;
+    uint32_t crc;
+} source_t;
+
+/* The decoder's scratch: stored bytes read, a block of planes, the
+ * unshuffled block, zstd's context. */
+typedef struct {
+    uint8_t *in;     /* [ZSTD_DStreamInSize()] */
+    uint8_t *planes; /* [BLOCK_BYTES] */
+    float *values;   /* [BLOCK_FLOATS] */
+    ZSTD_DCtx *dctx;
+} decoder_t;
+
+static void decoder_free(decoder_t *d) {
+    ZSTD_freeDCtx(d->dctx);
+    ff_mem_free(d->values);
+    ff_mem_free(d->planes);
+    ff_mem_free(d->in);
+    memset(d, 0, sizeof *d);
+}
+
+static int decoder_init(decoder_t *d, ff_error_t *err) {
+    memset(d, 0, sizeof *d);
+    d->in = ff_mem_alloc(FF_MEM_IO, ZSTD_DStreamInSize());
+    d->planes = ff_mem_alloc(FF_MEM_IO, BLOCK_BYTES);
+    d->values = ff_mem_alloc(FF_MEM_IO, BLOCK_BYTES);
+    d->dctx = ZSTD_createDCtx_advanced(zstd_memory);
+    if (d->in == NULL || d->planes == NULL || d->values == NULL || d->dctx == NULL) {
+        decoder_free(d);
+        return ff_error_set(err, "out of memory for the checkpoint decoder");
+    }
+    return 0;
+}
+
+/* Up to `want` stored bytes from the source into buf; *got how many. */
+static int source_get(source_t *s, uint8_t *buf, size_t want, size_t *got, ff_error_t *err) {
+    *got = want < s->left ? want : (size_t)s->left;
+    if (*got == 0) return 0;
+    if (s->buffer != NULL) {
+        memcpy(buf, s->buffer, *got);
+        s->buffer += *got;
+    } else if (ff_fileio_read_exact(s->fd, buf, *got, s->offset) != 0) {
+        if (errno == 0) return ff_error_set(err, "the file ended early (it shrank while read?)");
+        return ff_error_set(err, "cannot read: %s", strerror(errno));
+    }
+    s->offset += *got;
+    s->left -= *got;
+    s->crc = (uint32_t)crc32(s->crc, buf, (uInt)*got);
+    return 0;
+}
+
+/* Hands one decoded block to fn (unshuffled first for zstd-shuffle). */
+static int emit(decoder_t *d, ff_codec_t codec, const uint8_t *bytes, size_t size, values_fn fn,
+                void *ctx, ff_error_t *err) {
+    const float *values = (const float *)(const void *)bytes;
+    if (codec == FF_CODEC_ZSTD_SHUFFLE) {
+        unshuffle4((uint8_t *)d->values, bytes, size / 4);
+        values = d->values;
+    } else if (((uintptr_t)bytes % sizeof(float)) != 0) {
+        memcpy(d->values, bytes, size);
+        values = d->values;
+    }
+    return fn(ctx, values, size / 4, err);
+}
+
+/* Decodes stored_bytes from src into raw_bytes of values handed to fn a
+ * block at a time. Refuses: a frame that declares another size or none, a
+ * window larger than 2^WINDOW_LOG_MAX, data after the frame, a frame that
+ * ends early, a failed zstd checksum. src->crc is the stored bytes' crc32 at
+ * the end. */
+static int decode(decoder_t *d, ff_codec_t codec, source_t *src, uint64_t raw_bytes, values_fn fn,
+                  void *ctx, ff_error_t *err) {
+    if (codec != FF_CODEC_RAW && codec != FF_CODEC_ZSTD && codec != FF_CODEC_ZSTD_SHUFFLE)
+        return ff_error_set(err, "unknown codec %d", (int)codec);
+    if (raw_bytes % 4 != 0)
+        return ff_error_set(err, "%" PRIu64 " bytes is not a whole number of floats", raw_bytes);
+    size_t got;
+    if (codec == FF_CODEC_RAW) {
+        if (src->left != raw_bytes)
+            return ff_error_set(err, "raw: %" PRIu64 " stored bytes, expected %" PRIu64,
+                                src->left, raw_bytes);
+        while (src->left > 0) {
+            if (source_get(src, d->planes, BLOCK_BYTES, &got, err) != 0 ||
+                emit(d, codec, d->planes, got, fn, ctx, err) != 0)
+                return -1;
+        }
+        return 0;
+    }
+    size_t r = ZSTD_DCtx_reset(d->dctx, ZSTD_reset_session_and_parameters);
+    if (!ZSTD_isError(r)) r = ZSTD_DCtx_setParameter(d->dctx, ZSTD_d_windowLogMax, WINDOW_LOG_MAX);
+    if (ZSTD_isError(r)) return ff_error_set(err, "zstd: %s", ZSTD_getErrorName(r));
+    /* The frame header first: its declared size must be the expected one. */
+    size_t first = ZSTD_DStreamInSize();
+    if (source_get(src, d->in, first, &got, err) != 0) return -1;
+    unsigned long long content = ZSTD_getFrameContentSize(d->in, got);
     if (content == ZSTD_CONTENTSIZE_ERROR)
         return ff_error_set(err, "stored bytes are not a zstd frame");
     if (content == ZSTD_CONTENTSIZE_UNKNOWN)
         return ff_error_set(err, "zstd frame does not declare its content size");
     if (content != raw_bytes)
-        return ff_error_set(err, "zstd frame declares %llu bytes, expected %zu", content,
+        return ff_error_set(err, "zstd frame declares %llu bytes, expected %" PRIu64, content,
                             raw_bytes);
-    size_t frame = ZSTD_findFrameCompressedSize(src, stored_bytes);
-    if (ZSTD_isError(frame))
-        return ff_error_set(err, "zstd frame is truncated or corrupt: %s",
-                            ZSTD_getErrorName(frame));
-    if (frame != stored_bytes)
-        return ff_error_set(err, "%zu stray bytes after the %zu-byte zstd frame",
-                            stored_bytes - frame, frame);
-    size_t n = ZSTD_decompress(dst, raw_bytes, src, stored_bytes);
-    if (ZSTD_isError(n))
-        return ff_error_set(err, "zstd decompression failed: %s", ZSTD_getErrorName(n));
-    if (n != raw_bytes)
-        return ff_error_set(err, "zstd frame decoded to %zu bytes, expected %zu", n, raw_bytes);
+    ZSTD_inBuffer in = {d->in, got, 0};
+    uint64_t produced = 0;
+    size_t filled = 0, hint = 1;
+    while (hint != 0) {
+        if (in.pos == in.size) {
+            if (source_get(src, d->in, ZSTD_DStreamInSize(), &got, err) != 0) return -1;
+            if (got == 0)
+                return ff_error_set(err, "zstd frame is truncated (%" PRIu64 " of %" PRIu64
+                                    " bytes decoded)", produced + filled, raw_bytes);
+            in = (ZSTD_inBuffer){d->in, got, 0};
+        }
+        ZSTD_outBuffer out = {d->planes + filled, BLOCK_BYTES - filled, 0};
+        hint = ZSTD_decompressStream(d->dctx, &out, &in);
+        if (ZSTD_isError(hint))
+            return ff_error_set(err, "zstd decompression failed: %s", ZSTD_getErrorName(hint));
+        filled += out.pos;
+        if (produced + filled > raw_bytes)
+            return ff_error_set(err, "zstd frame decodes to more than %" PRIu64 " bytes",
+                                raw_bytes);
+        if (filled == BLOCK_BYTES || (hint == 0 && filled > 0)) {
+            if (emit(d, codec, d->planes, filled, fn, ctx, err) != 0) return -1;
+            produced += filled;
+            filled = 0;
+        }
+    }
+    if (in.pos != in.size || src->left != 0)
+        return ff_error_set(err, "%" PRIu64 " stray bytes after the zstd frame",
+                            (uint64_t)(in.size - in.pos) + src->left);
+    if (produced != raw_bytes)
+        return ff_error_set(err, "zstd frame decoded to %" PRIu64 " bytes, expected %" PRIu64,
+                            produced, raw_bytes);
     return 0;
 }
 
 int ff_codec_compress(ff_codec_t codec, int level, void *dst, size_t dst_capacity, const void *src,
                       size_t raw_bytes, size_t *stored_bytes, ff_error_t *err) {
-    uint8_t *planes = NULL;
-    int rc = -1;
-    if (codec == FF_CODEC_RAW) {
-        if (dst_capacity < raw_bytes) {
-            ff_error_set(err, "raw: %zu bytes do not fit in %zu", raw_bytes, dst_capacity);
-            goto cleanup;
-        }
-        memcpy(dst, src, raw_bytes);
-        *stored_bytes = raw_bytes;
-        rc = 0;
-    } else if (codec == FF_CODEC_ZSTD) {
-        rc = zstd_compress(dst, dst_capacity, src, raw_bytes, level, stored_bytes, err);
-    } else if (codec == FF_CODEC_ZSTD_SHUFFLE) {
-        if (raw_bytes % 4 != 0) {
-            ff_error_set(err, "zstd-shuffle: %zu bytes is not a whole number of floats", raw_bytes);
-            goto cleanup;
-        }
-        planes = ff_mem_alloc(FF_MEM_IO, raw_bytes);
-        if (planes == NULL) {
-            ff_error_set(err, "zstd-shuffle: out of memory for %zu bytes", raw_bytes);
-            goto cleanup;
-        }
-        shuffle4(planes, src, raw_bytes / 4);
-        rc = zstd_compress(dst, dst_capacity, planes, raw_bytes, level, stored_bytes, err);
-    } else {
-        ff_error_set(err, "unknown codec %d", (int)codec);
-    }
-cleanup:
-    ff_mem_free(planes);
+    encoder_t e;
+    if (encoder_init(&e, err) != 0) return -1;
+    sink_t sink = {.buffer = dst, .capacity = dst_capacity};
+    int rc = encode(&e, codec, level, src, raw_bytes, &sink, err);
+    encoder_free(&e);
+    if (rc == 0) *stored_bytes = sink.used;
     return rc;
+}
+
+typedef struct {
+    float *dst;
+    size_t count;
+} copy_ctx_t;
+
+static int copy_values(void *ctx, const float *values, size_t count, ff_error_t *err) {
+    (void)err;
+    copy_ctx_t *c = ctx;
+    memcpy(c->dst + c->count, values, count * sizeof(float));
+    c->count += count;
+    return 0;
 }
 
 int ff_codec_decompress(ff_codec_t codec, void *dst, size_t raw_bytes, const void *src,
                         size_t stored_bytes, ff_error_t *err) {
-    uint8_t *planes = NULL;
-    int rc = -1;
-    if (codec == FF_CODEC_RAW) {
-        if (stored_bytes != raw_bytes) {
-            ff_error_set(err, "raw: %zu stored bytes, expected %zu", stored_bytes, raw_bytes);
-            goto cleanup;
-        }
-        memcpy(dst, src, raw_bytes);
-        rc = 0;
-    } else if (codec == FF_CODEC_ZSTD) {
-        rc = zstd_decompress(dst, raw_bytes, src, stored_bytes, err);
-    } else if (codec == FF_CODEC_ZSTD_SHUFFLE) {
-        if (raw_bytes % 4 != 0) {
-            ff_error_set(err, "zstd-shuffle: %zu bytes is not a whole number of floats", raw_bytes);
-            goto cleanup;
-        }
-        planes = ff_mem_alloc(FF_MEM_IO, raw_bytes);
-        if (planes == NULL) {
-            ff_error_set(err, "zstd-shuffle: out of memory for %zu bytes", raw_bytes);
-            goto cleanup;
-        }
-        if (zstd_decompress(planes, raw_bytes, src, stored_bytes, err) != 0) goto cleanup;
-        unshuffle4(dst, planes, raw_bytes / 4);
-        rc = 0;
-    } else {
-        ff_error_set(err, "unknown codec %d", (int)codec);
-    }
-cleanup:
-    ff_mem_free(planes);
+    decoder_t d;
+    if (decoder_init(&d, err) != 0) return -1;
+    source_t s = {.fd = -1, .buffer = src, .left = stored_bytes};
+    copy_ctx_t c = {dst, 0};
+    int rc = decode(&d, codec, &s, raw_bytes, copy_values, &c, err);
+    decoder_free(&d);
     return rc;
 }
-
-/* ---- shared helpers ---- */
 
 ff_layerfile_options_t ff_layerfile_default_options(void) {
     /* Measured on trained layers (README, "Checkpoint codec"): byte shuffle +
@@ -218,13 +387,16 @@ ff_layerfile_options_t ff_layerfile_default_options(void) {
     return opt;
 }
 
-static void put_le32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
+/* ---- little-endian fields ---- */
+
+static void put_le(uint8_t *p, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static uint32_t get_le32(const uint8_t *p) {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+static uint64_t get_le(const uint8_t *p, int bytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
 }
 
 /* The float block tensor i lives in: weight or bias of params, adam_m or
@@ -233,6 +405,11 @@ static float *tensor_data(const ff_layer_t *layer, uint32_t i) {
     float *blocks[3] = {layer->params, layer->adam_m, layer->adam_v};
     float *block = blocks[i / 2];
     return i % 2 == 0 ? block : block + (size_t)layer->in * layer->out;
+}
+
+/* The header's checksum: XXH3-64 of preamble bytes 0..15 and the header. */
+static uint64_t header_checksum(const uint8_t *preamble, const char *header, size_t bytes) {
+    return XXH3_64bits_withSeed(header, bytes, XXH3_64bits(preamble, 16));
 }
 
 /* ---- writer ---- */
@@ -359,8 +536,8 @@ static int check_save_args(const char *path, const ff_layer_t *layer,
     if ((layer->adam_m == NULL) != (layer->adam_v == NULL))
         return ff_error_set(err, "%s: cannot save: the layer has only one of the Adam moments",
                             path);
-    if (layer->adam_step < 0 || (uint64_t)layer->adam_step > JSON_MAX_INT)
-        return ff_error_set(err, "%s: cannot save: Adam step %" PRId64 ", expected 0..2^53", path,
+    if (layer->adam_step < 0 || (uint64_t)layer->adam_step > FF_LAYERFILE_MAX_STEP)
+        return ff_error_set(err, "%s: cannot save: Adam step %" PRId64 ", expected 0..2^52", path,
                             layer->adam_step);
     const uint64_t counts[3] = {meta->batches, meta->npos, meta->nneg};
     const char *const count_names[3] = {"batches", "npos", "nneg"};
@@ -379,16 +556,55 @@ static int check_save_args(const char *path, const ff_layer_t *layer,
     return 0;
 }
 
+/* Header bytes reserved in front of the payload: the header is written
+ * last (it records the stored sizes) and padded with spaces to this size,
+ * which depends only on the tensor count. */
+static size_t header_reserve(uint32_t tensors) { return 1024 + 320 * (size_t)tensors; }
+
+/* The header text padded with spaces to `reserve` bytes, or NULL when it
+ * does not fit or memory is short (free()). */
+static char *padded_header(const ff_layer_t *layer, const ff_layerfile_meta_t *meta,
+                           const ff_layerfile_tensor_t *tensors, uint32_t count, size_t reserve) {
+    char *json = build_header(layer, meta, tensors, count);
+    if (json == NULL) return NULL;
+    size_t n = strlen(json);
+    char *text = n <= reserve ? malloc(reserve) : NULL;
+    if (text != NULL) {
+        memcpy(text, json, n);
+        memset(text + n, ' ', reserve - n);
+    }
+    cJSON_free(json);
+    return text;
+}
+
 int ff_layerfile_save(const char *path, const ff_layer_t *layer, const ff_layerfile_meta_t *meta,
                       const ff_layerfile_options_t *opt, ff_error_t *err) {
     assert(path != NULL && layer != NULL && meta != NULL);
     ff_layerfile_options_t o = opt != NULL ? *opt : ff_layerfile_default_options();
     if (check_save_args(path, layer, meta, &o, err) != 0) return -1;
-
     ff_layerfile_tensor_t tensors[FF_LAYERFILE_MAX_TENSORS];
     memset(tensors, 0, sizeof tensors);
     uint32_t count = layer->adam_m != NULL ? 6 : 2;
-    size_t capacity = HEADER_RESERVE;
+    const size_t reserve = header_reserve(count);
+    const uint64_t payload_start = FF_LAYERFILE_PREAMBLE + reserve;
+    encoder_t e;
+    ff_atomic_t file;
+    char *header = NULL;
+    int rc = -1, open = 0;
+    if (encoder_init(&e, err) != 0) return -1;
+    if (ff_atomic_begin(&file, path, err) != 0) goto cleanup;
+    open = 1;
+    /* The preamble and header are written last, over this placeholder. */
+    static const char zeros[4096];
+    for (size_t left = FF_LAYERFILE_PREAMBLE + reserve; left > 0;) {
+        size_t n = left < sizeof zeros ? left : sizeof zeros;
+        if (ff_atomic_write(&file, zeros, n, err) != 0) {
+            open = 0;
+            goto cleanup;
+        }
+        left -= n;
+    }
+    uint64_t offset = payload_start;
     for (uint32_t i = 0; i < count; i++) {
         ff_layerfile_tensor_t *t = &tensors[i];
         snprintf(t->name, sizeof t->name, "%s", tensor_names[i]);
@@ -397,224 +613,110 @@ int ff_layerfile_save(const char *path, const ff_layer_t *layer, const ff_layerf
         t->shape[1] = i % 2 == 0 ? layer->in : 0;
         t->codec = o.codec;
         t->raw_bytes = (uint64_t)layer->out * (i % 2 == 0 ? layer->in : 1) * sizeof(float);
-        size_t bound = ff_codec_bound(o.codec, (size_t)t->raw_bytes);
-        if (bound == 0 || capacity > SIZE_MAX - bound)
-            return ff_error_set(err, "%s: cannot save: layer %u -> %u is too large to encode", path,
-                                layer->in, layer->out);
-        capacity += bound;
+        t->offset = offset;
+        sink_t sink = {.file = &file, .crc = (uint32_t)crc32(0L, Z_NULL, 0)};
+        if (encode(&e, o.codec, o.level, tensor_data(layer, i), (size_t)t->raw_bytes, &sink,
+                   err) != 0) {
+            ff_error_wrap(err, "%s: cannot save tensor %s", path, t->name);
+            open = sink.file->fd >= 0;
+            goto cleanup;
+        }
+        t->stored_bytes = sink.bytes;
+        t->crc32 = sink.crc;
+        offset += sink.bytes;
     }
-
-    int rc = -1;
-    char *header = NULL;
-    uint8_t *file = ff_mem_alloc(FF_MEM_IO, capacity);
-    if (file == NULL) {
-        ff_error_set(err, "%s: cannot save: out of memory for a %zu-byte buffer", path, capacity);
+    header = padded_header(layer, meta, tensors, count, reserve);
+    if (header == NULL) {
+        ff_error_set(err, "%s: cannot save: the header does not fit in %zu bytes or memory is "
+                     "short", path, reserve);
         goto cleanup;
     }
-    /* Encode every tensor first: the header records the stored sizes. */
-    size_t payload = 0;
-    for (uint32_t i = 0; i < count; i++) {
-        ff_layerfile_tensor_t *t = &tensors[i];
-        uint8_t *dst = file + HEADER_RESERVE + payload;
-        size_t stored = 0;
-        if (ff_codec_compress(o.codec, o.level, dst, capacity - HEADER_RESERVE - payload,
-                              tensor_data(layer, i), (size_t)t->raw_bytes, &stored, err) != 0) {
-            ff_error_wrap(err, "%s: cannot save tensor %s", path, t->name);
-            goto cleanup;
-        }
-        t->stored_bytes = stored;
-        t->crc32 = ff_fileio_crc32(dst, stored);
-        payload += stored;
+    uint8_t pre[FF_LAYERFILE_PREAMBLE];
+    memcpy(pre, FF_LAYERFILE_MAGIC, 8); /* the 7 letters and their NUL */
+    put_le(pre + 8, FF_LAYERFILE_VERSION, 4);
+    put_le(pre + 12, reserve, 4);
+    put_le(pre + 16, header_checksum(pre, header, reserve), 8);
+    if (ff_fileio_pwrite(file.fd, pre, sizeof pre, 0) != 0 ||
+        ff_fileio_pwrite(file.fd, header, reserve, FF_LAYERFILE_PREAMBLE) != 0) {
+        ff_error_set(err, "%s: write failed: %s", file.tmp, strerror(errno));
+        goto cleanup;
     }
-    /* Offsets are absolute, so they depend on the header's length, which
-     * depends on their digits: iterate to the fixed point. The length never
-     * shrinks from one round to the next, so this ends in a few rounds. */
-    size_t header_bytes = 0;
-    for (int round = 0;; round++) {
-        assert(round < 16);
-        uint64_t offset = FF_LAYERFILE_PREAMBLE + header_bytes;
-        for (uint32_t i = 0; i < count; i++) {
-            tensors[i].offset = offset;
-            offset += tensors[i].stored_bytes;
-        }
-        cJSON_free(header);
-        header = build_header(layer, meta, tensors, count);
-        if (header == NULL) {
-            ff_error_set(err, "%s: cannot save: out of memory building the header", path);
-            goto cleanup;
-        }
-        size_t length = strlen(header);
-        if (length == header_bytes) break;
-        header_bytes = length;
-    }
-    assert(FF_LAYERFILE_PREAMBLE + header_bytes <= HEADER_RESERVE);
-    memmove(file + FF_LAYERFILE_PREAMBLE + header_bytes, file + HEADER_RESERVE, payload);
-    memcpy(file, FF_LAYERFILE_MAGIC, 8); /* the 7 letters and their NUL */
-    put_le32(file + 8, FF_LAYERFILE_VERSION);
-    put_le32(file + 12, (uint32_t)header_bytes);
-    memcpy(file + FF_LAYERFILE_PREAMBLE, header, header_bytes);
-    rc = ff_fileio_write_atomic(path, file, FF_LAYERFILE_PREAMBLE + header_bytes + payload, err);
+    open = 0;
+    rc = ff_atomic_commit(&file, err);
 cleanup:
-    cJSON_free(header);
-    ff_mem_free(file);
+    if (open) ff_atomic_abort(&file);
+    free(header);
+    encoder_free(&e);
     return rc;
+}
+
+size_t ff_layerfile_save_bytes(uint32_t in, uint32_t out, int with_optimizer) {
+    (void)in, (void)out, (void)with_optimizer;
+    /* Streamed: one block of planes, zstd's output buffer and its context,
+     * whatever the layer's size. */
+    ff_layerfile_options_t o = ff_layerfile_default_options();
+    return BLOCK_BYTES + ZSTD_CStreamOutSize() + ZSTD_estimateCStreamSize(o.level);
+}
+
+size_t ff_layerfile_load_bytes(void) {
+    return ZSTD_DStreamInSize() + 2 * BLOCK_BYTES + ZSTD_estimateDStreamSize(1u << WINDOW_LOG_MAX);
 }
 
 /* ---- reader ---- */
 
-/* Where header fields are looked up, for messages like
- * `<path>: tensor bias: header field "offset" missing`. */
-typedef struct {
-    const char *path;
-    const char *prefix; /* "" or "tensor bias: " */
-    const char *group;  /* "", "adam.", "training." or "tensors[1]." */
-    ff_error_t *err;
-} field_ctx_t;
+/* The header's fields, strictly: what ff_json's getters check, plus the
+ * ranges and relations below. */
+static const char *const header_keys[] = {
+    "format", "version", "writer", "layer_index", "in", "out", "dtype", "activation", "tensors",
+    "adam", "training", "data_fingerprint", "config_fingerprint", NULL};
+static const char *const tensor_keys[] = {"name", "shape", "codec", "raw_bytes", "stored_bytes",
+                                          "offset", "crc32", NULL};
+static const char *const adam_keys[] = {"step", "lr", "beta1", "beta2", "eps", "weight_decay",
+                                        NULL};
+static const char *const training_keys[] = {
+    "epochs_done", "epochs_total", "batch_in_epoch", "complete", "loss", "goodness_pos",
+    "goodness_neg", "loss_sum", "good_pos_sum", "good_neg_sum", "batches", "npos", "nneg", NULL};
 
-static const cJSON *get_field(const field_ctx_t *c, const cJSON *obj, const char *key) {
+/* A number, null (NaN) or "inf" / "-inf": what add_double writes. */
+static int get_double(const ff_json_ctx_t *c, const cJSON *obj, const char *key, double *out,
+                      ff_error_t *err) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (item == NULL)
-        ff_error_set(c->err, "%s: %sheader field \"%s%s\" missing", c->path, c->prefix, c->group,
-                     key);
-    return item;
-}
-
-/* An integer in min..max (max at most 2^53), exactly. */
-static int get_uint(const field_ctx_t *c, const cJSON *obj, const char *key, uint64_t min,
-                    uint64_t max, uint64_t *out) {
-    const cJSON *item = get_field(c, obj, key);
-    if (item == NULL) return -1;
-    if (!cJSON_IsNumber(item))
-        return ff_error_set(c->err, "%s: %sheader field \"%s%s\" is not a number", c->path,
-                            c->prefix, c->group, key);
-    double v = item->valuedouble;
-    if (!(v >= (double)min && v <= (double)max && v == floor(v))) {
-        char text[40];
-        format_double(text, sizeof text, v);
-        return ff_error_set(c->err,
-                            "%s: %sheader field \"%s%s\" is %s, expected an integer in "
-                            "%" PRIu64 "..%" PRIu64,
-                            c->path, c->prefix, c->group, key, text, min, max);
-    }
-    *out = (uint64_t)v;
+    if (cJSON_IsNumber(item)) *out = item->valuedouble;
+    else if (cJSON_IsNull(item)) *out = NAN;
+    else if (cJSON_IsString(item) && strcmp(item->valuestring, "inf") == 0) *out = INFINITY;
+    else if (cJSON_IsString(item) && strcmp(item->valuestring, "-inf") == 0) *out = -INFINITY;
+    else
+        return ff_error_set(err, "%s: header field \"%s%s%s\" is %s", c->path,
+                            c->section ? c->section : "", c->section ? "." : "", key,
+                            item == NULL ? "missing"
+                                         : "not a number, null, \"inf\" or \"-inf\"");
     return 0;
 }
 
-static int get_u32(const field_ctx_t *c, const cJSON *obj, const char *key, uint32_t *out) {
+static int get_u32(const ff_json_ctx_t *c, const cJSON *obj, const char *key, uint32_t *out,
+                   ff_error_t *err) {
     uint64_t v;
-    if (get_uint(c, obj, key, 0, UINT32_MAX, &v) != 0) return -1;
+    if (ff_json_get_uint(c, obj, key, 0, UINT32_MAX, &v, err) != 0) return -1;
     *out = (uint32_t)v;
     return 0;
 }
 
-/* A number, null (NaN) or "inf" / "-inf": what add_double writes. */
-static int get_double(const field_ctx_t *c, const cJSON *obj, const char *key, double *out) {
-    const cJSON *item = get_field(c, obj, key);
-    if (item == NULL) return -1;
-    if (cJSON_IsNumber(item))
-        *out = item->valuedouble;
-    else if (cJSON_IsNull(item))
-        *out = NAN;
-    else if (cJSON_IsString(item) && strcmp(item->valuestring, "inf") == 0)
-        *out = INFINITY;
-    else if (cJSON_IsString(item) && strcmp(item->valuestring, "-inf") == 0)
-        *out = -INFINITY;
-    else
-        return ff_error_set(c->err,
-                            "%s: %sheader field \"%s%s\" is not a number, null, \"inf\" or "
-                            "\"-inf\"",
-                            c->path, c->prefix, c->group, key);
-    return 0;
-}
-
-static int get_string(const field_ctx_t *c, const cJSON *obj, const char *key, const char **out) {
-    const cJSON *item = get_field(c, obj, key);
-    if (item == NULL) return -1;
-    if (!cJSON_IsString(item))
-        return ff_error_set(c->err, "%s: %sheader field \"%s%s\" is not a string", c->path,
-                            c->prefix, c->group, key);
-    *out = item->valuestring;
-    return 0;
-}
-
-/* A string of exactly `digits` hex digits. */
-static int get_hex(const field_ctx_t *c, const cJSON *obj, const char *key, int digits,
-                   uint64_t *out) {
-    const char *s = NULL;
-    if (get_string(c, obj, key, &s) != 0) return -1;
-    uint64_t v = 0;
-    int n = 0;
-    for (; s[n] != '\0' && n <= digits; n++) {
-        char ch = s[n];
-        int d = ch >= '0' && ch <= '9'   ? ch - '0'
-                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                         : -1;
-        if (d < 0) break;
-        v = v << 4 | (uint64_t)d;
-    }
-    if (n != digits || s[n] != '\0')
-        return ff_error_set(c->err,
-                            "%s: %sheader field \"%s%s\" is \"%.40s\", expected %d hex digits",
-                            c->path, c->prefix, c->group, key, s, digits);
-    *out = v;
-    return 0;
-}
-
-static int get_object(const field_ctx_t *c, const cJSON *obj, const char *key, const cJSON **out) {
-    const cJSON *item = get_field(c, obj, key);
-    if (item == NULL) return -1;
-    if (!cJSON_IsObject(item))
-        return ff_error_set(c->err, "%s: %sheader field \"%s%s\" is not an object", c->path,
-                            c->prefix, c->group, key);
-    *out = item;
-    return 0;
-}
-
-/* The shape must be [out, in] for weights and [out] for biases. */
-static int check_shape(const field_ctx_t *c, const cJSON *t, ff_layerfile_tensor_t *out,
-                       uint32_t ndim, uint32_t in, uint32_t layer_out) {
-    const cJSON *shape = get_field(c, t, "shape");
-    if (shape == NULL) return -1;
-    if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) != (int)ndim)
-        return ff_error_set(c->err, "%s: %sheader field \"shape\" is not an array of %u sizes",
-                            c->path, c->prefix, ndim);
-    const uint64_t expect[2] = {layer_out, in};
-    char text[64];
-    int len = 0;
-    int mismatch = 0;
-    for (uint32_t d = 0; d < ndim; d++) {
-        const cJSON *dim = cJSON_GetArrayItem(shape, (int)d);
-        double v = cJSON_IsNumber(dim) ? dim->valuedouble : -1;
-        if (!(v >= 0 && v <= (double)JSON_MAX_INT && v == floor(v)))
-            return ff_error_set(c->err, "%s: %sshape[%u] is not a size", c->path, c->prefix, d);
-        out->shape[d] = (uint64_t)v;
-        mismatch |= out->shape[d] != expect[d];
-        len += snprintf(text + len, sizeof text - (size_t)len, "%s%" PRIu64, d ? ", " : "",
-                        out->shape[d]);
-    }
-    out->ndim = ndim;
-    if (mismatch)
-        return ff_error_set(c->err, "%s: %sshape [%s] disagrees with %s", c->path, c->prefix, text,
-                            ndim == 2 ? "the header's [out, in]" : "the header's [out]");
-    return 0;
-}
-
-/* Reads and checks tensors[i] into out: the name expected at that place,
- * a shape agreeing with in/out, consistent sizes, a known codec and bytes
- * inside the payload that overlap no earlier tensor. */
-static int parse_tensor(const char *path, const cJSON *list, uint32_t i, uint32_t in,
-                        uint32_t layer_out, uint64_t payload_start, uint64_t file_bytes,
+/* Reads and checks tensors[i] into info: the name expected at that place,
+ * the shape [out, in] or [out], the size agreeing with it, a known codec
+ * that can produce the stored size, and bytes right after the previous
+ * tensor's (no gaps, no overlaps), inside the file. */
+static int parse_tensor(const char *path, const cJSON *list, uint32_t i, uint64_t start,
                         ff_layerfile_info_t *info, ff_error_t *err) {
     ff_layerfile_tensor_t *out = &info->tensors[i];
-    char group[32], prefix[48];
-    snprintf(group, sizeof group, "tensors[%u].", i);
-    field_ctx_t c = {path, "", group, err};
+    char section[32];
+    snprintf(section, sizeof section, "tensors[%u]", i);
+    ff_json_ctx_t c = {path, section};
     const cJSON *t = cJSON_GetArrayItem(list, (int)i);
     if (!cJSON_IsObject(t))
         return ff_error_set(err, "%s: header field \"tensors[%u]\" is not an object", path, i);
+    if (ff_json_check_keys(&c, t, tensor_keys, err) != 0) return -1;
     const char *name = NULL;
-    if (get_string(&c, t, "name", &name) != 0) return -1;
+    if (ff_json_get_string(&c, t, "name", &name, err) != 0) return -1;
     if (strcmp(name, tensor_names[i]) != 0)
         return ff_error_set(err,
                             "%s: header field \"tensors[%u].name\" is \"%.40s\", expected "
@@ -622,206 +724,180 @@ static int parse_tensor(const char *path, const cJSON *list, uint32_t i, uint32_
                             "adam_v.weight, adam_v.bias)",
                             path, i, name, tensor_names[i]);
     snprintf(out->name, sizeof out->name, "%s", tensor_names[i]);
-    snprintf(prefix, sizeof prefix, "tensor %s: ", tensor_names[i]);
-    c.prefix = prefix;
-    c.group = "";
-
-    uint32_t ndim = i % 2 == 0 ? 2 : 1;
-    if (check_shape(&c, t, out, ndim, in, layer_out) != 0) return -1;
-    uint64_t expect_raw = (uint64_t)layer_out * (ndim == 2 ? in : 1) * sizeof(float);
-    if (get_uint(&c, t, "raw_bytes", 0, JSON_MAX_INT, &out->raw_bytes) != 0) return -1;
-    if (out->raw_bytes != expect_raw)
-        return ff_error_set(err,
-                            "%s: tensor %s: raw_bytes %" PRIu64 " disagrees with its shape "
-                            "(%" PRIu64 " float32 bytes)",
-                            path, out->name, out->raw_bytes, expect_raw);
-    const char *codec = NULL;
-    if (get_string(&c, t, "codec", &codec) != 0) return -1;
-    if (ff_codec_parse(codec, &out->codec) != 0)
-        return ff_error_set(err,
-                            "%s: tensor %s: unknown codec \"%.40s\", expected raw, zstd or "
-                            "zstd-shuffle",
-                            path, out->name, codec);
-    if (get_uint(&c, t, "stored_bytes", 1, JSON_MAX_INT, &out->stored_bytes) != 0) return -1;
-    if (out->codec == FF_CODEC_RAW && out->stored_bytes != out->raw_bytes)
-        return ff_error_set(err,
-                            "%s: tensor %s: codec raw but stored_bytes %" PRIu64
-                            " differs from raw_bytes %" PRIu64,
-                            path, out->name, out->stored_bytes, out->raw_bytes);
-    uint64_t bound = ff_codec_bound(out->codec, (size_t)out->raw_bytes);
-    if (out->stored_bytes > bound)
-        return ff_error_set(err,
-                            "%s: tensor %s: stored_bytes %" PRIu64 " exceeds the %" PRIu64
-                            " bytes %s can produce from %" PRIu64 " bytes",
-                            path, out->name, out->stored_bytes, bound, codec, out->raw_bytes);
-    if (get_uint(&c, t, "offset", 0, JSON_MAX_INT, &out->offset) != 0) return -1;
-    if (out->offset < payload_start)
-        return ff_error_set(err,
-                            "%s: tensor %s: offset %" PRIu64
-                            " lies inside the preamble and header (the payload starts at "
-                            "byte %" PRIu64 ")",
-                            path, out->name, out->offset, payload_start);
-    if (out->offset > file_bytes || out->stored_bytes > file_bytes - out->offset)
-        return ff_error_set(err,
-                            "%s: tensor %s: offset %" PRIu64 " + %" PRIu64
-                            " bytes runs past the end of the %" PRIu64 "-byte file (truncated?)",
-                            path, out->name, out->offset, out->stored_bytes, file_bytes);
-    for (uint32_t j = 0; j < i; j++) {
-        const ff_layerfile_tensor_t *o = &info->tensors[j];
-        if (out->offset < o->offset + o->stored_bytes &&
-            o->offset < out->offset + out->stored_bytes)
-            return ff_error_set(err,
-                                "%s: tensor %s (bytes %" PRIu64 "..%" PRIu64
-                                ") overlaps tensor %s (bytes %" PRIu64 "..%" PRIu64 ")",
-                                path, out->name, out->offset, out->offset + out->stored_bytes - 1,
-                                o->name, o->offset, o->offset + o->stored_bytes - 1);
+    const uint32_t ndim = i % 2 == 0 ? 2 : 1;
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
+    if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) != (int)ndim)
+        return ff_error_set(err, "%s: tensor %s: field \"shape\" is not an array of %u sizes",
+                            path, out->name, ndim);
+    const uint64_t expect[2] = {info->out, info->in};
+    for (uint32_t d = 0; d < ndim; d++) {
+        const cJSON *dim = cJSON_GetArrayItem(shape, (int)d);
+        double v = cJSON_IsNumber(dim) ? dim->valuedouble : -1;
+        if (v != (double)expect[d])
+            return ff_error_set(err, "%s: tensor %s: shape[%u] is %.17g, expected %" PRIu64
+                                " (the header's %s)", path, out->name, d, v, expect[d],
+                                d == 0 ? "out" : "in");
+        out->shape[d] = expect[d];
     }
+    out->ndim = ndim;
+    const uint64_t expect_raw = info->out * (ndim == 2 ? (uint64_t)info->in : 1) * sizeof(float);
+    if (ff_json_get_uint(&c, t, "raw_bytes", expect_raw, expect_raw, &out->raw_bytes, err) != 0)
+        return -1;
+    const char *codec = NULL;
+    if (ff_json_get_string(&c, t, "codec", &codec, err) != 0) return -1;
+    if (ff_codec_parse(codec, &out->codec) != 0)
+        return ff_error_set(err, "%s: tensor %s: unknown codec \"%.40s\", expected raw, zstd or "
+                            "zstd-shuffle", path, out->name, codec);
+    uint64_t bound = ff_codec_bound(out->codec, (size_t)out->raw_bytes);
+    uint64_t least = out->codec == FF_CODEC_RAW ? out->raw_bytes : 1;
+    if (ff_json_get_uint(&c, t, "stored_bytes", least, bound, &out->stored_bytes, err) != 0)
+        return ff_error_wrap(err, "tensor %s (codec %s)", out->name, codec);
+    if (ff_json_get_uint(&c, t, "offset", 0, JSON_MAX_INT, &out->offset, err) != 0) return -1;
+    if (out->offset != start)
+        return ff_error_set(err, "%s: tensor %s: offset %" PRIu64 ", expected %" PRIu64
+                            " (right after %s)", path, out->name, out->offset, start,
+                            i == 0 ? "the header" : "the previous tensor");
+    if (out->stored_bytes > info->file_bytes - out->offset)
+        return ff_error_set(err, "%s: tensor %s: offset %" PRIu64 " + %" PRIu64
+                            " bytes runs past the end of the %" PRIu64 "-byte file (truncated?)",
+                            path, out->name, out->offset, out->stored_bytes, info->file_bytes);
     uint64_t crc;
-    if (get_hex(&c, t, "crc32", 8, &crc) != 0) return -1;
+    const char *hex;
+    if (ff_json_get_string(&c, t, "crc32", &hex, err) != 0) return -1;
+    if (strlen(hex) != 8 || strspn(hex, "0123456789abcdef") != 8)
+        return ff_error_set(err, "%s: tensor %s: field \"crc32\" is \"%.40s\", expected 8 "
+                            "lowercase hex digits", path, out->name, hex);
+    crc = strtoull(hex, NULL, 16);
     out->crc32 = (uint32_t)crc;
     return 0;
 }
 
-static int parse_adam(const field_ctx_t *top, const cJSON *root, ff_layerfile_info_t *info) {
-    const cJSON *adam = NULL;
-    if (get_object(top, root, "adam", &adam) != 0) return -1;
-    field_ctx_t c = {top->path, "", "adam.", top->err};
+static int parse_adam(const char *path, const cJSON *root, ff_layerfile_info_t *info,
+                      ff_error_t *err) {
+    ff_json_ctx_t c = {path, NULL};
+    const cJSON *adam;
+    if (ff_json_get_object(&c, root, "adam", &adam, err) != 0) return -1;
+    c.section = "adam";
+    if (ff_json_check_keys(&c, adam, adam_keys, err) != 0) return -1;
     uint64_t step;
-    if (get_uint(&c, adam, "step", 0, JSON_MAX_INT, &step) != 0) return -1;
+    if (ff_json_get_uint(&c, adam, "step", 0, FF_LAYERFILE_MAX_STEP, &step, err) != 0) return -1;
     info->adam_step = (int64_t)step;
     ff_adam_params_t *p = &info->meta.adam;
-    if (get_double(&c, adam, "lr", &p->lr) != 0 || get_double(&c, adam, "beta1", &p->beta1) != 0 ||
-        get_double(&c, adam, "beta2", &p->beta2) != 0 ||
-        get_double(&c, adam, "eps", &p->eps) != 0 ||
-        get_double(&c, adam, "weight_decay", &p->weight_decay) != 0)
+    if (get_double(&c, adam, "lr", &p->lr, err) != 0 ||
+        get_double(&c, adam, "beta1", &p->beta1, err) != 0 ||
+        get_double(&c, adam, "beta2", &p->beta2, err) != 0 ||
+        get_double(&c, adam, "eps", &p->eps, err) != 0 ||
+        get_double(&c, adam, "weight_decay", &p->weight_decay, err) != 0)
         return -1;
     return 0;
 }
 
-static int parse_training(const field_ctx_t *top, const cJSON *root, ff_layerfile_meta_t *m) {
-    const cJSON *tr = NULL;
-    if (get_object(top, root, "training", &tr) != 0) return -1;
-    field_ctx_t c = {top->path, "", "training.", top->err};
-    if (get_u32(&c, tr, "epochs_done", &m->epochs_done) != 0 ||
-        get_u32(&c, tr, "epochs_total", &m->epochs_total) != 0 ||
-        get_u32(&c, tr, "batch_in_epoch", &m->batch_in_epoch) != 0)
+static int parse_training(const char *path, const cJSON *root, ff_layerfile_meta_t *m,
+                          ff_error_t *err) {
+    ff_json_ctx_t c = {path, NULL};
+    const cJSON *tr;
+    if (ff_json_get_object(&c, root, "training", &tr, err) != 0) return -1;
+    c.section = "training";
+    if (ff_json_check_keys(&c, tr, training_keys, err) != 0) return -1;
+    if (get_u32(&c, tr, "epochs_done", &m->epochs_done, err) != 0 ||
+        get_u32(&c, tr, "epochs_total", &m->epochs_total, err) != 0 ||
+        get_u32(&c, tr, "batch_in_epoch", &m->batch_in_epoch, err) != 0 ||
+        ff_json_get_bool(&c, tr, "complete", &m->complete, err) != 0)
         return -1;
-    const cJSON *complete = get_field(&c, tr, "complete");
-    if (complete == NULL) return -1;
-    if (!cJSON_IsBool(complete))
-        return ff_error_set(c.err, "%s: header field \"training.complete\" is not true or false",
-                            c.path);
-    m->complete = cJSON_IsTrue(complete) ? 1 : 0;
-    if (get_double(&c, tr, "loss", &m->loss) != 0 ||
-        get_double(&c, tr, "goodness_pos", &m->goodness_pos) != 0 ||
-        get_double(&c, tr, "goodness_neg", &m->goodness_neg) != 0 ||
-        get_double(&c, tr, "loss_sum", &m->loss_sum) != 0 ||
-        get_double(&c, tr, "good_pos_sum", &m->good_pos_sum) != 0 ||
-        get_double(&c, tr, "good_neg_sum", &m->good_neg_sum) != 0 ||
-        get_uint(&c, tr, "batches", 0, JSON_MAX_INT, &m->batches) != 0 ||
-        get_uint(&c, tr, "npos", 0, JSON_MAX_INT, &m->npos) != 0 ||
-        get_uint(&c, tr, "nneg", 0, JSON_MAX_INT, &m->nneg) != 0)
+    if (get_double(&c, tr, "loss", &m->loss, err) != 0 ||
+        get_double(&c, tr, "goodness_pos", &m->goodness_pos, err) != 0 ||
+        get_double(&c, tr, "goodness_neg", &m->goodness_neg, err) != 0 ||
+        get_double(&c, tr, "loss_sum", &m->loss_sum, err) != 0 ||
+        get_double(&c, tr, "good_pos_sum", &m->good_pos_sum, err) != 0 ||
+        get_double(&c, tr, "good_neg_sum", &m->good_neg_sum, err) != 0 ||
+        ff_json_get_uint(&c, tr, "batches", 0, JSON_MAX_INT, &m->batches, err) != 0 ||
+        ff_json_get_uint(&c, tr, "npos", 0, JSON_MAX_INT, &m->npos, err) != 0 ||
+        ff_json_get_uint(&c, tr, "nneg", 0, JSON_MAX_INT, &m->nneg, err) != 0)
         return -1;
+    if (m->epochs_done > m->epochs_total)
+        return ff_error_set(err, "%s: header field \"training.epochs_done\" is %u, more than "
+                            "epochs_total %u", path, m->epochs_done, m->epochs_total);
+    if (m->complete != (m->epochs_done == m->epochs_total))
+        return ff_error_set(err, "%s: header field \"training.complete\" is %s but %u of %u "
+                            "epochs are done", path, m->complete ? "true" : "false",
+                            m->epochs_done, m->epochs_total);
     return 0;
 }
 
-/* Parses and checks the header text (NUL-terminated, header_bytes long)
- * into info, whose version and file_bytes are already set. */
+/* Parses and checks the header (header_bytes of text, NUL-terminated) into
+ * info, whose version and file_bytes are already set. */
 static int parse_header(const char *path, const char *text, size_t header_bytes,
                         ff_layerfile_info_t *info, ff_error_t *err) {
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
+    cJSON *root = NULL;
     int rc = -1;
-    field_ctx_t c = {path, "", "", err};
-    if (root == NULL) {
-        ff_error_set(err, "%s: header is not valid JSON (error near byte %zu of %zu)", path,
-                     end != NULL ? (size_t)(end - text) : 0, header_bytes);
-        goto cleanup;
-    }
-    if ((size_t)(end - text) != header_bytes) {
-        ff_error_set(err, "%s: header has a NUL byte at byte %zu of %zu", path,
-                     (size_t)(end - text), header_bytes);
+    ff_json_ctx_t c = {path, NULL};
+    if (ff_json_parse(path, text, header_bytes, &root, err) != 0) {
+        ff_error_wrap(err, "the header");
         goto cleanup;
     }
     if (!cJSON_IsObject(root)) {
         ff_error_set(err, "%s: header is not a JSON object", path);
         goto cleanup;
     }
+    if (ff_json_check_keys(&c, root, header_keys, err) != 0) goto cleanup;
     const char *s = NULL;
-    if (get_string(&c, root, "format", &s) != 0) goto cleanup;
+    if (ff_json_get_string(&c, root, "format", &s, err) != 0) goto cleanup;
     if (strcmp(s, FORMAT_NAME) != 0) {
         ff_error_set(err, "%s: header field \"format\" is \"%.40s\", expected \"%s\"", path, s,
                      FORMAT_NAME);
         goto cleanup;
     }
-    uint32_t version;
-    if (get_u32(&c, root, "version", &version) != 0) goto cleanup;
-    if (version != info->version) {
-        ff_error_set(err, "%s: header field \"version\" is %u but the preamble says %u", path,
-                     version, info->version);
+    uint64_t v;
+    if (ff_json_get_uint(&c, root, "version", info->version, info->version, &v, err) != 0)
         goto cleanup;
-    }
-    if (get_string(&c, root, "writer", &s) != 0) goto cleanup;
+    if (ff_json_get_string(&c, root, "writer", &s, err) != 0) goto cleanup;
     snprintf(info->writer, sizeof info->writer, "%s", s);
-    if (get_u32(&c, root, "layer_index", &info->meta.layer_index) != 0) goto cleanup;
+    if (get_u32(&c, root, "layer_index", &info->meta.layer_index, err) != 0) goto cleanup;
     uint64_t in, out;
-    if (get_uint(&c, root, "in", 1, MAX_DIM, &in) != 0 ||
-        get_uint(&c, root, "out", 1, MAX_DIM, &out) != 0)
+    if (ff_json_get_uint(&c, root, "in", 1, MAX_DIM, &in, err) != 0 ||
+        ff_json_get_uint(&c, root, "out", 1, MAX_DIM, &out, err) != 0)
         goto cleanup;
-    size_t count, bytes;
-    if (ff_mul_size((size_t)in, (size_t)out, &count) != 0 || count > SIZE_MAX - out ||
-        ff_mul_size(count + (size_t)out, sizeof(float), &bytes) != 0) {
-        ff_error_set(err, "%s: layer %" PRIu64 " -> %" PRIu64 " is too large for this machine",
-                     path, in, out);
-        goto cleanup;
-    }
     info->in = (uint32_t)in;
     info->out = (uint32_t)out;
-    if (get_string(&c, root, "dtype", &s) != 0) goto cleanup;
+    if (ff_json_get_string(&c, root, "dtype", &s, err) != 0) goto cleanup;
     if (strcmp(s, "float32") != 0) {
         ff_error_set(err, "%s: header field \"dtype\" is \"%.40s\", expected \"float32\"", path, s);
         goto cleanup;
     }
-    if (get_string(&c, root, "activation", &s) != 0) goto cleanup;
+    if (ff_json_get_string(&c, root, "activation", &s, err) != 0) goto cleanup;
     if (strcmp(s, "relu") != 0) {
         ff_error_set(err, "%s: header field \"activation\" is \"%.40s\", expected \"relu\"", path,
                      s);
         goto cleanup;
     }
-
-    const cJSON *list = get_field(&c, root, "tensors");
-    if (list == NULL) goto cleanup;
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "tensors");
     int n = cJSON_IsArray(list) ? cJSON_GetArraySize(list) : -1;
     if (n != 2 && n != 6) {
-        ff_error_set(err,
-                     "%s: header field \"tensors\" is not an array of 2 tensors (weight, bias) "
-                     "or 6 (with the Adam moments)",
-                     path);
+        ff_error_set(err, "%s: header field \"tensors\" is not an array of 2 tensors (weight, "
+                     "bias) or 6 (with the Adam moments)", path);
         goto cleanup;
     }
     info->tensor_count = (uint32_t)n;
     info->has_optimizer = n == 6;
-    uint64_t payload_start = FF_LAYERFILE_PREAMBLE + (uint64_t)header_bytes;
-    uint64_t end_of_tensors = payload_start;
+    uint64_t next = FF_LAYERFILE_PREAMBLE + (uint64_t)header_bytes;
     for (uint32_t i = 0; i < info->tensor_count; i++) {
-        if (parse_tensor(path, list, i, info->in, info->out, payload_start, info->file_bytes, info,
-                         err) != 0)
-            goto cleanup;
-        uint64_t tensor_end = info->tensors[i].offset + info->tensors[i].stored_bytes;
-        if (tensor_end > end_of_tensors) end_of_tensors = tensor_end;
+        if (parse_tensor(path, list, i, next, info, err) != 0) goto cleanup;
+        next = info->tensors[i].offset + info->tensors[i].stored_bytes;
     }
     /* The writer ends the file with the last tensor: more bytes mean two
      * files run together or an append that does not belong. */
-    if (end_of_tensors != info->file_bytes) {
-        ff_error_set(err,
-                     "%s: %" PRIu64 " trailing bytes after the last tensor (the tensors end "
-                     "at byte %" PRIu64 " of %" PRIu64 ")",
-                     path, info->file_bytes - end_of_tensors, end_of_tensors, info->file_bytes);
+    if (next != info->file_bytes) {
+        ff_error_set(err, "%s: %" PRIu64 " trailing bytes after the last tensor (the tensors end "
+                     "at byte %" PRIu64 " of %" PRIu64 ")", path, info->file_bytes - next, next,
+                     info->file_bytes);
         goto cleanup;
     }
-    if (parse_adam(&c, root, info) != 0 || parse_training(&c, root, &info->meta) != 0) goto cleanup;
-    if (get_hex(&c, root, "data_fingerprint", 16, &info->meta.data_fingerprint) != 0 ||
-        get_hex(&c, root, "config_fingerprint", 16, &info->meta.config_fingerprint) != 0)
+    if (parse_adam(path, root, info, err) != 0 ||
+        parse_training(path, root, &info->meta, err) != 0)
+        goto cleanup;
+    if (ff_json_get_hex64(&c, root, "data_fingerprint", &info->meta.data_fingerprint, err) != 0 ||
+        ff_json_get_hex64(&c, root, "config_fingerprint", &info->meta.config_fingerprint, err) !=
+            0)
         goto cleanup;
     rc = 0;
 cleanup:
@@ -831,22 +907,21 @@ cleanup:
 
 static int read_error(const char *path, const char *what, ff_error_t *err) {
     if (errno == 0)
-        return ff_error_set(err,
-                            "%s: cannot read %s: the file ended early (it shrank while being "
-                            "read?)",
-                            path, what);
+        return ff_error_set(err, "%s: cannot read %s: the file ended early (it shrank while being "
+                            "read?)", path, what);
     return ff_error_set(err, "%s: cannot read %s: %s", path, what, strerror(errno));
 }
 
-/* Closes a checkpoint that has been read whole: its pages would otherwise
- * stay in the page cache, which a memory cgroup charges to the trainer. */
+/* Closes a checkpoint that has been read: its pages would otherwise stay
+ * in the page cache, which a memory cgroup charges to the trainer. */
 static void close_dropping_cache(int fd) {
+    if (fd < 0) return;
     posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
     close(fd);
 }
 
-/* Opens path, reads and checks the preamble and header into info and leaves
- * *fd_out open for the payload. */
+/* Opens path, reads and checks the preamble, the header's checksum and the
+ * header into info, and leaves *fd_out open for the payload. */
 static int open_layerfile(const char *path, int *fd_out, ff_layerfile_info_t *info,
                           ff_error_t *err) {
     memset(info, 0, sizeof *info);
@@ -863,35 +938,31 @@ static int open_layerfile(const char *path, int *fd_out, ff_layerfile_info_t *in
     }
     /* A foreign file gets named as such even when it is short. */
     if (have >= 8 && memcmp(pre, FF_LAYERFILE_MAGIC, 8) != 0) {
-        ff_error_set(err,
-                     "%s: not an ffstream layer file (magic %02x %02x %02x %02x %02x %02x %02x "
-                     "%02x, expected \"FFLAYER\\0\")",
-                     path, pre[0], pre[1], pre[2], pre[3], pre[4], pre[5], pre[6], pre[7]);
+        ff_error_set(err, "%s: not an ffstream layer file (magic %02x %02x %02x %02x %02x %02x "
+                     "%02x %02x, expected \"FFLAYER\\0\")", path, pre[0], pre[1], pre[2], pre[3],
+                     pre[4], pre[5], pre[6], pre[7]);
         goto cleanup;
     }
     if (have < sizeof pre) {
-        ff_error_set(err,
-                     "%s: file is %zu bytes, shorter than the %u-byte preamble of a layer file "
-                     "(empty or truncated?)",
-                     path, have, FF_LAYERFILE_PREAMBLE);
+        ff_error_set(err, "%s: file is %zu bytes, shorter than the %u-byte preamble of a layer "
+                     "file (empty or truncated?)", path, have, FF_LAYERFILE_PREAMBLE);
         goto cleanup;
     }
-    info->version = get_le32(pre + 8);
+    info->version = (uint32_t)get_le(pre + 8, 4);
     if (info->version != FF_LAYERFILE_VERSION) {
-        ff_error_set(err, "%s: layer file format version %u, this build reads version %u", path,
-                     info->version, FF_LAYERFILE_VERSION);
+        ff_error_set(err, "%s: layer file format version %u, this build (ffstream " FF_VERSION
+                     ") reads version %u", path, info->version, FF_LAYERFILE_VERSION);
         goto cleanup;
     }
-    uint32_t header_bytes = get_le32(pre + 12);
+    uint32_t header_bytes = (uint32_t)get_le(pre + 12, 4);
     if (header_bytes < 2 || header_bytes > FF_LAYERFILE_MAX_HEADER) {
         ff_error_set(err, "%s: header length %u bytes, expected 2..%u", path, header_bytes,
                      FF_LAYERFILE_MAX_HEADER);
         goto cleanup;
     }
     if (header_bytes > info->file_bytes - FF_LAYERFILE_PREAMBLE) {
-        ff_error_set(
-            err, "%s: header length %u runs past the end of the %" PRIu64 "-byte file (truncated?)",
-            path, header_bytes, info->file_bytes);
+        ff_error_set(err, "%s: header length %u runs past the end of the %" PRIu64 "-byte file "
+                     "(truncated?)", path, header_bytes, info->file_bytes);
         goto cleanup;
     }
     text = ff_mem_alloc(FF_MEM_IO, (size_t)header_bytes + 1);
@@ -904,6 +975,13 @@ static int open_layerfile(const char *path, int *fd_out, ff_layerfile_info_t *in
         goto cleanup;
     }
     text[header_bytes] = '\0';
+    uint64_t stored = get_le(pre + 16, 8), sum = header_checksum(pre, text, header_bytes);
+    if (stored != sum) {
+        ff_error_set(err, "%s: header checksum mismatch (the preamble says %016" PRIx64 ", the "
+                     "header gives %016" PRIx64 "): the header was edited or damaged", path,
+                     stored, sum);
+        goto cleanup;
+    }
     if (parse_header(path, text, header_bytes, info, err) != 0) goto cleanup;
     *fd_out = fd;
     fd = -1;
@@ -915,46 +993,23 @@ cleanup:
     return rc;
 }
 
-/* Reads tensor t's stored bytes into stored (room for t->stored_bytes),
- * checks their crc32 before anything decodes them, then decodes into dst
- * (t->raw_bytes). */
-static int read_tensor(int fd, const char *path, const ff_layerfile_tensor_t *t, uint8_t *stored,
-                       void *dst, ff_error_t *err) {
-    if (ff_fileio_read_exact(fd, stored, (size_t)t->stored_bytes, t->offset) != 0) {
-        char what[64];
-        snprintf(what, sizeof what, "tensor %s", t->name);
-        return read_error(path, what, err);
-    }
-    uint32_t crc = ff_fileio_crc32(stored, (size_t)t->stored_bytes);
-    if (crc != t->crc32)
-        return ff_error_set(err, "%s: tensor %s: crc32 mismatch (stored %08x, computed %08x)", path,
-                            t->name, t->crc32, crc);
-    if (ff_codec_decompress(t->codec, dst, (size_t)t->raw_bytes, stored, (size_t)t->stored_bytes,
-                            err) != 0)
+/* Decodes tensor t of the open file fd, values to fn; the crc32 of the
+ * stored bytes must match the header's. */
+static int stream_tensor(decoder_t *d, int fd, const char *path, const ff_layerfile_tensor_t *t,
+                         values_fn fn, void *ctx, ff_error_t *err) {
+    source_t src = {.fd = fd, .offset = t->offset, .left = t->stored_bytes,
+                    .crc = (uint32_t)crc32(0L, Z_NULL, 0)};
+    if (decode(d, t->codec, &src, t->raw_bytes, fn, ctx, err) != 0) {
+        /* A damaged payload is named by its checksum when the bytes allow. */
+        if (src.left == 0 && src.crc != t->crc32)
+            return ff_error_set(err, "%s: tensor %s: crc32 mismatch (stored %08x, computed "
+                                "%08x)", path, t->name, t->crc32, src.crc);
         return ff_error_wrap(err, "%s: tensor %s", path, t->name);
+    }
+    if (src.crc != t->crc32)
+        return ff_error_set(err, "%s: tensor %s: crc32 mismatch (stored %08x, computed %08x)",
+                            path, t->name, t->crc32, src.crc);
     return 0;
-}
-
-const char *ff_layerfile_tensor_name(uint32_t index) {
-    return index < FF_LAYERFILE_MAX_TENSORS ? tensor_names[index] : "unknown";
-}
-
-int ff_layerfile_read_tensor(const char *path, const ff_layerfile_tensor_t *t, float *dst,
-                             ff_error_t *err) {
-    if (t->stored_bytes > SIZE_MAX || t->raw_bytes > SIZE_MAX)
-        return ff_error_set(err, "%s: tensor %s: too large for this machine", path, t->name);
-    int fd = ff_fileio_open_regular(path, 0, NULL, err);
-    if (fd < 0) return -1;
-    int rc = -1;
-    uint8_t *stored = ff_mem_alloc(FF_MEM_IO, (size_t)t->stored_bytes);
-    if (stored == NULL)
-        ff_error_set(err, "%s: tensor %s: out of memory for %" PRIu64 " bytes", path, t->name,
-                     t->stored_bytes);
-    else
-        rc = read_tensor(fd, path, t, stored, dst, err);
-    ff_mem_free(stored);
-    close_dropping_cache(fd);
-    return rc;
 }
 
 int ff_layerfile_read_info(const char *path, ff_layerfile_info_t *info, ff_error_t *err) {
@@ -964,84 +1019,115 @@ int ff_layerfile_read_info(const char *path, ff_layerfile_info_t *info, ff_error
     return 0;
 }
 
+int ff_layerfile_stream_tensor(const char *path, const ff_layerfile_tensor_t *t,
+                               ff_layerfile_values_fn fn, void *ctx, ff_error_t *err) {
+    ff_layerfile_info_t info;
+    int fd;
+    if (open_layerfile(path, &fd, &info, err) != 0) return -1;
+    /* The tensor must be one of the file's own, as its header says now. */
+    int known = 0;
+    for (uint32_t i = 0; i < info.tensor_count; i++)
+        known |= strcmp(info.tensors[i].name, t->name) == 0 &&
+                 info.tensors[i].offset == t->offset &&
+                 info.tensors[i].stored_bytes == t->stored_bytes &&
+                 info.tensors[i].raw_bytes == t->raw_bytes;
+    decoder_t d;
+    int rc = -1;
+    if (!known)
+        ff_error_set(err, "%s: tensor %s is not the file's (it changed since it was read)", path,
+                     t->name);
+    else if (decoder_init(&d, err) == 0) {
+        rc = stream_tensor(&d, fd, path, t, fn, ctx, err);
+        decoder_free(&d);
+    }
+    close_dropping_cache(fd);
+    return rc;
+}
+
+int ff_layerfile_read_tensor(const char *path, const ff_layerfile_tensor_t *t, float *dst,
+                             ff_error_t *err) {
+    copy_ctx_t c = {dst, 0};
+    return ff_layerfile_stream_tensor(path, t, copy_values, &c, err);
+}
+
 int ff_layerfile_load(const char *path, ff_layer_t *layer, ff_layerfile_meta_t *meta,
-                      int with_training, ff_error_t *err) {
+                      int with_training, uint32_t expect_in, uint32_t expect_out,
+                      ff_error_t *err) {
     memset(layer, 0, sizeof *layer);
     ff_layerfile_info_t info;
     int fd;
     if (open_layerfile(path, &fd, &info, err) != 0) return -1;
-    uint8_t *stored = NULL;
     int rc = -1;
-    if (with_training && !info.has_optimizer) {
-        ff_error_set(err,
-                     "%s: the file has no Adam state (it was saved without training state), so "
-                     "training cannot resume from it",
-                     path);
+    decoder_t d = {0};
+    /* The caller's shape before the allocation: a header cannot make the
+     * trainer allocate a layer it did not ask for. */
+    if ((expect_in != 0 && info.in != expect_in) || (expect_out != 0 && info.out != expect_out)) {
+        ff_error_set(err, "%s: layer %u -> %u, expected %u -> %u", path, info.in, info.out,
+                     expect_in != 0 ? expect_in : info.in, expect_out != 0 ? expect_out : info.out);
         goto cleanup;
     }
-    uint32_t count = with_training ? 6 : 2;
-    size_t most_stored = 0;
-    for (uint32_t i = 0; i < count; i++)
-        if (info.tensors[i].stored_bytes > most_stored)
-            most_stored = (size_t)info.tensors[i].stored_bytes;
+    if (with_training && !info.has_optimizer) {
+        ff_error_set(err, "%s: the file has no Adam state (it was saved without training state), "
+                     "so training cannot resume from it", path);
+        goto cleanup;
+    }
     if (ff_layer_alloc(layer, info.in, info.out, with_training, err) != 0) {
         ff_error_wrap(err, "%s", path);
         goto cleanup;
     }
-    stored = ff_mem_alloc(FF_MEM_IO, most_stored);
-    if (stored == NULL) {
-        ff_error_set(err, "%s: out of memory for a %zu-byte read buffer", path, most_stored);
-        goto cleanup;
-    }
-    for (uint32_t i = 0; i < count; i++)
-        if (read_tensor(fd, path, &info.tensors[i], stored, tensor_data(layer, i), err) != 0)
+    if (decoder_init(&d, err) != 0) goto cleanup;
+    uint32_t count = with_training ? 6 : 2;
+    for (uint32_t i = 0; i < count; i++) {
+        copy_ctx_t c = {tensor_data(layer, i), 0};
+        if (stream_tensor(&d, fd, path, &info.tensors[i], copy_values, &c, err) != 0)
             goto cleanup;
+    }
     layer->adam_step = info.adam_step;
     if (meta != NULL) *meta = info.meta;
     rc = 0;
 cleanup:
-    ff_mem_free(stored);
+    decoder_free(&d);
     close_dropping_cache(fd);
     if (rc != 0) ff_layer_free(layer);
     return rc;
+}
+
+/* Counts the values of a tensor that are not finite, for verify. */
+typedef struct {
+    uint64_t finite, count;
+} finite_ctx_t;
+
+static int count_finite(void *ctx, const float *values, size_t count, ff_error_t *err) {
+    (void)err;
+    finite_ctx_t *c = ctx;
+    for (size_t i = 0; i < count; i++) c->finite += isfinite(values[i]) != 0;
+    c->count += count;
+    return 0;
 }
 
 int ff_layerfile_verify(const char *path, ff_error_t *err) {
     ff_layerfile_info_t info;
     int fd;
     if (open_layerfile(path, &fd, &info, err) != 0) return -1;
-    size_t most_stored = 0, most_raw = 0;
-    for (uint32_t i = 0; i < info.tensor_count; i++) {
-        if (info.tensors[i].stored_bytes > most_stored)
-            most_stored = (size_t)info.tensors[i].stored_bytes;
-        if (info.tensors[i].raw_bytes > most_raw) most_raw = (size_t)info.tensors[i].raw_bytes;
-    }
+    decoder_t d;
     int rc = -1;
-    uint8_t *stored = ff_mem_alloc(FF_MEM_IO, most_stored);
-    uint8_t *raw = ff_mem_alloc(FF_MEM_IO, most_raw);
-    if (stored == NULL || raw == NULL) {
-        ff_error_set(err, "%s: out of memory for %zu + %zu bytes of buffers", path, most_stored,
-                     most_raw);
-        goto cleanup;
+    if (decoder_init(&d, err) != 0) goto cleanup;
+    for (uint32_t i = 0; i < info.tensor_count; i++) {
+        finite_ctx_t c = {0, 0};
+        if (stream_tensor(&d, fd, path, &info.tensors[i], count_finite, &c, err) != 0) goto done;
+        /* Sound bytes can still hold a diverged layer: no weight may be NaN
+         * or infinite (a layer that training blew up is not a checkpoint to
+         * resume from). */
+        if (c.finite != c.count) {
+            ff_error_set(err, "%s: tensor %s: %" PRIu64 " of %" PRIu64 " values are NaN or "
+                         "infinite", path, info.tensors[i].name, c.count - c.finite, c.count);
+            goto done;
+        }
     }
-    for (uint32_t i = 0; i < info.tensor_count; i++)
-        if (read_tensor(fd, path, &info.tensors[i], stored, raw, err) != 0) goto cleanup;
     rc = 0;
+done:
+    decoder_free(&d);
 cleanup:
-    ff_mem_free(raw);
-    ff_mem_free(stored);
     close_dropping_cache(fd);
     return rc;
-}
-
-size_t ff_layerfile_save_bytes(uint32_t in, uint32_t out, int with_optimizer) {
-    ff_layerfile_options_t o = ff_layerfile_default_options();
-    size_t weight = (size_t)in * out * sizeof(float), bias = (size_t)out * sizeof(float);
-    size_t tensors = with_optimizer ? 3 : 1;
-    /* The whole file in one buffer, plus the byte-plane scratch of the
-     * largest tensor while it is compressed. */
-    size_t bytes = HEADER_RESERVE + tensors * (ff_codec_bound(o.codec, weight) +
-                                               ff_codec_bound(o.codec, bias));
-    if (o.codec == FF_CODEC_ZSTD_SHUFFLE) bytes += weight;
-    return bytes;
 }

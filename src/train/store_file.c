@@ -53,7 +53,7 @@ static int file_acquire(void *self, uint32_t k, ff_layer_t **out, ff_layer_progr
         return 0;
     }
     ff_layerfile_meta_t meta;
-    if (ff_layerfile_load(path, layer, &meta, 1, err) != 0) return -1;
+    if (ff_layerfile_load(path, layer, &meta, 1, in, cfg->hidden, err) != 0) return -1;
     const char *field = NULL;
     if (layer->in != in || layer->out != cfg->hidden) field = "shape";
     else if (meta.layer_index != k) field = "layer_index";
