@@ -1,7 +1,11 @@
 /* test_actcache: activation cache files: geometry and chunk arithmetic, a
- * written cache read back byte for byte, and rejection of a cache that is
- * incomplete, truncated, foreign or of another geometry. */
+ * written cache read back byte for byte with every chunk's checksum, and
+ * rejection of a cache that is incomplete, truncated, foreign, of another
+ * geometry, or has a flipped byte in a chunk, the table or the header; a
+ * symlink or FIFO in place of a cache is refused without following or
+ * blocking. */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -20,7 +24,7 @@ static void write_cache(const char *path, const ff_actcache_geometry_t *g, int f
     for (uint64_t k = 0; k < c.chunk_count; k++) {
         size_t n = ff_actcache_chunk_rows(&c, k) * g->width;
         for (size_t i = 0; i < n; i++) buf[i] = value(k, i);
-        ff_actcache_pad(&c, k, buf);
+        ff_actcache_seal(&c, k, buf);
         size_t bytes = ff_actcache_chunk_io_bytes(&c, k);
         CHECK(pwrite(c.fd, buf, bytes, (off_t)ff_actcache_chunk_offset(&c, k)) == (ssize_t)bytes);
     }
@@ -39,7 +43,7 @@ int main(void) {
     size_t slot;
     uint64_t file_bytes;
     CHECK(ff_actcache_sizes(&g, &slot, &file_bytes) == 0);
-    CHECK(slot == 4096 && file_bytes == 4096 + 5 * 4096);
+    CHECK(slot == 4096 && file_bytes == 4096 + 5 * 4096 + 4096); /* header, chunks, table */
     write_cache(path, &g, 1);
 
     ff_actcache_t c;
@@ -53,6 +57,7 @@ int main(void) {
     for (uint64_t k = 0; k < c.chunk_count; k++) {
         size_t bytes = ff_actcache_chunk_io_bytes(&c, k);
         CHECK(pread(c.fd, buf, bytes, (off_t)ff_actcache_chunk_offset(&c, k)) == (ssize_t)bytes);
+        CHECKF(ff_actcache_check(&c, k, buf, &err) == 0, "%s", err.msg);
         for (size_t i = 0; i < ff_actcache_chunk_rows(&c, k) * g.width; i++)
             wrong += buf[i] != value(k, i);
         ff_actcache_release(&c, k);
@@ -60,8 +65,45 @@ int main(void) {
     CHECK(wrong == 0);
     printf("cache opened with%s O_DIRECT, %llu chunks read back\n", c.direct ? "" : "out",
            (unsigned long long)c.chunk_count);
+    /* A flipped bit in a chunk: its checksum names the chunk. */
+    size_t bytes = ff_actcache_chunk_io_bytes(&c, 2);
+    CHECK(pread(c.fd, buf, bytes, (off_t)ff_actcache_chunk_offset(&c, 2)) == (ssize_t)bytes);
+    ((uint8_t *)buf)[17] ^= 0x04;
+    CHECK(ff_actcache_check(&c, 2, buf, &err) == -1);
+    CHECK_CONTAINS(err.msg, "chunk 2: checksum mismatch");
     ff_actcache_close(&c);
     ff_actcache_close(&c); /* second close is a no-op */
+
+    /* A damaged checksum table or header: refused at open. */
+    check_flip_byte(path, 4096 + 5 * 4096 + 9);
+    CHECK(ff_actcache_open(&c, path, &g, &err) == -1);
+    CHECK_CONTAINS(err.msg, "the checksum table is damaged");
+    write_cache(path, &g, 1);
+    check_flip_byte(path, 50); /* the layer field */
+    CHECK(ff_actcache_open(&c, path, &g, &err) == -1);
+    CHECK_CONTAINS(err.msg, "header checksum mismatch");
+    write_cache(path, &g, 1);
+
+    /* A symlink planted where a cache is created: refused, target intact. */
+    char victim[FF_PATH_MAX], link_path[FF_PATH_MAX];
+    check_path(victim, dir, "victim");
+    check_path(link_path, dir, "test-001.cache");
+    check_write_file(victim, "keep", 4);
+    CHECK(symlink(victim, link_path) == 0);
+    CHECK(ff_actcache_create(&c, link_path, &g, &err) == -1);
+    CHECK_CONTAINS(err.msg, "symbolic link; refusing to write there");
+    size_t vsize;
+    char *vtext = check_read_file(victim, &vsize);
+    CHECK(vtext != NULL && vsize == 4);
+    free(vtext);
+    /* A FIFO where a cache is opened: refused at once. */
+    char fifo[FF_PATH_MAX];
+    check_path(fifo, dir, "fifo.cache");
+    CHECK(mkfifo(fifo, 0644) == 0);
+    CHECK(ff_actcache_open(&c, fifo, &g, &err) == -1);
+    CHECK_CONTAINS(err.msg, "is a FIFO, expected a regular file");
+    CHECK(ff_actcache_open(&c, dir, &g, &err) == -1);
+    CHECK_CONTAINS(err.msg, "is a directory, expected a regular file");
 
     /* Another geometry or run: rejected, naming the field. */
     ff_actcache_geometry_t other = g;

@@ -57,9 +57,9 @@ int ff_fileio_read_small(const char *path, size_t max_bytes, char **text, size_t
  * @return the descriptor, or -1 with err. */
 int ff_fileio_create_new(const char *path, int flags, ff_error_t *err);
 
-/* fsync of the directory holding path (best effort: some filesystems refuse
- * fsync on directories). */
-void ff_fileio_sync_parent(const char *path);
+/* fsync of the directory holding path (a filesystem that does not sync
+ * directories, EINVAL, is not an error). @return 0 or -1 with err. */
+int ff_fileio_sync_parent(const char *path, ff_error_t *err);
 
 /* The atomic writer (the rdbSave pattern): data goes to a temporary file
  * beside the target, with an unpredictable name, created O_EXCL |
@@ -79,7 +79,9 @@ int ff_atomic_begin(ff_atomic_t *a, const char *path, ff_error_t *err);
 int ff_atomic_write(ff_atomic_t *a, const void *data, size_t size, ff_error_t *err);
 
 /* fsync, drop the pages, close, rename, fsync the directory. @return 0 or
- * -1 with err naming the operation (the writer is aborted). */
+ * -1 with err naming the operation (the writer is aborted; a failed
+ * directory fsync comes after the rename: the new file is in place but may
+ * not survive a crash). */
 int ff_atomic_commit(ff_atomic_t *a, ff_error_t *err);
 
 /* Closes and removes the temporary file; safe after commit or abort. */

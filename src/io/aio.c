@@ -9,6 +9,8 @@
  * the caller's and charged by the caller. One ff_aio_t serves one thread. */
 #include "ffstream/aio.h"
 
+#include "ffstream/hook.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
@@ -438,6 +440,9 @@ static int reap_one(ff_aio_t *aio, aio_completion_t *out, ff_error_t *err) {
     } else {
         aio->stats.writes++;
         if (result > 0) aio->stats.bytes_written += (uint64_t)result;
+        /* Test builds can fail any asynchronous write, as a disk would. */
+        int injected = ff_hook_fault(FF_HOOK_WRITE);
+        if (injected != 0) result = -injected;
     }
     out->tag = request->tag;
     out->result = result;

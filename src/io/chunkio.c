@@ -109,7 +109,8 @@ int ff_chunkio_read(ff_chunkio_t *io, const ff_actcache_t *cache, uint64_t c, fl
     /* A stale read in the other buffer is dropped when that buffer is
      * next needed. */
     io->read[b].active = 0;
-    if (await(io, b, ff_actcache_chunk_io_bytes(cache, c), cache->path, "read", err) != 0)
+    if (await(io, b, ff_actcache_chunk_io_bytes(cache, c), cache->path, "read", err) != 0 ||
+        ff_actcache_check(cache, c, io->buf[b], err) != 0)
         return -1;
     io->held = b;
     *rows = io->buf[b];
@@ -142,7 +143,7 @@ int ff_chunkio_out_buffer(ff_chunkio_t *io, uint64_t c, float **rows, ff_error_t
 int ff_chunkio_write(ff_chunkio_t *io, ff_actcache_t *cache, uint64_t c, ff_error_t *err) {
     int w = (int)(c & 1);
     void *buf = io->buf[READ_BUFFERS + w];
-    ff_actcache_pad(cache, c, buf);
+    ff_actcache_seal(cache, c, buf);
     size_t bytes = ff_actcache_chunk_io_bytes(cache, c);
     if (ff_aio_write(io->aio, cache->fd, buf, bytes, ff_actcache_chunk_offset(cache, c),
                      (uint64_t)(READ_BUFFERS + w), err) != 0)

@@ -196,14 +196,20 @@ int ff_fileio_create_new(const char *path, int flags, ff_error_t *err) {
     return fd;
 }
 
-void ff_fileio_sync_parent(const char *path) {
+int ff_fileio_sync_parent(const char *path, ff_error_t *err) {
     char dir[FF_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ff_fileio_fsync(dfd); /* best effort: some filesystems refuse fsync on directories */
-        close(dfd);
-    }
+    const char *name = dirname(dir);
+    int dfd = open(name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return ff_error_set(err, "%s: cannot open the directory: %s", name, strerror(errno));
+    int rc = ff_fileio_fsync(dfd);
+    int e = errno;
+    close(dfd);
+    /* Some filesystems do not sync directories at all (EINVAL): nothing to
+     * wait for there. A failed sync is an error: the rename may be lost. */
+    if (rc != 0 && e != EINVAL && e != ENOTSUP && e != EROFS)
+        return ff_error_set(err, "%s: fsync of the directory failed: %s", name, strerror(e));
+    return 0;
 }
 
 int ff_atomic_begin(ff_atomic_t *a, const char *path, ff_error_t *err) {
@@ -260,8 +266,7 @@ int ff_atomic_commit(ff_atomic_t *a, ff_error_t *err) {
         return -1;
     }
     a->tmp[0] = '\0';
-    ff_fileio_sync_parent(a->path);
-    return 0;
+    return ff_fileio_sync_parent(a->path, err);
 }
 
 void ff_atomic_abort(ff_atomic_t *a) {

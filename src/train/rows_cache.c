@@ -170,11 +170,7 @@ static int cache_end_layer(void *self, uint32_t layer, ff_error_t *err) {
     if (ff_chunkio_drain(r->io, err) != 0) return -1;
     for (int s = 0; s < FF_SET_COUNT; s++)
         if (r->out[s].fd >= 0 && ff_actcache_finish(&r->out[s], err) != 0) return -1;
-    for (int s = 0; s < FF_SET_COUNT; s++) {
-        ff_actcache_close(&r->in[s]);
-        r->in[s] = r->out[s];
-        r->out[s].fd = -1;
-    }
+    for (int s = 0; s < FF_SET_COUNT; s++) ff_actcache_move(&r->in[s], &r->out[s]);
     r->layer = layer + 1;
     return 0;
 }
@@ -321,7 +317,10 @@ int ff_rows_cache_create(ff_rows_t *rows, const ff_config_t *cfg, const char *di
     r->tag = tag;
     r->width0 = width0;
     r->hidden = cfg->hidden;
-    for (int s = 0; s < FF_SET_COUNT; s++) r->in[s].fd = r->out[s].fd = -1;
+    for (int s = 0; s < FF_SET_COUNT; s++) {
+        r->in[s].fd = r->out[s].fd = -1;
+        r->in[s].sums = r->out[s].sums = NULL;
+    }
     size_t bytes;
     if (ff_path_format(r->dir, err, "%s", dir) != 0) goto fail;
     if (buffer_bytes(r, &bytes) != 0) {

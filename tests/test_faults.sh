@@ -1,0 +1,76 @@
+#!/bin/sh
+# test_faults: every write and every fsync of a small ff-stream run is made
+# to fail in turn (EIO or ENOSPC, injected through the test hooks at the
+# system-call table and at asynchronous write completions). Each failure
+# must stop the run cleanly: exit status 1, a message naming the errno, no
+# crash, no temporary file left; and --resume without the fault must then
+# finish with layer files byte-identical to an uninterrupted run's.
+# Usage: test_faults.sh PATH/TO/fftrain
+set -u
+FFTRAIN=$1
+. "$(dirname "$0")/lib.sh"
+need_data
+need_hooks
+
+# Two layers (one scored), two epochs, a few chunks per set: every kind of
+# write happens (caches, checkpoints each epoch, scores, run.json, result).
+FLAGS="--layers 2 --hidden 16 --epochs 2 --batch 100 --lr 0.01 --train-limit 300 --test-limit 60 --threads 1 --data $data --quiet"
+
+"$FFTRAIN" --mode ff-stream --run "$tmp/ref" $FLAGS || fail "reference run"
+FFSTREAM_TEST_FAULT=count "$FFTRAIN" --mode ff-stream --run "$tmp/count" $FLAGS 2>"$tmp/count.err" \
+    || fail "counting run"
+writes=$(sed -n 's/^fault sites: write=\([0-9]*\) fsync=\([0-9]*\)$/\1/p' "$tmp/count.err")
+fsyncs=$(sed -n 's/^fault sites: write=\([0-9]*\) fsync=\([0-9]*\)$/\2/p' "$tmp/count.err")
+if [ -z "$writes" ] || [ -z "$fsyncs" ] || [ "$writes" -lt 10 ] || [ "$fsyncs" -lt 5 ]; then
+    fail "could not count the fault sites: $(cat "$tmp/count.err")"
+    test_summary test_faults
+    exit 1
+fi
+echo "a run of this size makes $writes writes and $fsyncs fsyncs"
+
+same_files() { # same_files DIR: every layer file of DIR equals the reference's
+    for f in "$tmp/ref"/layers/*.ffl; do
+        cmp -s "$f" "$1/layers/$(basename "$f")" || return 1
+    done
+    return 0
+}
+
+bad=0
+for site in write fsync; do
+    count=$writes
+    [ $site = fsync ] && count=$fsyncs
+    i=1
+    while [ "$i" -le "$count" ]; do
+        errno=EIO
+        [ $((i % 2)) -eq 0 ] && errno=ENOSPC
+        dir="$tmp/$site-$i"
+        check
+        FFSTREAM_TEST_FAULT=$site:$i:$errno "$FFTRAIN" --mode ff-stream --run "$dir" $FLAGS \
+            >"$tmp/out" 2>"$tmp/err"
+        rc=$?
+        want="Input/output error"
+        [ $errno = ENOSPC ] && want="No space left on device"
+        if [ $rc -ne 1 ] || ! grep -q "$want" "$tmp/err"; then
+            fail "$site $i ($errno): exit $rc, expected 1 and '$want': $(cat "$tmp/err")"
+            bad=$((bad + 1))
+        elif find "$dir" -name '*.tmp.*' 2>/dev/null | grep -q .; then
+            fail "$site $i: temporary files left: $(find "$dir" -name '*.tmp.*')"
+            bad=$((bad + 1))
+        elif ! "$FFTRAIN" --mode ff-stream --run "$dir" --resume $FLAGS 2>"$tmp/resume.err"; then
+            if grep -q "the run is finished" "$tmp/resume.err"; then
+                same_files "$dir" || { fail "$site $i: finished run differs"; bad=$((bad + 1)); }
+            else
+                fail "$site $i: resume failed: $(cat "$tmp/resume.err")"
+                bad=$((bad + 1))
+            fi
+        elif ! same_files "$dir"; then
+            fail "$site $i: resumed run's layer files differ from the reference"
+            bad=$((bad + 1))
+        fi
+        rm -rf "$dir"
+        i=$((i + 1))
+    done
+done
+check
+[ $bad -eq 0 ] && ok "every one of $writes writes and $fsyncs fsyncs failed cleanly and resumed to identical files"
+test_summary test_faults
