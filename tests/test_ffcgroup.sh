@@ -18,6 +18,12 @@ expect_status 2 "missing '--'" "$FFCGROUP" --limit 32M
 expect_status 2 "unknown flag '--bogus'" "$FFCGROUP" --bogus --limit 32M -- true
 expect_status 2 "--limit: missing value" "$FFCGROUP" --limit
 expect_status 2 "--limit SIZE is required" "$FFCGROUP" -- true
+# A --json that cannot be written is found before the command runs.
+mkdir -p "$tmp/adir"
+expect_status 2 "--json: $tmp/adir: is a directory" "$FFCGROUP" --limit 32M --json "$tmp/adir" -- \
+    sh -c "touch '$tmp/ran'"
+check
+[ ! -e "$tmp/ran" ] && ok "--json checked before the command ran" || fail "the command ran despite a bad --json"
 
 checks=$((checks + 1))
 if "$FFCGROUP" --help | grep -qF -- "--limit SIZE"; then echo "ok: --help"; else fail "--help"; fi

@@ -10,6 +10,8 @@
 #include "testutil.h"
 #include "ffstream/data.h"
 #include "ffstream/idx.h"
+#include "ffstream/memstat.h"
+#include "ffstream/train.h"
 
 static char dir[FF_PATH_MAX];
 
@@ -165,6 +167,75 @@ static void make_dataset(const char *sub, uint32_t images, uint32_t labels, uint
     }
 }
 
+/* Images of 3x3 pixels: --label overlay would write the 10-value label
+ * past each row; refused by name before any embedding. */
+static void test_overlay_needs_room(void) {
+    char d[FF_PATH_MAX];
+    snprintf(d, sizeof d, "%s/tiny-images", dir);
+    mkdir(d, 0755);
+    static uint8_t buf[4096];
+    const char *splits[2] = {"train", "t10k"};
+    for (int s = 0; s < 2; s++) {
+        uint32_t idims[3] = {40, 3, 3}, ldims[1] = {40};
+        char name[FF_PATH_MAX];
+        size_t n = make_idx(buf, 3, idims, 255);
+        snprintf(name, sizeof name, "tiny-images/%s-images-idx3-ubyte", splits[s]);
+        write_file(name, buf, n, 0);
+        n = make_idx(buf, 1, ldims, 10);
+        snprintf(name, sizeof name, "tiny-images/%s-labels-idx1-ubyte", splits[s]);
+        write_file(name, buf, n, 0);
+    }
+    ff_config_t cfg;
+    ff_config_defaults(&cfg);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", d);
+    cfg.batch = 10;
+    cfg.label = FF_LABEL_OVERLAY;
+    ff_dataset_t train, test;
+    ff_error_t err;
+    CHECK(ff_train_load_data(&cfg, &train, &test, &err) == -1);
+    CHECK_CONTAINS(err.msg, "--label overlay writes the label over the first 10 pixels, but the "
+                            "images are 3x3 (9 pixels)");
+    cfg.label = FF_LABEL_CONCAT;
+    CHECKF(ff_train_load_data(&cfg, &train, &test, &err) == 0, "%s", err.msg);
+    ff_data_free(&train);
+    ff_data_free(&test);
+}
+
+/* A gzip file whose size trailer matches a huge claim modulo 2^32 (the
+ * header claims 2^32 + 60 bytes of data; 60 are there): refused by the
+ * decompressed length, before anything is allocated from the claim. */
+static void test_gzip_size_modulo(void) {
+    static uint8_t buf[4096];
+    uint32_t dims[3] = {1, 1, 60};
+    size_t n = make_idx(buf, 3, dims, 255);
+    /* dims 65537 x 65536 x 1 = 2^32 + 2^16 elements: mod 2^32 = 65536; keep
+     * the real data at 65536 bytes so the trailer matches the claim mod 2^32. */
+    (void)n;
+    static uint8_t big[16 + 65536];
+    uint32_t huge[3] = {65537, 65536, 1};
+    big[0] = 0, big[1] = 0, big[2] = 0x08, big[3] = 3;
+    for (int i = 0; i < 3; i++) {
+        big[4 + 4 * i] = (uint8_t)(huge[i] >> 24), big[5 + 4 * i] = (uint8_t)(huge[i] >> 16);
+        big[6 + 4 * i] = (uint8_t)(huge[i] >> 8), big[7 + 4 * i] = (uint8_t)huge[i];
+    }
+    write_file("modulo.gz", big, sizeof big, 1);
+    ff_mem_reset_peaks();
+    ff_mem_stats_t before, after;
+    ff_mem_stats(&before);
+    expect_reject("modulo.gz", 3, "truncated: the header promises 4295032832 data bytes");
+    ff_mem_stats(&after);
+    CHECKF(after.peak_total - before.current_total < (1u << 20), "%llu bytes allocated",
+           (unsigned long long)(after.peak_total - before.current_total));
+    /* Bytes after the gzip member, and a second member. */
+    write_file("tail.gz", buf, n, 1);
+    char path[FF_PATH_MAX];
+    snprintf(path, sizeof path, "%s/tail.gz", dir);
+    FILE *f = fopen(path, "ab");
+    fputs("garbage", f);
+    fclose(f);
+    expect_reject("tail.gz", 3, "bytes after the gzip member");
+}
+
 static void test_dataset_validation(void) {
     ff_dataset_t d;
     ff_error_t err;
@@ -203,6 +274,8 @@ int main(void) {
     test_good_files();
     test_bad_files();
     test_dataset_validation();
+    test_overlay_needs_room();
+    test_gzip_size_modulo();
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -287,7 +287,7 @@ static void test_safetensors(void) {
     ff_inspect_export_t result;
     for (int with_optimizer = 0; with_optimizer <= 1; with_optimizer++) {
         check_path(out, dir, with_optimizer ? "all.safetensors" : "model.safetensors");
-        CHECKF(ff_inspect_export_safetensors(out, list, 2, with_optimizer, &result, &err) == 0,
+        CHECKF(ff_inspect_export_safetensors(out, list, 2, &(ff_inspect_export_options_t){with_optimizer, 1, NULL}, &result, &err) == 0,
                "%s", err.msg);
         CHECK(result.tensors == (size_t)(with_optimizer ? 12 : 4));
         struct stat st;
@@ -304,15 +304,15 @@ static void test_safetensors(void) {
     save_layer(lone_path, &lone, &meta, FF_CODEC_ZSTD_SHUFFLE);
     const char *one[1] = {lone_path};
     check_path(out, dir, "lone.safetensors");
-    CHECKF(ff_inspect_export_safetensors(out, one, 1, 0, &result, &err) == 0, "%s", err.msg);
+    CHECKF(ff_inspect_export_safetensors(out, one, 1, &(ff_inspect_export_options_t){0, 1, NULL}, &result, &err) == 0, "%s", err.msg);
     check_safetensors(out, &lone, &lone_index, 1, 0);
 
     /* Refusals: Adam state the file lacks, two files of the same layer. */
-    CHECK(ff_inspect_export_safetensors(out, one, 1, 1, &result, &err) == -1);
+    CHECK(ff_inspect_export_safetensors(out, one, 1, &(ff_inspect_export_options_t){1, 1, NULL}, &result, &err) == -1);
     CHECK_CONTAINS(err.msg, lone_path);
     CHECK_CONTAINS(err.msg, "no Adam state");
     const char *twice[2] = {paths[0], paths[0]};
-    CHECK(ff_inspect_export_safetensors(out, twice, 2, 0, &result, &err) == -1);
+    CHECK(ff_inspect_export_safetensors(out, twice, 2, &(ff_inspect_export_options_t){0, 1, NULL}, &result, &err) == -1);
     CHECK_CONTAINS(err.msg, "both layer 0");
     /* The refused exports left the earlier file and no temporary behind. */
     check_safetensors(out, &lone, &lone_index, 1, 0);
@@ -396,7 +396,7 @@ static void test_npy(void) {
     check_path(out, dir, "npy");
     const char *list[1] = {file};
     ff_inspect_export_t result;
-    CHECKF(ff_inspect_export_npy(out, list, 1, 1, &result, &err) == 0, "%s", err.msg);
+    CHECKF(ff_inspect_export_npy(out, list, 1, &(ff_inspect_export_options_t){1, 1, NULL}, &result, &err) == 0, "%s", err.msg);
     CHECK(result.tensors == 6);
     uint64_t total = 0;
     for (int t = 0; t < 6; t++) {

@@ -274,6 +274,38 @@ if expect_exit 0 "export npy" --export-npy "$tmp/npy" --with-optimizer "$tmp/str
     [ $good = 1 ] && ok "npy: 18 files, headers and sizes"
 fi
 
+# Exports are all or nothing, never replace silently, never write through
+# a planted link, and refuse a run with a damaged or missing layer.
+cp "$tmp/model.safetensors" "$tmp/model2.safetensors"
+cp -r "$tmp/npy" "$tmp/npy2"
+expect_exit 3 "export over an existing file" --export-safetensors "$tmp/model2.safetensors" "$tmp/stream" &&
+    has "$tmp/err" "export over an existing file" "model2.safetensors: exists; pass --force" &&
+    ok "an existing export is not replaced without --force"
+expect_exit 0 "export --force" --export-safetensors "$tmp/model2.safetensors" --force "$tmp/stream" &&
+    ok "--force replaces it"
+expect_exit 3 "npy over an existing dir" --export-npy "$tmp/npy2" "$tmp/stream" &&
+    has "$tmp/err" "npy over an existing dir" "npy2: exists; pass --force" && ok "npy: refused without --force"
+expect_exit 0 "npy --force" --export-npy "$tmp/npy2" --force "$tmp/stream" && checks=$((checks + 1)) &&
+    { [ "$(ls "$tmp/npy2" | wc -l)" = 6 ] && ok "npy --force: the old 18 files replaced by 6" ||
+        fail "npy --force left $(ls "$tmp/npy2" | wc -l) files"; }
+expect_exit 3 "npy of a damaged run" --export-npy "$tmp/npy-bad" "$tmp/flipped" &&
+    has "$tmp/err" "npy of a damaged run" "001.ffl: tensor weight: crc32" && ok "npy refuses a damaged run"
+checks=$((checks + 1))
+if [ -e "$tmp/npy-bad" ] || ls "$tmp" | grep -q 'npy-bad.tmp'; then
+    fail "a failed npy export left files: $(ls -d "$tmp"/npy-bad*)"
+fi
+cp -r "$tmp/stream" "$tmp/holed"
+rm "$tmp/holed/layers/001.ffl"
+expect_exit 3 "export of a run missing a layer" --export-safetensors "$tmp/holed.safetensors" "$tmp/holed" &&
+    has "$tmp/err" "export of a run missing a layer" "layer 1 is missing: nothing exported" &&
+    ok "a run missing a layer is an error, not a shorter export"
+echo precious >"$tmp/victim"
+ln -s "$tmp/victim" "$tmp/planted.safetensors"
+expect_exit 0 "export over a planted link" --export-safetensors "$tmp/planted.safetensors" --force "$tmp/stream"
+checks=$((checks + 1))
+[ "$(cat "$tmp/victim")" = precious ] && [ ! -L "$tmp/planted.safetensors" ] &&
+    ok "a planted link is replaced, its target untouched" || fail "the export wrote through a planted link"
+
 # ---- arguments ----
 expect_exit 2 "unknown flag" --bogus "$tmp/stream" && has "$tmp/err" "unknown flag" "unknown flag '--bogus'" && ok "unknown flag"
 expect_exit 2 "diff one path" --diff "$tmp/stream" && ok "--diff needs two paths"

@@ -164,6 +164,61 @@ fi
 "$FFTRAIN" --mode ff-stream --run "$dir" --resume $FLAGS || fail "resume after refusals"
 same_layers "$tmp/ref" "$dir" "refusals left the run intact"
 
+# Everything that can be checked before the work is: a finished layer's
+# checkpoint missing, a --json that is a directory, hostile files in the
+# run directory (a FIFO, a planted link), an edited checkpoint or cache.
+dir="$tmp/early"
+FFSTREAM_TEST_KILL=advanced:1:0 "$FFTRAIN" --mode ff-stream --run "$dir" $FLAGS 2>/dev/null
+cp "$dir/layers/000.ffl" "$tmp/000.ffl.saved"
+rm "$dir/layers/000.ffl"
+t0=$(date +%s)
+expect_refusal "resume without a finished layer's checkpoint" \
+    "layer 0 is trained according to run.json, but its checkpoint cannot be read" \
+    --mode ff-stream --run "$dir" --resume $FLAGS
+check
+[ -f "$dir/cache/train-002.cache" ] && [ $(($(date +%s) - t0)) -lt 20 ] &&
+    ok "refused before any work: the caches are untouched" || fail "work was done before the refusal"
+cp "$tmp/000.ffl.saved" "$dir/layers/000.ffl"
+mkdir -p "$tmp/adir"
+expect_status 2 "--json: $tmp/adir: is a directory" "$FFTRAIN" --mode ff-stream --run "$tmp/jsondir" \
+    --json "$tmp/adir" $FLAGS
+check
+[ ! -e "$tmp/jsondir" ] && ok "--json checked before the run started" || fail "a run started despite a bad --json"
+# An edited Adam step: the header checksum names the file.
+cp "$dir/layers/001.ffl" "$tmp/001.ffl.saved"
+sed -i 's/"step":\([0-9]*\)/"step":9\1/' "$dir/layers/001.ffl"
+expect_refusal "resume from an edited checkpoint" "001.ffl: header checksum mismatch" \
+    --mode ff-stream --run "$dir" --resume $FLAGS
+cp "$tmp/001.ffl.saved" "$dir/layers/001.ffl"
+# A flipped byte inside a chunk of a cache: its checksum names the chunk.
+cp "$dir/cache/train-002.cache" "$tmp/cache.saved"
+printf '\377' | dd of="$dir/cache/train-002.cache" bs=1 seek=9000 conv=notrunc 2>/dev/null
+expect_refusal "resume with a damaged cache" "train-002.cache: chunk 0: checksum mismatch" \
+    --mode ff-stream --run "$dir" --resume $FLAGS
+cp "$tmp/cache.saved" "$dir/cache/train-002.cache"
+# A FIFO in place of run.json: refused at once, not a hang.
+mv "$dir/run.json" "$tmp/run.json.saved"
+mkfifo "$dir/run.json"
+t0=$(date +%s)
+timeout 30 "$FFTRAIN" --mode ff-stream --run "$dir" --resume $FLAGS >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check
+[ $rc -eq 1 ] && grep -q "run.json: is a FIFO, expected a regular file" "$tmp/err" &&
+    ok "FIFO run.json: $(cat "$tmp/err")" || fail "FIFO run.json: exit $rc, $(cat "$tmp/err")"
+rm "$dir/run.json"
+mv "$tmp/run.json.saved" "$dir/run.json"
+"$FFTRAIN" --mode ff-stream --run "$dir" --resume $FLAGS || fail "resume after the hostile files"
+same_layers "$tmp/ref" "$dir" "hostile files refused, then resumed"
+# A link planted where a new run creates its first cache: refused, its
+# target untouched.
+mkdir -p "$tmp/planted/cache" "$tmp/planted/layers"
+echo precious >"$tmp/victim"
+ln -s "$tmp/victim" "$tmp/planted/cache/train-000.cache"
+expect_refusal "a planted link at a cache" "train-000.cache: is a symbolic link; refusing to write there" \
+    --mode ff-stream --run "$tmp/planted" $FLAGS
+check
+[ "$(cat "$tmp/victim")" = precious ] && ok "the link's target is untouched" || fail "wrote through a planted link"
+
 # A full disk: stop after layer 0, then resume under RLIMIT_FSIZE: layer 1's
 # checkpoint (~110 KB) fits under the limit (512 KB or 1 MB, as the shell
 # counts ulimit blocks) but layer 2's training cache (1.5 MB) does not.

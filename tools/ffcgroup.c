@@ -162,6 +162,11 @@ int main(int argc, char **argv) {
     }
 
     ff_error_t err = {{0}};
+    /* Checked before the command runs: a bad --json must not cost a run. */
+    if (opt.json_path != NULL && ff_fileio_check_writable(opt.json_path, &err) != 0) {
+        fprintf(stderr, "ffcgroup: --json: %s\n", err.msg);
+        return 2;
+    }
     ff_cgroup_env_t env;
     if (ff_cgroup_probe(&env, &err) != 0) {
         fprintf(stderr, "ffcgroup: %s\n", err.msg);
@@ -173,18 +178,19 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (!opt.quiet) print_summary(&res);
+    int status = res.exited ? res.exit_status : 128 + res.term_signal;
     if (opt.json_path != NULL) {
         char *text = result_json(opt.command, &res);
-        if (text == NULL) {
-            fprintf(stderr, "ffcgroup: %s: building the JSON: out of memory\n", opt.json_path);
-            return 1;
-        }
-        const int rc = ff_fileio_write_atomic(opt.json_path, text, strlen(text), &err);
+        int rc = text != NULL ? ff_fileio_write_atomic(opt.json_path, text, strlen(text), &err)
+                              : ff_error_set(&err, "%s: building the JSON: out of memory",
+                                             opt.json_path);
         free(text);
+        /* The command's own status comes first; a JSON that could not be
+         * written after a successful command is a failure of ffcgroup. */
         if (rc != 0) {
             fprintf(stderr, "ffcgroup: %s\n", err.msg);
-            return 1;
+            if (status == 0) status = 1;
         }
     }
-    return res.exited ? res.exit_status : 128 + res.term_signal;
+    return status;
 }

@@ -28,6 +28,7 @@ typedef struct {
     int actions; /* how many action flags were given */
     int json;
     int with_optimizer;
+    int force;       /* an export may replace an existing output */
     const char *out; /* export target */
     const char *inputs[2];
     int input_count;
@@ -37,8 +38,8 @@ static void usage(FILE *out) {
     fputs("usage: ffinspect [--json] RUN_DIR|FILE.ffl\n"
           "       ffinspect --verify [--json] RUN_DIR|FILE.ffl\n"
           "       ffinspect --diff [--json] A B          (two runs or two layer files)\n"
-          "       ffinspect --export-safetensors OUT [--with-optimizer] RUN_DIR|FILE.ffl\n"
-          "       ffinspect --export-npy DIR [--with-optimizer] RUN_DIR|FILE.ffl\n"
+          "       ffinspect --export-safetensors OUT [--with-optimizer] [--force] RUN_DIR|FILE.ffl\n"
+          "       ffinspect --export-npy DIR [--with-optimizer] [--force] RUN_DIR|FILE.ffl\n"
           "\n"
           "Without an action: for a run directory, the table of its layers (shape,\n"
           "parameters, raw and stored bytes, compression, epochs, Adam step, status,\n"
@@ -54,6 +55,8 @@ static void usage(FILE *out) {
           "                        [out, in] and layers.K.bias (PyTorch nn.Linear)\n"
           "  --export-npy DIR      one .npy file per tensor: DIR/layers.K.weight.npy ...\n"
           "  --with-optimizer      export the Adam moments too (layers.K.adam_m.weight ...)\n"
+          "  --force               replace an existing export (else refused); an export is\n"
+          "                        written whole or not at all, from sound sources only\n"
           "  --json                machine-readable output on stdout, for every view\n"
           "  --help, --version\n"
           "\n"
@@ -81,6 +84,8 @@ static int parse_args(int argc, char **argv, options_t *o, ff_error_t *err) {
             o->json = 1;
         } else if (strcmp(a, "--with-optimizer") == 0) {
             o->with_optimizer = 1;
+        } else if (strcmp(a, "--force") == 0) {
+            o->force = 1;
         } else if (strcmp(a, "--verify") == 0) {
             o->action = ACTION_VERIFY, o->actions++;
         } else if (strcmp(a, "--diff") == 0) {
@@ -114,6 +119,8 @@ static int parse_args(int argc, char **argv, options_t *o, ff_error_t *err) {
                             o->input_count);
     if (o->with_optimizer && o->action != ACTION_SAFETENSORS && o->action != ACTION_NPY)
         return ff_error_set(err, "--with-optimizer goes with --export-safetensors or --export-npy");
+    if (o->force && o->action != ACTION_SAFETENSORS && o->action != ACTION_NPY)
+        return ff_error_set(err, "--force goes with --export-safetensors or --export-npy");
     return 0;
 }
 
@@ -807,6 +814,7 @@ static int export_layers(const options_t *o, int is_run) {
     ff_inspect_run_t run = {0};
     const char *single[1] = {o->inputs[0]};
     const char **paths = single;
+    uint32_t *names = NULL;
     size_t count = 1;
     int rc = EXIT_IO;
     if (is_run) {
@@ -814,28 +822,36 @@ static int export_layers(const options_t *o, int is_run) {
             fprintf(stderr, "ffinspect: %s\n", err.msg);
             return EXIT_IO;
         }
-        count = ff_inspect_run_present_layers(&run);
-        if (count == 0) {
-            fprintf(stderr, "ffinspect: %s: layer 0 is %s: nothing to export\n", o->inputs[0],
-                    ff_inspect_status_name(run.layers[0].status));
-            goto cleanup;
+        /* Every layer of the run, each the trained layer of its place: a
+         * missing, damaged or unfinished layer is an error, not a shorter
+         * export. */
+        count = run.state.config.layers;
+        for (size_t k = 0; k < count; k++) {
+            const ff_inspect_run_layer_t *l = &run.layers[k];
+            if (l->status != FF_INSPECT_TRAINED) {
+                fprintf(stderr, "ffinspect: %s: layer %zu is %s%s%s: nothing exported (export "
+                        "single trained layers as FILE.ffl)\n", o->inputs[0], k,
+                        ff_inspect_status_name(l->status), l->error[0] ? ": " : "", l->error);
+                goto cleanup;
+            }
         }
-        if (count < run.state.config.layers)
-            fprintf(stderr, "ffinspect: warning: exporting layers 0..%zu of %u: layer %zu is %s\n",
-                    count - 1, run.state.config.layers, count,
-                    ff_inspect_status_name(run.layers[count].status));
         paths = malloc(count * sizeof *paths);
-        if (paths == NULL) {
+        names = malloc(count * sizeof *names);
+        if (paths == NULL || names == NULL) {
             fprintf(stderr, "ffinspect: out of memory\n");
             goto cleanup;
         }
-        for (size_t k = 0; k < count; k++) paths[k] = run.layers[k].path;
+        for (size_t k = 0; k < count; k++) {
+            paths[k] = run.layers[k].path;
+            names[k] = (uint32_t)k;
+        }
     }
     ff_inspect_export_t result;
-    int failed =
-        o->action == ACTION_SAFETENSORS
-            ? ff_inspect_export_safetensors(o->out, paths, count, o->with_optimizer, &result, &err)
-            : ff_inspect_export_npy(o->out, paths, count, o->with_optimizer, &result, &err);
+    ff_inspect_export_options_t opt = {.with_optimizer = o->with_optimizer, .force = o->force,
+                                       .names = names};
+    int failed = o->action == ACTION_SAFETENSORS
+                     ? ff_inspect_export_safetensors(o->out, paths, count, &opt, &result, &err)
+                     : ff_inspect_export_npy(o->out, paths, count, &opt, &result, &err);
     if (failed) {
         fprintf(stderr, "ffinspect: %s\n", err.msg);
         goto cleanup;
@@ -859,6 +875,7 @@ static int export_layers(const options_t *o, int is_run) {
     }
     rc = EXIT_SOUND;
 cleanup:
+    free(names);
     if (paths != single) free(paths);
     ff_inspect_run_free(&run);
     return rc;

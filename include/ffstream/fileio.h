@@ -90,6 +90,11 @@ void ff_atomic_abort(ff_atomic_t *a);
 /* begin + write + commit of one buffer. @return 0 or -1 with err. */
 int ff_fileio_write_atomic(const char *path, const void *data, size_t size, ff_error_t *err);
 
+/* Checks before any work that the atomic writer will be able to write
+ * path: not a directory, and its directory exists and takes a new file
+ * (one is created and removed). @return 0 or -1 with err naming path. */
+int ff_fileio_check_writable(const char *path, ff_error_t *err);
+
 /* Whether name is a temporary file name of ff_atomic_t ("X.tmp.<hex>"). */
 int ff_fileio_is_temporary(const char *name);
 

@@ -203,24 +203,34 @@ typedef struct {
     uint64_t bytes; /* bytes written (all files) */
 } ff_inspect_export_t;
 
+typedef struct {
+    int with_optimizer;    /* add the Adam moments (every file must have them) */
+    int force;             /* replace an existing output (else refused) */
+    const uint32_t *names; /* [count] the layer index file i must hold and is named by (a
+                              run's: 0, 1, ...); NULL: each header's own, distinct */
+} ff_inspect_export_options_t;
+
 /* Writes the layer files paths[0..count) to one safetensors file at
- * out_path, atomically (temporary file, fsync, rename). Each layer is named
- * by the layer_index of its header; indices must be distinct. with_optimizer
- * adds the Adam moments (every file must have them) and each layer's Adam
- * step as metadata. @return 0 with *result filled (result may be NULL), or
- * -1 with err naming the file and tensor. */
+ * out_path, all or nothing (the atomic writer), streaming each tensor.
+ * Every source is checked whole before anything is written: a damaged one
+ * is an error. with_optimizer adds each layer's Adam step as metadata.
+ * @return 0 with *result filled (result may be NULL), or -1 with err naming
+ * the file and tensor. */
 int ff_inspect_export_safetensors(const char *out_path, const char *const *paths, size_t count,
-                                  int with_optimizer, ff_inspect_export_t *result, ff_error_t *err);
+                                  const ff_inspect_export_options_t *opt,
+                                  ff_inspect_export_t *result, ff_error_t *err);
 
 /* Writes one .npy file (format 1.0, '<f4', C order) of ndim (1 or 2)
  * dimensions, atomically. @return 0 or -1 with err. */
 int ff_inspect_write_npy(const char *path, const float *data, uint32_t ndim, const uint64_t *shape,
                          ff_error_t *err);
 
-/* Writes every tensor of paths[0..count) as dir/layers.K.NAME.npy (dir is
- * created when absent). @return 0 with *result filled (may be NULL), or -1
- * with err. */
+/* Writes every tensor of paths[0..count) as dir/layers.K.NAME.npy, all or
+ * nothing: into a new directory beside dir that takes dir's name once
+ * complete (an existing dir only with opt->force). @return 0 with *result
+ * filled (may be NULL), or -1 with err. */
 int ff_inspect_export_npy(const char *dir, const char *const *paths, size_t count,
-                          int with_optimizer, ff_inspect_export_t *result, ff_error_t *err);
+                          const ff_inspect_export_options_t *opt, ff_inspect_export_t *result,
+                          ff_error_t *err);
 
 #endif

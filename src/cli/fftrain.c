@@ -9,6 +9,7 @@
 
 #include "ffstream/config.h"
 #include "ffstream/dense.h"
+#include "ffstream/fileio.h"
 #include "ffstream/memstat.h"
 #include "ffstream/report.h"
 #include "ffstream/run.h"
@@ -59,6 +60,11 @@ int main(int argc, char **argv) {
     }
     if (prc != 0) {
         fprintf(stderr, "fftrain: %s\n", err.msg);
+        return 2;
+    }
+    /* What can be checked before the work is checked before the work. */
+    if (cfg.json_path[0] != '\0' && ff_fileio_check_writable(cfg.json_path, &err) != 0) {
+        fprintf(stderr, "fftrain: --json: %s\n", err.msg);
         return 2;
     }
     ff_dense_set_threads(cfg.threads);

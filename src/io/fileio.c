@@ -283,6 +283,16 @@ int ff_fileio_write_atomic(const char *path, const void *data, size_t size, ff_e
     return ff_atomic_commit(&a, err);
 }
 
+int ff_fileio_check_writable(const char *path, ff_error_t *err) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return ff_error_set(err, "%s: is a directory, expected a file name", path);
+    ff_atomic_t a;
+    if (ff_atomic_begin(&a, path, err) != 0) return -1;
+    ff_atomic_abort(&a);
+    return 0;
+}
+
 int ff_fileio_is_temporary(const char *name) {
     const char *t = strstr(name, ".tmp.");
     if (t == NULL) return 0;

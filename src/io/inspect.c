@@ -641,9 +641,12 @@ static int sink_commit(sink_t *s, ff_error_t *err) {
 }
 
 /* Reads every header and checks the set can be exported: Adam state when
- * asked for, distinct layer indices. infos: [count] (ff_mem_free). */
+ * asked for, the layer index each file must hold (names[i], or distinct
+ * indices when names is NULL), every tensor sound. infos: [count]
+ * (ff_mem_free). */
 static ff_layerfile_info_t *read_export_infos(const char *const *paths, size_t count,
-                                              int with_optimizer, ff_error_t *err) {
+                                              const ff_inspect_export_options_t *opt,
+                                              ff_error_t *err) {
     if (count == 0) {
         ff_error_set(err, "nothing to export: no layer files");
         return NULL;
@@ -655,20 +658,25 @@ static ff_layerfile_info_t *read_export_infos(const char *const *paths, size_t c
     }
     for (size_t i = 0; i < count; i++) {
         if (ff_layerfile_read_info(paths[i], &infos[i], err) != 0) goto fail;
-        if (with_optimizer && !infos[i].has_optimizer) {
-            ff_error_set(err,
-                         "%s: no Adam state to export (the file was saved without training "
-                         "state; leave out --with-optimizer)",
-                         paths[i]);
+        if (opt->with_optimizer && !infos[i].has_optimizer) {
+            ff_error_set(err, "%s: no Adam state to export (the file was saved without training "
+                         "state; leave out --with-optimizer)", paths[i]);
             goto fail;
         }
-        for (size_t j = 0; j < i; j++) {
+        if (opt->names != NULL && infos[i].meta.layer_index != opt->names[i]) {
+            ff_error_set(err, "%s: holds layer %u, expected layer %u (its place in the run)",
+                         paths[i], infos[i].meta.layer_index, opt->names[i]);
+            goto fail;
+        }
+        for (size_t j = 0; opt->names == NULL && j < i; j++) {
             if (infos[j].meta.layer_index == infos[i].meta.layer_index) {
                 ff_error_set(err, "%s and %s are both layer %u: the exported names would clash",
                              paths[j], paths[i], infos[i].meta.layer_index);
                 goto fail;
             }
         }
+        /* A damaged source is an error before anything is written. */
+        if (check_tensors(paths[i], &infos[i], infos[i].tensor_count, err) != 0) goto fail;
     }
     return infos;
 fail:
@@ -751,24 +759,33 @@ static char *safetensors_header(const ff_layerfile_info_t *infos, size_t count,
     return json;
 }
 
+/* Streams decoded values into an export sink. */
+static int sink_values(void *ctx, const float *values, size_t count, ff_error_t *err) {
+    return sink_write(ctx, values, count * sizeof(float), err);
+}
+
+/* Refuses to replace an existing output without --force. */
+static int check_output(const char *path, int force, ff_error_t *err) {
+    struct stat st;
+    if (!force && lstat(path, &st) == 0)
+        return ff_error_set(err, "%s: exists; pass --force to replace it", path);
+    return 0;
+}
+
 int ff_inspect_export_safetensors(const char *out_path, const char *const *paths, size_t count,
-                                  int with_optimizer, ff_inspect_export_t *result,
-                                  ff_error_t *err) {
+                                  const ff_inspect_export_options_t *opt,
+                                  ff_inspect_export_t *result, ff_error_t *err) {
     if (result != NULL) memset(result, 0, sizeof *result);
-    ff_layerfile_info_t *infos = read_export_infos(paths, count, with_optimizer, err);
+    const int with_optimizer = opt->with_optimizer;
+    if (check_output(out_path, opt->force, err) != 0) return -1;
+    ff_layerfile_info_t *infos = read_export_infos(paths, count, opt, err);
     if (infos == NULL) return -1;
     int rc = -1;
     char *json = NULL;
-    float *data = NULL;
     sink_t sink = {.open = 0};
-    size_t tensors = 0, most = 0;
-    for (size_t i = 0; i < count; i++) {
-        size_t m = largest_raw(&infos[i], export_tensor_count(&infos[i], with_optimizer));
-        if (m > most) most = m;
-    }
+    size_t tensors = 0;
     json = safetensors_header(infos, count, with_optimizer);
-    data = ff_mem_alloc(FF_MEM_IO, most);
-    if (json == NULL || data == NULL) {
+    if (json == NULL) {
         ff_error_set(err, "%s: out of memory building the export", out_path);
         goto cleanup;
     }
@@ -787,8 +804,7 @@ int ff_inspect_export_safetensors(const char *out_path, const char *const *paths
     for (size_t i = 0; i < count; i++) {
         for (uint32_t t = 0; t < export_tensor_count(&infos[i], with_optimizer); t++) {
             const ff_layerfile_tensor_t *tensor = &infos[i].tensors[t];
-            if (ff_layerfile_read_tensor(paths[i], tensor, data, err) != 0 ||
-                sink_write(&sink, data, (size_t)tensor->raw_bytes, err) != 0)
+            if (ff_layerfile_stream_tensor(paths[i], tensor, sink_values, &sink, err) != 0)
                 goto cleanup;
             tensors++;
         }
@@ -802,22 +818,28 @@ int ff_inspect_export_safetensors(const char *out_path, const char *const *paths
     rc = 0;
 cleanup:
     if (rc != 0) sink_abort(&sink);
-    ff_mem_free(data);
     cJSON_free(json);
     ff_mem_free(infos);
     return rc;
 }
 
-int ff_inspect_write_npy(const char *path, const float *data, uint32_t ndim, const uint64_t *shape,
-                         ff_error_t *err) {
-    if (ndim < 1 || ndim > 2)
-        return ff_error_set(err, "%s: %u dimensions, expected 1 or 2", path, ndim);
-    size_t count = 1, bytes;
+/* The .npy header of a float32 array of this shape (format 1.0): magic (6),
+ * version (2), header length (2), the dict, spaces, '\n', the whole a
+ * multiple of 64 so the data are aligned. @return its bytes, or 0 when the
+ * shape is impossible (err set). */
+static size_t npy_header(uint8_t *header, const char *path, uint32_t ndim, const uint64_t *shape,
+                         size_t *data_bytes, ff_error_t *err) {
+    if (ndim < 1 || ndim > 2) {
+        ff_error_set(err, "%s: %u dimensions, expected 1 or 2", path, ndim);
+        return 0;
+    }
+    size_t count = 1;
     for (uint32_t d = 0; d < ndim; d++)
-        if (shape[d] > SIZE_MAX || ff_mul_size(count, (size_t)shape[d], &count) != 0)
-            return ff_error_set(err, "%s: shape too large", path);
-    if (ff_mul_size(count, sizeof(float), &bytes) != 0)
-        return ff_error_set(err, "%s: shape too large", path);
+        if (shape[d] > SIZE_MAX || ff_mul_size(count, (size_t)shape[d], &count) != 0 ||
+            ff_mul_size(count, sizeof(float), data_bytes) != 0) {
+            ff_error_set(err, "%s: shape too large", path);
+            return 0;
+        }
     char dict[160];
     if (ndim == 1)
         snprintf(dict, sizeof dict,
@@ -826,9 +848,6 @@ int ff_inspect_write_npy(const char *path, const float *data, uint32_t ndim, con
         snprintf(dict, sizeof dict,
                  "{'descr': '<f4', 'fortran_order': False, 'shape': (%" PRIu64 ", %" PRIu64 "), }",
                  shape[0], shape[1]);
-    /* magic (6), version (2), header length (2), dict, spaces, '\n': the
-     * whole a multiple of 64 so the data are aligned. */
-    uint8_t header[256];
     size_t dict_bytes = strlen(dict);
     size_t total = (10 + dict_bytes + 1 + NPY_ALIGN - 1) / NPY_ALIGN * NPY_ALIGN;
     memcpy(header, "\x93NUMPY\x01\x00", 8);
@@ -837,6 +856,14 @@ int ff_inspect_write_npy(const char *path, const float *data, uint32_t ndim, con
     memcpy(header + 10, dict, dict_bytes);
     memset(header + 10 + dict_bytes, ' ', total - 10 - dict_bytes - 1);
     header[total - 1] = '\n';
+    return total;
+}
+
+int ff_inspect_write_npy(const char *path, const float *data, uint32_t ndim, const uint64_t *shape,
+                         ff_error_t *err) {
+    uint8_t header[256];
+    size_t bytes, total = npy_header(header, path, ndim, shape, &bytes, err);
+    if (total == 0) return -1;
     sink_t sink = {.open = 0};
     if (sink_open(&sink, path, err) != 0 || sink_write(&sink, header, total, err) != 0 ||
         sink_write(&sink, data, bytes, err) != 0 || sink_commit(&sink, err) != 0) {
@@ -846,49 +873,88 @@ int ff_inspect_write_npy(const char *path, const float *data, uint32_t ndim, con
     return 0;
 }
 
-int ff_inspect_export_npy(const char *dir, const char *const *paths, size_t count,
-                          int with_optimizer, ff_inspect_export_t *result, ff_error_t *err) {
-    if (result != NULL) memset(result, 0, sizeof *result);
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return ff_error_set(err, "%s: cannot create directory: %s", dir, strerror(errno));
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return ff_error_set(err, "%s: exists and is not a directory", dir);
-    ff_layerfile_info_t *infos = read_export_infos(paths, count, with_optimizer, err);
-    if (infos == NULL) return -1;
-    int rc = -1;
-    size_t most = 0, tensors = 0;
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < count; i++) {
-        size_t m = largest_raw(&infos[i], export_tensor_count(&infos[i], with_optimizer));
-        if (m > most) most = m;
+/* Removes a directory of regular files (an export written here). */
+static void remove_export_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (d != NULL) {
+        struct dirent *e;
+        char path[FF_PATH_MAX];
+        while ((e = readdir(d)) != NULL)
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+                ff_path_format(path, NULL, "%s/%s", dir, e->d_name) == 0)
+                unlink(path);
+        closedir(d);
     }
-    float *data = ff_mem_alloc(FF_MEM_IO, most);
-    if (data == NULL) {
-        ff_error_set(err, "%s: out of memory for a %zu-byte tensor", dir, most);
+    rmdir(dir);
+}
+
+int ff_inspect_export_npy(const char *dir, const char *const *paths, size_t count,
+                          const ff_inspect_export_options_t *opt, ff_inspect_export_t *result,
+                          ff_error_t *err) {
+    if (result != NULL) memset(result, 0, sizeof *result);
+    if (check_output(dir, opt->force, err) != 0) return -1;
+    struct stat st;
+    if (lstat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return ff_error_set(err, "%s: exists and is not a directory", dir);
+    ff_layerfile_info_t *infos = read_export_infos(paths, count, opt, err);
+    if (infos == NULL) return -1;
+    /* All or nothing: every file goes into a new directory beside dir,
+     * which replaces dir only when complete. */
+    char tmp[FF_PATH_MAX], old[FF_PATH_MAX];
+    int rc = -1, made = 0;
+    size_t tensors = 0;
+    uint64_t bytes = 0;
+    if (ff_path_format(tmp, err, "%s.tmp.XXXXXX", dir) != 0 ||
+        ff_path_format(old, err, "%s.old.tmp.XXXXXX", dir) != 0)
+        goto cleanup;
+    if (mkdtemp(tmp) == NULL) {
+        ff_error_set(err, "%s: cannot create a directory beside it: %s", dir, strerror(errno));
         goto cleanup;
     }
+    made = 1;
     for (size_t i = 0; i < count; i++) {
-        for (uint32_t t = 0; t < export_tensor_count(&infos[i], with_optimizer); t++) {
+        uint32_t name = opt->names != NULL ? opt->names[i] : infos[i].meta.layer_index;
+        for (uint32_t t = 0; t < export_tensor_count(&infos[i], opt->with_optimizer); t++) {
             const ff_layerfile_tensor_t *tensor = &infos[i].tensors[t];
             char path[FF_PATH_MAX];
-            if (ff_path_format(path, err, "%s/layers.%u.%s.npy", dir, infos[i].meta.layer_index,
-                               tensor->name) != 0)
+            uint8_t header[256];
+            size_t data_bytes, total;
+            if (ff_path_format(path, err, "%s/layers.%u.%s.npy", tmp, name, tensor->name) != 0)
                 goto cleanup;
-            if (ff_layerfile_read_tensor(paths[i], tensor, data, err) != 0 ||
-                ff_inspect_write_npy(path, data, tensor->ndim, tensor->shape, err) != 0)
+            total = npy_header(header, path, tensor->ndim, tensor->shape, &data_bytes, err);
+            sink_t sink = {.open = 0};
+            if (total == 0 || sink_open(&sink, path, err) != 0 ||
+                sink_write(&sink, header, total, err) != 0 ||
+                ff_layerfile_stream_tensor(paths[i], tensor, sink_values, &sink, err) != 0 ||
+                sink_commit(&sink, err) != 0) {
+                sink_abort(&sink);
                 goto cleanup;
+            }
             tensors++;
-            if (stat(path, &st) == 0) bytes += (uint64_t)st.st_size;
+            bytes += total + data_bytes;
         }
     }
+    /* An old export (--force) moves aside, the new one takes its name. */
+    int replaced = lstat(dir, &st) == 0;
+    if (replaced && (mkdtemp(old) == NULL || rename(dir, old) != 0)) {
+        ff_error_set(err, "%s: cannot move the old export aside: %s", dir, strerror(errno));
+        goto cleanup;
+    }
+    if (rename(tmp, dir) != 0) {
+        ff_error_set(err, "%s: rename from %s failed: %s", dir, tmp, strerror(errno));
+        if (replaced) rename(old, dir);
+        goto cleanup;
+    }
+    made = 0;
+    if (replaced) remove_export_dir(old);
+    if (ff_fileio_sync_parent(dir, err) != 0) goto cleanup;
     if (result != NULL) {
         result->tensors = tensors;
         result->bytes = bytes;
     }
     rc = 0;
 cleanup:
-    ff_mem_free(data);
+    if (made) remove_export_dir(tmp);
     ff_mem_free(infos);
     return rc;
 }

@@ -371,6 +371,11 @@ int ff_loop_run(const ff_loop_t *in, ff_result_t *res, ff_error_t *err) {
         ff_error_set(err, "--layers: %u, at most %d", cfg->layers, FF_MAX_LAYERS);
         goto cleanup;
     }
+    /* The layers trained by an earlier process must be there and sound
+     * before any work: a run that cannot finish says so now, not after
+     * hours of training. */
+    for (uint32_t k = 0; k < in->first_layer; k++)
+        if (STORE(&L, describe, k, &res->per_layer[k], err) != 0) goto cleanup;
     uint64_t work = (uint64_t)(cfg->layers - in->first_layer) * (cfg->epochs + 1) * 2 * tr->units;
     ff_progress_init(&L.prog, cfg->quiet ? 0 : cfg->progress, work);
     double t_start = ff_now();
@@ -394,8 +399,6 @@ int ff_loop_run(const ff_loop_t *in, ff_result_t *res, ff_error_t *err) {
     res->test_accuracy = cfg->eval_softmax ? res->softmax_accuracy : res->goodness_accuracy;
     res->eval_seconds = L.eval_seconds;
     res->train_seconds = ff_now() - t_start - L.eval_seconds;
-    for (uint32_t k = 0; k < in->first_layer; k++)
-        if (STORE(&L, describe, k, &res->per_layer[k], err) != 0) goto cleanup;
     res->weights_hash = in->store->ops->weights_hash(in->store->self);
     rc = 0;
 cleanup:

@@ -63,6 +63,8 @@ static int file_acquire(void *self, uint32_t k, ff_layer_t **out, ff_layer_progr
     else if (meta.epochs_done > meta.epochs_total) field = "epochs_done";
     else if (meta.batch_in_epoch >= s->batches) field = "batch_in_epoch";
     else if (meta.complete != (meta.epochs_done == meta.epochs_total)) field = "complete";
+    else if ((uint64_t)layer->adam_step != (uint64_t)meta.epochs_done * s->batches + meta.batch_in_epoch)
+        field = "adam.step"; /* one step per batch: the step says where training stands */
     if (field != NULL) {
         uint32_t got_in = layer->in, got_out = layer->out;
         ff_layer_free(layer);
@@ -128,14 +130,25 @@ static ff_layer_t *file_all_layers(void *self) {
 }
 
 /* Per-layer figures, read back from the checkpoints' headers so a resumed
- * run reports the same as an uninterrupted one. */
+ * run reports the same as an uninterrupted one; the header must be the
+ * finished layer k of this run. */
 static int file_describe(void *self, uint32_t k, ff_layer_result_t *out, ff_error_t *err) {
     file_store_t *s = self;
+    const ff_config_t *cfg = s->cfg;
     char path[FF_PATH_MAX];
     ff_layerfile_info_t info;
-    if (ff_run_layer_path(path, s->cfg->run_dir, k, err) != 0 ||
-        ff_layerfile_read_info(path, &info, err) != 0)
-        return -1;
+    if (ff_run_layer_path(path, cfg->run_dir, k, err) != 0) return -1;
+    if (ff_layerfile_read_info(path, &info, err) != 0)
+        return ff_error_wrap(err, "layer %u is trained according to run.json, but its checkpoint "
+                             "cannot be read; the run cannot finish (start a new --run)", k);
+    if (info.meta.layer_index != k || !info.meta.complete || info.out != cfg->hidden ||
+        info.in != (k == 0 ? s->width0 : cfg->hidden) ||
+        info.meta.config_fingerprint != ff_config_fingerprint(cfg) ||
+        info.meta.data_fingerprint != s->data_fingerprint)
+        return ff_error_set(err, "%s: not the finished layer %u of this run (layer %u, %u -> %u, "
+                            "%s); the run cannot finish (start a new --run)", path, k,
+                            info.meta.layer_index, info.in, info.out,
+                            info.meta.complete ? "complete" : "incomplete");
     out->in = info.in;
     out->out = info.out;
     out->loss = info.meta.loss;

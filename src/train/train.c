@@ -32,6 +32,13 @@ int ff_train_load_data(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t
         goto fail;
     }
     if (ff_config_check_data(cfg, train->count, err) != 0) goto fail;
+    if (cfg->label == FF_LABEL_OVERLAY && train->pixels <= FF_CLASSES) {
+        ff_error_set(err, "%s: --label overlay writes the label over the first %d pixels, but the "
+                     "images are %ux%u (%zu pixels), expected more than %d; use --label concat",
+                     cfg->data_dir, FF_CLASSES, train->rows, train->cols, train->pixels,
+                     FF_CLASSES);
+        goto fail;
+    }
     double mean, std;
     ff_data_stats(train, &mean, &std);
     ff_data_standardize(train, mean, std);
