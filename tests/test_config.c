@@ -19,6 +19,7 @@ static const char *another_value(const ff_option_t *o) {
     case FF_OPT_NUMBER: return o->max >= 0.75 ? "0.75" : "0.25";
     case FF_OPT_PATH: return "/somewhere/else";
     case FF_OPT_SWITCH: return "1";
+    case FF_OPT_SIZE: return "900M";
     }
     return "";
 }

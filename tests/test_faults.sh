@@ -73,4 +73,30 @@ for site in write fsync; do
 done
 check
 [ $bad -eq 0 ] && ok "every one of $writes writes and $fsyncs fsyncs failed cleanly and resumed to identical files"
+
+# A real full disk: a tmpfs of 1 MiB (where this process may mount one):
+# the run stops with ENOSPC naming the file, keeps what it wrote, and
+# finishes once the filesystem is grown.
+small="$tmp/small"
+mkdir -p "$small"
+if mount -t tmpfs -o size=1m tmpfs "$small" 2>/dev/null; then
+    check
+    "$FFTRAIN" --mode ff-stream --run "$small/run" $FLAGS --ignore-disk-space >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ $rc -eq 1 ] && grep -q "No space left on device" "$tmp/err" && [ -f "$small/run/run.json" ]; then
+        ok "full tmpfs: $(head -1 "$tmp/err")"
+        check
+        if mount -o remount,size=64m "$small" && "$FFTRAIN" --mode ff-stream --run "$small/run" --resume $FLAGS \
+            && same_files "$small/run"; then
+            ok "after the filesystem grew, the run resumed to identical files"
+        else
+            fail "resume after growing the tmpfs"
+        fi
+    else
+        fail "full tmpfs: exit $rc, $(cat "$tmp/err")"
+    fi
+    umount "$small"
+else
+    echo "skip: cannot mount a tmpfs here (not root, or no CAP_SYS_ADMIN): the full-disk case is covered by the injected ENOSPC above"
+fi
 test_summary test_faults

@@ -64,9 +64,10 @@ if expect_exit 0 "run table" "$tmp/stream"; then
     has "$tmp/table" "run table" "^mode +ff-stream, finished" "layers 3, hidden 32" "batch 200" \
         "symba_alpha 4" "head_lr 0.001" "negatives fixed" "seed 1" "threads 2" \
         "1000 training and 200 test samples" \
-        "^ +0 +794 -> 32 +25440 +305280 +[0-9]+ +[0-9.]+x +1/1 +[0-9]+ +trained +ok$" \
-        "^ +1 +32 -> 32 +1056 +12672 +[0-9]+ +[0-9.]+x +1/1 +[0-9]+ +trained +ok$" \
-        "^ +2 +32 -> 32 +1056 +12672 +[0-9]+ +[0-9.]+x +1/1 +[0-9]+ +trained +ok$" \
+        "^ +0 +794 -> 32 +25440 +305280 +[0-9]+ +[0-9.]+x +1/1 +[0-9]+ +yes +trained +ok$" \
+        "^ +1 +32 -> 32 +1056 +12672 +[0-9]+ +[0-9.]+x +1/1 +[0-9]+ +yes +trained +ok$" \
+        "^ +2 +32 -> 32 +1056 +12672 +[0-9]+ +[0-9.]+x +1/1 +[0-9]+ +yes +trained +ok$" \
+        "^disk +[0-9.]+ MiB: checkpoints [0-9.]+, caches [0-9.]+, other [0-9.]+$" \
         "^total +27552 +330624 " "MiB" && ok "run table: 3 layers, shapes, parameters, status, checksums"
     # Stored bytes: the file's size minus its preamble and header (the first
     # tensor's offset, from the file view's JSON).
@@ -191,7 +192,7 @@ expect_exit 1 "table missing" "$tmp/missing" && has "$tmp/out" "table missing" "
 FFSTREAM_TEST_KILL=train:0:3:INT "$FFTRAIN" --mode ff-stream --run "$tmp/partial" $FLAGS 2>/dev/null
 expect_exit 0 "table partial" "$tmp/partial" &&
     has "$tmp/out" "table partial" "^mode +ff-stream, not finished" \
-        "^ +0 +794 -> 32 +25440 .* 0/1 +[0-9]+ +in progress +ok$" "^ +1 +- .* pending " "^ +2 +- .* pending " &&
+        "^ +0 +794 -> 32 +25440 .* 0/1 +[0-9]+ +yes +in progress +ok$" "^ +1 +- .* pending " "^ +2 +- .* pending " &&
     ok "interrupted run: layer 0 in progress, layers 1 and 2 pending"
 expect_exit 0 "verify partial" --verify "$tmp/partial" &&
     has "$tmp/out" "verify partial" "^note: 2 layer\(s\) pending" "^sound: .*1 file\(s\), 6 tensor\(s\)" &&

@@ -243,16 +243,29 @@ static void test_jitter(void) {
     float a[2 * 8 * 26], b[2 * 8 * 26];
     for (size_t i = 0; i < 2 * n; i++) memcpy(a + i * w, row, sizeof row);
     memcpy(b, a, sizeof a);
-    ff_data_jitter_batch(a, n, w, 4, 4, FF_LABEL_CONCAT, 2, 5, 1, 3);
-    ff_data_jitter_batch(b, n, w, 4, 4, FF_LABEL_CONCAT, 2, 5, 1, 3);
+    ff_data_jitter_batch(a, n, w, 4, 4, FF_LABEL_CONCAT, 2, 5, 1, 3, 0);
+    ff_data_jitter_batch(b, n, w, 4, 4, FF_LABEL_CONCAT, 2, 5, 1, 3, 0);
     CHECK(memcmp(a, b, sizeof a) == 0);
     for (size_t i = 0; i < n; i++) CHECK(memcmp(a + i * w, a + (n + i) * w, sizeof row) == 0);
     int moved = 0;
     for (size_t i = 0; i < n; i++) moved += memcmp(a + i * w, row, sizeof row) != 0;
     CHECK(moved > 0);
     for (size_t i = 0; i < 2 * n; i++) memcpy(b + i * w, row, sizeof row);
-    ff_data_jitter_batch(b, n, w, 4, 4, FF_LABEL_CONCAT, 2, 5, 2, 3);
+    ff_data_jitter_batch(b, n, w, 4, 4, FF_LABEL_CONCAT, 2, 5, 2, 3, 0);
     CHECK(memcmp(a, b, sizeof a) != 0);
+    /* The same batch in two pieces of 3 and 5 images: the same shifts. */
+    for (size_t i = 0; i < 2 * n; i++) memcpy(b + i * w, row, sizeof row);
+    float piece[2 * 5 * 26];
+    for (size_t part = 0; part < 2; part++) {
+        size_t first = part == 0 ? 0 : 3, count = part == 0 ? 3 : 5;
+        for (size_t i = 0; i < 2 * count; i++) memcpy(piece + i * w, row, sizeof row);
+        ff_data_jitter_batch(piece, count, w, 4, 4, FF_LABEL_CONCAT, 2, 5, 1, 3, first);
+        for (size_t i = 0; i < count; i++) {
+            memcpy(b + (first + i) * w, piece + i * w, sizeof row);
+            memcpy(b + (n + first + i) * w, piece + (count + i) * w, sizeof row);
+        }
+    }
+    CHECK(memcmp(a, b, sizeof a) == 0);
 }
 
 static void test_recipes(void) {

@@ -5,13 +5,22 @@
 #     analytic working set (target: within 1.25x);
 #  2. wall time of ff-stream against ff-mem on the same 4-layer config
 #     (target: at most 1.10x), runs alternated, best of REPEATS each.
-# Usage: tools/bench_stream.sh [OUT.json]   (env: TRAIN_LIMIT, TEST_LIMIT,
-#        REPEATS, RUN_ROOT for the run directories, default a temp dir)
+#  3. with --contention: the peak RSS at 2 and 12 layers again while two
+#     busy loops take both cores and a writer streams to the same disk
+#     (target: 12 layers within 5% of 2 layers there too).
+# Usage: tools/bench_stream.sh [--contention] [OUT.json]   (env: TRAIN_LIMIT,
+#        TEST_LIMIT, REPEATS, RUN_ROOT for the run directories, default a
+#        temp dir)
 set -eu
 cd "$(dirname "$0")/.."
 . tools/setup.sh
 ffstream_install
 ffstream_build build
+contention=0
+if [ "${1:-}" = "--contention" ]; then
+    contention=1
+    shift
+fi
 out=${1:-results/stream-bench.json}
 train=${TRAIN_LIMIT:-10000}
 test_n=${TEST_LIMIT:-2000}
@@ -39,6 +48,22 @@ for L in 2 12; do
     echo "  $L layers: peak RSS $(field "$root/stream-L$L.json" peak_rss_bytes) bytes," \
         "working set $(field "$root/stream-L$L.json" working_set_bytes) bytes"
 done
+if [ $contention = 1 ]; then
+    echo "== memory under contention: two busy loops and a disk writer beside ff-stream"
+    busy() { while :; do :; done; }
+    busy & b1=$!
+    busy & b2=$!
+    ( while :; do dd if=/dev/zero of="$root/writer" bs=1M count=512 oflag=direct 2>/dev/null; done ) & w=$!
+    trap 'kill $b1 $b2 $w 2>/dev/null' EXIT
+    for L in 2 12; do
+        run "busy-L$L" --mode ff-stream --layers $L --run "$root/busy-L$L.run"
+        echo "  $L layers under contention: peak RSS $(field "$root/busy-L$L.json" peak_rss_bytes) bytes"
+    done
+    kill $b1 $b2 $w 2>/dev/null || true
+    wait $b1 $b2 $w 2>/dev/null || true
+    trap - EXIT
+    rm -f "$root/writer"
+fi
 echo "== time: ff-stream vs ff-mem, 4 layers, best of $repeats each, alternated"
 for r in $(seq 1 "$repeats"); do
     run "mem-$r" --mode ff-mem --layers 4
@@ -64,7 +89,13 @@ cat >"$out" <<JSON
   "rss_12_over_working_set": $(echo "$rss12 $ws12" | awk '{printf "%.4f", $1 / $2}'),
   "wall_seconds_4_layers": {"ff_mem": $mem_s, "ff_stream": $stream_s},
   "stream_over_mem_time": $(echo "$stream_s $mem_s" | awk '{printf "%.4f", $1 / $2}'),
-  "test_accuracy_4_layers": {"ff_mem": $acc_mem, "ff_stream": $acc_stream}
+  "test_accuracy_4_layers": {"ff_mem": $acc_mem, "ff_stream": $acc_stream}$(if [ $contention = 1 ]; then
+    b2=$(field "$root/busy-L2.json" peak_rss_bytes)
+    b12=$(field "$root/busy-L12.json" peak_rss_bytes)
+    printf ',\n  "contention": "two busy loops on both cores and a dd writer with O_DIRECT on the same disk",\n'
+    printf '  "ff_stream_peak_rss_bytes_under_contention": {"2": %s, "12": %s},\n' "$b2" "$b12"
+    printf '  "rss_12_over_2_under_contention": %s' "$(echo "$b12 $b2" | awk '{printf "%.4f", $1 / $2}')"
+fi)
 }
 JSON
 cat "$out"

@@ -274,8 +274,12 @@ static void print_run_human(const ff_inspect_run_t *run, const ff_inspect_report
         printf("caches        none\n");
     else
         printf("caches        inputs of layer %u complete\n", s->cache_layer);
-    printf("\n%5s  %-14s %10s %12s %12s %7s %7s %9s  %-11s  %s\n", "layer", "shape", "parameters",
-           "raw bytes", "stored bytes", "ratio", "epochs", "Adam step", "status", "checksum");
+    printf("disk          %.2f MiB: checkpoints %.2f, caches %.2f, other %.2f\n",
+           mib(run->disk_layers + run->disk_caches + run->disk_other), mib(run->disk_layers),
+           mib(run->disk_caches), mib(run->disk_other));
+    printf("\n%5s  %-14s %10s %12s %12s %7s %7s %9s %7s  %-11s  %s\n", "layer", "shape",
+           "parameters", "raw bytes", "stored bytes", "ratio", "epochs", "Adam step", "moments",
+           "status", "checksum");
     uint64_t params = 0, raw = 0, stored = 0;
     for (uint32_t k = 0; k < c->layers; k++) {
         const ff_inspect_run_layer_t *l = &run->layers[k];
@@ -287,8 +291,8 @@ static void print_run_human(const ff_inspect_run_t *run, const ff_inspect_report
         else
             snprintf(checksum, sizeof checksum, "%s", l->has_info ? "ok" : "-");
         if (!l->has_info) {
-            printf("%5u  %-14s %10s %12s %12s %7s %7s %9s  %-11s  %s\n", k, "-", "-", "-", "-", "-",
-                   "-", "-", status, checksum);
+            printf("%5u  %-14s %10s %12s %12s %7s %7s %9s %7s  %-11s  %s\n", k, "-", "-", "-", "-",
+                   "-", "-", "-", "-", status, checksum);
             continue;
         }
         const ff_layerfile_info_t *i = &l->info;
@@ -299,9 +303,9 @@ static void print_run_human(const ff_inspect_run_t *run, const ff_inspect_report
         snprintf(shape, sizeof shape, "%u -> %u", i->in, i->out);
         snprintf(epochs, sizeof epochs, "%u/%u", i->meta.epochs_done, i->meta.epochs_total);
         printf("%5u  %-14s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 " %6.2fx %7s %9" PRId64
-               "  %-11s  %s\n",
+               " %7s  %-11s  %s\n",
                k, shape, count, l->raw_bytes, l->stored_bytes, ratio(l->raw_bytes, l->stored_bytes),
-               epochs, i->adam_step, status, checksum);
+               epochs, i->adam_step, i->has_optimizer ? "yes" : "no", status, checksum);
     }
     printf("%5s  %-14s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 " %6.2fx\n", "total", "", params,
            raw, stored, ratio(raw, stored));
@@ -338,6 +342,13 @@ static void print_run_json(const ff_inspect_run_t *run, const ff_inspect_report_
     cJSON_AddNumberToObject(root, "hashed_layers", s->hashed_layers);
     cJSON *cfg = cJSON_AddObjectToObject(root, "config");
     if (cfg != NULL) json_config(cfg, &s->config);
+    cJSON *disk = cJSON_AddObjectToObject(root, "disk");
+    if (disk != NULL) {
+        json_uint(disk, "checkpoints", run->disk_layers);
+        json_uint(disk, "caches", run->disk_caches);
+        json_uint(disk, "other", run->disk_other);
+        json_uint(disk, "total", run->disk_layers + run->disk_caches + run->disk_other);
+    }
     cJSON *layers = cJSON_AddArrayToObject(root, "layers");
     uint64_t params = 0, raw = 0, stored = 0;
     for (uint32_t k = 0; layers != NULL && k < s->config.layers; k++) {
@@ -366,6 +377,7 @@ static void print_run_json(const ff_inspect_run_t *run, const ff_inspect_report_
         stored += l->stored_bytes;
         cJSON_AddNumberToObject(o, "in", i->in);
         cJSON_AddNumberToObject(o, "out", i->out);
+        cJSON_AddBoolToObject(o, "adam_moments", i->has_optimizer);
         json_uint(o, "parameters", count);
         json_uint(o, "raw_bytes", l->raw_bytes);
         json_uint(o, "stored_bytes", l->stored_bytes);

@@ -4,20 +4,26 @@
 # sanitizer build (build-sanitize/), both with the test hooks compiled in
 # (kill points and injected I/O faults; release builds have none). Ends with
 # one line "N passed, N failed, N skipped".
-#   --fast        optimised test build only
-#   --sanitize    sanitizer build only
+# Then the fuzz targets of the parsers (IDX, layer file, run.json, cache
+# header) run for FUZZ_SECONDS each (default 30) in a clang build with
+# libFuzzer and the sanitizers (build-fuzz/); an input that makes a target
+# fail is kept under tests/fuzz/regressions/ and counts as a failure.
+#   --fast        optimised test build only, no fuzzing
+#   --sanitize    sanitizer build and fuzzing only
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tools/setup.sh
 
 builds="build-test build-sanitize"
+fuzz=1
 case "${1:-}" in
-    --fast) builds="build-test" ;;
+    --fast) builds="build-test" fuzz=0 ;;
     --sanitize) builds="build-sanitize" ;;
     "") ;;
     *) echo "usage: tools/test.sh [--fast|--sanitize]" >&2; exit 2 ;;
 esac
 
+[ $fuzz = 1 ] && FFSTREAM_PACKAGES="$FFSTREAM_PACKAGES clang libclang-rt-14-dev"
 ffstream_install
 # The dataset package is installed above: a missing dataset is a failure here.
 export FFSTREAM_REQUIRE_DATA=1
@@ -56,5 +62,35 @@ for b in $builds; do
     fi
     grep -E "SKIP" "$b.test.log" || true
 done
+if [ $fuzz = 1 ]; then
+    echo "== fuzzing in build-fuzz (clang, libFuzzer, address+undefined), ${FUZZ_SECONDS:-30} s a target"
+    (
+        CC=clang
+        export CC
+        ffstream_build build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
+            -Dbuildtype=debugoptimized
+    ) || exit 1
+    for t in idx layerfile run actcache; do
+        work=$(mktemp -d)
+        cp tests/fuzz/corpus/$t/* "$work/"
+        regressions=tests/fuzz/regressions/$t
+        if (cd "$work" && ASAN_OPTIONS=detect_leaks=1 "$OLDPWD/build-fuzz/tests/fuzz/fuzz_$t" \
+            -max_total_time="${FUZZ_SECONDS:-30}" -rss_limit_mb=2048 -timeout=20 \
+            -print_final_stats=1 . >"$OLDPWD/build-fuzz/fuzz_$t.log" 2>&1); then
+            runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "build-fuzz/fuzz_$t.log")
+            echo "fuzz $t: OK, $runs inputs in ${FUZZ_SECONDS:-30} s"
+            passed=$((passed + 1))
+        else
+            mkdir -p "$regressions"
+            for f in "$work"/crash-* "$work"/leak-* "$work"/oom-* "$work"/timeout-*; do
+                [ -f "$f" ] && cp "$f" "$regressions/" && echo "fuzz $t: kept $regressions/$(basename "$f")"
+            done
+            tail -40 "build-fuzz/fuzz_$t.log"
+            echo "fuzz $t: FAIL (see build-fuzz/fuzz_$t.log)"
+            failed=$((failed + 1))
+        fi
+        rm -rf "$work"
+    done
+fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

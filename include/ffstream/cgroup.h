@@ -70,4 +70,11 @@ int ff_parse_size(const char *text, uint64_t *bytes, ff_error_t *err);
 
 const char *ff_cgroup_version_name(ff_cgroup_version_t version);
 
+/* The memory limit of the cgroup this process runs in: the tightest of its
+ * own group's and its ancestors' (v2 memory.max, v1 memory.limit_in_bytes).
+ * *limit 0 means none; where (may be NULL with where_size 0) receives the
+ * file that sets it. @return 0, or -1 with err when the mounts cannot be
+ * read. */
+int ff_cgroup_own_limit(uint64_t *limit, char *where, size_t where_size, ff_error_t *err);
+
 #endif

@@ -69,7 +69,21 @@ typedef struct {
     uint32_t head_epochs;  /* epochs of the softmax head */
     double head_lr;        /* Adam learning rate of the softmax head */
     int fresh_negatives;   /* the first layer draws new wrong labels every epoch */
+    /* Memory and disk. */
+    uint64_t mem_budget;   /* bytes; FF_BUDGET_AUTO: the cgroup's limit; 0: none */
+    uint32_t piece_images; /* images per training chunk (a batch is summed over its
+                              chunks); 0: chosen (batch/2 unless the budget needs fewer) */
+    uint32_t eval_images;  /* images per evaluation chunk; 0: chosen (batch/10 or fewer) */
+    int keep_optimizer;    /* ff_keep_t: Adam moments kept in every checkpoint, or the last's */
+    int checkpoint_codec;  /* ff_codec_t of checkpoints */
+    int plan;              /* print the memory and disk plan and stop */
+    int ignore_disk_space; /* start even when the filesystem has less free space than planned */
 } ff_config_t;
+
+/* --mem-budget auto: the limit of the cgroup the process runs in. */
+#define FF_BUDGET_AUTO UINT64_MAX
+
+typedef enum { FF_KEEP_ALL = 0, FF_KEEP_LAST = 1 } ff_keep_t;
 
 /* What an option's value is. */
 typedef enum {
@@ -79,6 +93,7 @@ typedef enum {
     FF_OPT_NUMBER, /* finite double in [min, max] ((min, max] when min_exclusive) */
     FF_OPT_CHOICE, /* one of `choices`, stored as its index in an int-sized member */
     FF_OPT_PATH,   /* a path of fewer than FF_PATH_MAX bytes */
+    FF_OPT_SIZE,   /* bytes with an optional unit (K, M, G, T), "auto" or "none" (uint64_t) */
 } ff_option_kind_t;
 
 enum {
@@ -155,10 +170,14 @@ int ff_config_compare(const ff_config_t *saved, const ff_config_t *now, ff_error
 float ff_config_layer_theta(const ff_config_t *cfg, uint32_t units);
 
 /* Images per chunk of evaluation work (each gives 10 candidate rows):
- * batch/10, at least 1, at most the test images there are. */
+ * --eval-images, else batch/10, at least 1, at most the test images there
+ * are. */
 size_t ff_config_eval_images(const ff_config_t *cfg, uint64_t test_images);
 
 /* @return "ff-mem", "bp", ... */
+/* Images per training chunk: --piece-images, else the whole batch (batch/2). */
+size_t ff_config_piece_images(const ff_config_t *cfg);
+
 const char *ff_mode_name(ff_mode_t mode);
 const char *ff_label_name(ff_label_mode_t mode);
 const char *ff_loss_name(ff_loss_t loss);

@@ -79,23 +79,26 @@ void ff_data_embed_rows_scaled(float *out, const float *images, size_t pixels,
 void ff_data_shift_row(float *row, uint32_t rows, uint32_t cols, ff_label_mode_t mode, int dx,
                        int dy);
 
-/* Input jitter of one training batch x [2 npos, width] (positives, then
- * their negatives in the same order): positive row i and negative row i get
- * the same shift, uniform in [-max_shift, max_shift]^2, drawn from
- * (seed, epoch, chunk) alone so every trainer applies the same shifts. */
+/* Input jitter of the images first .. first+npos-1 of one training batch,
+ * x [2 npos, width] (positives, then their negatives in the same order):
+ * positive row i and negative row i get the same shift, uniform in
+ * [-max_shift, max_shift]^2, the batch's images in order from (seed, epoch,
+ * batch) alone, so every trainer applies the same shifts whether a batch
+ * comes whole or in pieces. */
 void ff_data_jitter_batch(float *x, size_t npos, size_t width, uint32_t rows, uint32_t cols,
                           ff_label_mode_t mode, uint32_t max_shift, uint64_t seed,
-                          uint64_t epoch, uint64_t chunk);
+                          uint64_t epoch, uint64_t batch, size_t first);
 
 /* Fresh negatives for one first-layer training batch x [2 npos, width]
  * (positives, then their negatives): reads each positive row's label from
  * its label slot (the largest of the 10 label values) and rewrites negative
- * row i's slot with a wrong label drawn from (seed, epoch, chunk) alone, at
+ * row i's slot with a wrong label drawn from (seed, epoch, batch) alone
+ * (images first .. first+npos-1 of the batch, as ff_data_jitter_batch), at
  * the positive's label value. Lets the first layer see new negatives every
  * epoch while its cache holds rows embedded once. */
 void ff_data_redraw_negatives(float *x, size_t npos, size_t width, size_t pixels,
                               ff_label_mode_t mode, uint64_t seed, uint64_t epoch,
-                              uint64_t chunk);
+                              uint64_t batch, size_t first);
 
 /* neg[i] = a label drawn uniformly from the 9 labels other than labels[i]. */
 void ff_data_negative_labels(uint8_t *neg, const uint8_t *labels, size_t n, ff_rng_t *rng);

@@ -64,6 +64,11 @@ typedef struct {
     ff_goodness_t goodness;
     float theta; /* threshold (unused by symba) */
     float alpha; /* symba's scale of the goodness difference */
+    /* Positive and negative rows of the whole batch when the rows given are
+     * one piece of it (a row chunk, a rank's shard): the loss and gradient
+     * are scaled for the batch, so the pieces' sum is the batch's. 0: the
+     * rows given are the batch. */
+    size_t batch_pos, batch_neg;
 } ff_loss_params_t;
 
 /* goodness[i] = mean (or sum) over j of y[i,j]^2. y [rows, out]. */
@@ -93,6 +98,11 @@ double ff_dense_local_loss_ref(float *dz, float *goodness, const float *y, size_
  * dbias = sum over rows of dz [out]. dz [rows, out], x [rows, in]. */
 void ff_dense_backward_params(float *dweight, float *dbias, const float *dz, const float *x,
                               size_t rows, size_t in, size_t out);
+
+/* The same, added to dweight and dbias (a batch's gradient accumulated over
+ * its pieces). */
+void ff_dense_backward_params_add(float *dweight, float *dbias, const float *dz, const float *x,
+                                  size_t rows, size_t in, size_t out);
 void ff_dense_backward_params_ref(float *dweight, float *dbias, const float *dz,
                                   const float *x, size_t rows, size_t in, size_t out);
 

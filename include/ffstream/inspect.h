@@ -90,6 +90,9 @@ typedef struct {
     char dir[FF_PATH_MAX];
     ff_run_state_t state;           /* run.json */
     ff_inspect_run_layer_t *layers; /* [state.config.layers] */
+    /* Disk use: bytes allocated to the files of layers/, of cache/, and the
+     * rest (run.json, result.json). */
+    uint64_t disk_layers, disk_caches, disk_other;
 } ff_inspect_run_t;
 
 /* Reads dir/run.json and every layer's header (not the payloads).

@@ -152,9 +152,10 @@ int ff_codec_decompress(ff_codec_t codec, void *dst, size_t raw_bytes, const voi
 int ff_layerfile_save(const char *path, const ff_layer_t *layer, const ff_layerfile_meta_t *meta,
                       const ff_layerfile_options_t *opt, ff_error_t *err);
 
-/* Bytes ff_layerfile_save allocates at its peak for a layer of this shape
- * (the memory model): a block of the streaming encoder, whatever the shape. */
-size_t ff_layerfile_save_bytes(uint32_t in, uint32_t out, int with_optimizer);
+/* Bytes ff_layerfile_save allocates at its peak with these options (NULL:
+ * the defaults), for the memory model: the streaming encoder's block and
+ * buffers, whatever the layer's shape. */
+size_t ff_layerfile_save_bytes(const ff_layerfile_options_t *opt);
 
 /* Bytes a load or a tensor stream allocates besides the layer itself. */
 size_t ff_layerfile_load_bytes(void);

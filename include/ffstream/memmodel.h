@@ -48,4 +48,35 @@ ff_memmodel_t ff_memmodel(const ff_config_t *cfg, uint64_t pixels, uint64_t trai
  * FF layers, or for bp the body and the head. */
 uint64_t ff_memmodel_network_parameters(const ff_config_t *cfg, uint64_t pixels);
 
+/* Memory the process needs beyond its own buffers: code, the C library,
+ * the BLAS threads' buffers, pages of files in the middle of being
+ * written. A budget must hold the model plus this. */
+#define FF_MEMMODEL_RESERVE ((uint64_t)32 << 20)
+
+/* The disk a run needs (ff-stream; ff-mem's saved layers): the bytes of
+ * each kind at the layer where the run's disk use peaks. */
+typedef struct {
+    uint64_t caches;      /* activation caches at the peak (a layer's inputs and outputs) */
+    uint64_t kept;        /* neutral caches kept for the softmax head */
+    uint64_t checkpoints; /* checkpoints at the peak (finished layers', the current one's) */
+    uint64_t transient;   /* an epoch's checkpoint while its successor is written */
+    uint64_t other;       /* run.json, result.json, scores */
+    uint64_t total;       /* the peak: the sum of the above at the layer that peaks */
+    uint64_t final_checkpoints; /* every layer's checkpoint when the run is done */
+    int exact;            /* 1 when checkpoints are stored raw (sizes exact), 0 when
+                             compressed (then an upper bound) */
+} ff_diskmodel_t;
+
+ff_diskmodel_t ff_diskmodel(const ff_config_t *cfg, uint64_t pixels, uint64_t train,
+                            uint64_t test);
+
+/* Fits cfg to a memory budget (bytes, 0 for none): ff-stream gets the
+ * largest training chunk (--piece-images, a divisor of the batch's images)
+ * and evaluation chunk (--eval-images) not set by hand whose model fits
+ * budget - FF_MEMMODEL_RESERVE; the other modes only have to fit. budget_from
+ * names where the budget came from, for messages. @return 0, or -1 with err
+ * naming the smallest budget that would do and the flag that would help. */
+int ff_memmodel_fit(ff_config_t *cfg, uint64_t pixels, uint64_t train, uint64_t test,
+                    uint64_t budget, const char *budget_from, ff_error_t *err);
+
 #endif

@@ -61,6 +61,12 @@ int ff_run_write(const char *dir, const ff_run_state_t *state, ff_error_t *err);
  * exist. */
 int ff_run_read(const char *dir, ff_run_state_t *state, int *missing, ff_error_t *err);
 
+/* Parses and validates size bytes of run.json text (path names it in
+ * messages); check_checksum 0 skips only the checksum (the fuzz target, so
+ * every field's validation is reached). @return 0 or -1 with err. */
+int ff_run_parse(const char *path, const char *text, size_t size, int check_checksum,
+                 ff_run_state_t *state, ff_error_t *err);
+
 /* Compares a saved run with the flags and data of a resume: refuses, naming
  * the first flag that differs, or the data. @return 0 or -1 with err. */
 int ff_run_check_resume(const ff_run_state_t *saved, const ff_config_t *cfg,

@@ -64,6 +64,19 @@ uint64_t ff_step_workspace_bytes(uint64_t max_rows, uint64_t max_in, uint64_t ou
 void ff_step_train(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, size_t npos,
                    size_t nneg, const ff_step_params_t *p, ff_step_stats_t *stats);
 
+/* The gradient of one piece of a batch (a row chunk, a rank's shard): x
+ * [npos+nneg, in], first npos rows positive, the loss scaled for a batch of
+ * batch_pos + batch_neg rows. accumulate 0 writes the layer's gradient, 1
+ * adds to it, so a batch's pieces sum to its gradient (exact up to the
+ * order of the sums). Adds the piece's loss share and goodness to stats
+ * (not `batches`: the caller counts the step). */
+void ff_step_grad(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, size_t npos,
+                  size_t nneg, size_t batch_pos, size_t batch_neg, int accumulate,
+                  const ff_step_params_t *p, ff_step_stats_t *stats);
+
+/* One Adam step with the layer's gradient; counts the batch in stats. */
+void ff_step_apply(ff_layer_t *layer, const ff_step_params_t *p, ff_step_stats_t *stats);
+
 /* y [rows, out] = relu(normalize(x) W^T + b): the layer's output, the next
  * layer's input. y may not alias x. */
 void ff_step_forward(float *y, const ff_layer_t *layer, ff_step_workspace_t *ws, const float *x,

@@ -92,6 +92,9 @@ int ff_store_file_create(ff_store_t *store, const ff_config_t *cfg, uint32_t wid
                          uint64_t data_fingerprint, uint64_t batches, ff_run_state_t *state,
                          ff_error_t *err);
 
+/* The codec options of a run's checkpoints (--checkpoint-codec). */
+ff_layerfile_options_t ff_store_layerfile_options(const ff_config_t *cfg);
+
 /* The checkpoint metadata of layer `index` at `progress`. */
 void ff_store_layer_meta(ff_layerfile_meta_t *meta, const ff_config_t *cfg, uint32_t index,
                          uint64_t data_fingerprint, const ff_layer_progress_t *progress);

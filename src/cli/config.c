@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ffstream/cgroup.h"
 #include "ffstream/data.h"
 #include "ffstream/json.h"
 
@@ -32,6 +33,9 @@ static const char *const score_names[] = {"skip-first", "all", NULL};
 static const char *const negatives_names[] = {"fixed", "per-epoch", NULL};
 static const char *const io_names[] = {"auto", "uring", "pread", NULL};
 static const char *const recipe_names[] = {"original", "best", NULL};
+static const char *const keep_names[] = {"all", "last", NULL};
+/* By ff_codec_t value. */
+static const char *const codec_names[] = {"raw", "zstd", "zstd-shuffle", NULL};
 
 #define FP (FF_OPT_FINGERPRINT | FF_OPT_RECORDED)
 #define REC FF_OPT_RECORDED
@@ -117,6 +121,30 @@ static const ff_option_t options[] = {
      "N", "use the first N test images (0 = all)"},
     {"--threads", "threads", FF_OPT_U32, AT(threads), 1, 1024, 0, NULL, NULL, FP, "N",
      "BLAS threads [online CPUs]"},
+    {"--mem-budget", "mem_budget", FF_OPT_SIZE, AT(mem_budget), NOLIMIT, NULL, "auto", REC,
+     "SIZE",
+     "memory the run may use (K, M, G): ff-stream sizes its chunks to fit it, the other modes "
+     "are refused before any work when they do not fit; auto: the limit of the cgroup the "
+     "process runs in; none: no budget"},
+    {"--piece-images", "piece_images", FF_OPT_U32, AT(piece_images), 0, 1 << 23, 0, NULL, "0",
+     FP, "N",
+     "images per training chunk; a batch's gradient is summed over its chunks (0: the whole "
+     "batch, or fewer when --mem-budget needs it; must divide the batch's images)"},
+    {"--eval-images", "eval_images", FF_OPT_U32, AT(eval_images), 0, 1 << 23, 0, NULL, "0", FP,
+     "N", "test images per evaluation chunk (0: batch/10, or fewer when --mem-budget needs it)"},
+    {"--keep-optimizer", "keep_optimizer", FF_OPT_CHOICE, AT(keep_optimizer), NOLIMIT, keep_names,
+     "all", REC, "all|last",
+     "Adam moments in every finished layer's checkpoint, or only where training may still "
+     "resume (finished layers are never retrained: last saves two thirds of their disk)"},
+    {"--checkpoint-codec", "checkpoint_codec", FF_OPT_CHOICE, AT(checkpoint_codec), NOLIMIT,
+     codec_names, "zstd-shuffle", REC, "raw|zstd|zstd-shuffle",
+     "codec of the checkpoints' tensors"},
+    SWITCH("--ignore-disk-space", "ignore_disk_space", ignore_disk_space,
+           "start even when the run's filesystem has less free space than the plan needs (a "
+           "full disk then stops the run, which resumes once there is room)"),
+    SWITCH("--plan", "plan", plan,
+           "print the memory model by category and the disk the run needs, then stop (with "
+           "--json FILE, also as JSON)"),
     {"--json", "json", FF_OPT_PATH, AT(json_path), NOLIMIT, NULL, "", 0, "FILE",
      "write the result as JSON to FILE"},
     SWITCH("--progress", "progress", progress,
@@ -257,6 +285,19 @@ int ff_config_set(ff_config_t *cfg, const ff_option_t *o, const char *text, ff_e
             list_choices(o, list, sizeof list);
             return ff_error_set(err, "%s: '%s', expected %s", o->flag, text, list);
         }
+    case FF_OPT_SIZE: {
+        uint64_t v;
+        if (strcmp(text, "auto") == 0) v = FF_BUDGET_AUTO;
+        else if (strcmp(text, "none") == 0) v = 0;
+        else {
+            ff_error_t why;
+            if (ff_parse_size(text, &v, &why) != 0 || v == 0)
+                return ff_error_set(err, "%s: '%s', expected a size such as 900M or 4G, auto or "
+                                    "none", o->flag, text);
+        }
+        memcpy(m, &v, sizeof v);
+        return 0;
+    }
     case FF_OPT_PATH:
         if (strlen(text) >= FF_PATH_MAX - 64)
             return ff_error_set(err, "%s: path too long (%zu bytes, at most %d)", o->flag,
@@ -304,6 +345,12 @@ void ff_config_format(const ff_config_t *cfg, const ff_option_t *o, char *out, s
     case FF_OPT_PATH:
         snprintf(out, cap, "%s", (const char *)m);
         return;
+    case FF_OPT_SIZE:
+        memcpy(&u64, m, sizeof u64);
+        if (u64 == FF_BUDGET_AUTO) snprintf(out, cap, "auto");
+        else if (u64 == 0) snprintf(out, cap, "none");
+        else snprintf(out, cap, "%llu", (unsigned long long)u64);
+        return;
     }
 }
 
@@ -345,8 +392,12 @@ float ff_config_layer_theta(const ff_config_t *cfg, uint32_t units) {
     return (float)(cfg->theta_per_unit ? cfg->theta * (double)units : cfg->theta);
 }
 
+size_t ff_config_piece_images(const ff_config_t *cfg) {
+    return cfg->piece_images > 0 ? cfg->piece_images : cfg->batch / 2;
+}
+
 size_t ff_config_eval_images(const ff_config_t *cfg, uint64_t test_images) {
-    size_t e = cfg->batch / 10 > 0 ? cfg->batch / 10 : 1;
+    size_t e = cfg->eval_images > 0 ? cfg->eval_images : cfg->batch / 10 > 0 ? cfg->batch / 10 : 1;
     return e > test_images ? (size_t)test_images : e;
 }
 
@@ -420,6 +471,10 @@ int ff_config_parse(ff_config_t *cfg, int argc, char **argv, ff_error_t *err) {
     if (cfg->mode != FF_MODE_BP && cfg->batch % 2 != 0)
         return ff_error_set(err, "--batch: %u is odd, FF needs an even count (half positive, half negative)",
                             cfg->batch);
+    if (cfg->mode != FF_MODE_BP && cfg->piece_images > 0 &&
+        (cfg->piece_images > cfg->batch / 2 || (cfg->batch / 2) % cfg->piece_images != 0))
+        return ff_error_set(err, "--piece-images: %u does not divide the %u images of a batch "
+                            "(--batch %u)", cfg->piece_images, cfg->batch / 2, cfg->batch);
     if (cfg->mode == FF_MODE_FF_STREAM && cfg->run_dir[0] == '\0')
         return ff_error_set(err, "--mode ff-stream needs --run DIR (where layers and activations live)");
     if (cfg->resume && cfg->run_dir[0] == '\0')

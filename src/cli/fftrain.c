@@ -11,6 +11,7 @@
 #include "ffstream/dense.h"
 #include "ffstream/fileio.h"
 #include "ffstream/memstat.h"
+#include "ffstream/plan.h"
 #include "ffstream/report.h"
 #include "ffstream/run.h"
 #include "ffstream/train.h"
@@ -84,6 +85,32 @@ int main(int argc, char **argv) {
     if (ff_train_load_data(&cfg, &train, &test, &err) != 0) {
         fprintf(stderr, "fftrain: %s\n", err.msg);
         return 1;
+    }
+    /* The plan: the budget and the chunks fitted to it, memory and disk,
+     * all before any work. */
+    ff_plan_t plan;
+    if (ff_plan_make(&plan, &cfg, &train, &test, &err) != 0 ||
+        (!cfg.plan && !cfg.ignore_disk_space && ff_plan_check_disk(&plan, &cfg, &err) != 0)) {
+        fprintf(stderr, "fftrain: %s\n", err.msg);
+        ff_data_free(&test);
+        ff_data_free(&train);
+        return 1;
+    }
+    if (cfg.plan) {
+        ff_error_t ignored;
+        ff_plan_check_disk(&plan, &cfg, &ignored); /* the free space, when it can be read */
+        ff_plan_print(stdout, &cfg, &plan);
+        int status = 0;
+        char *text = cfg.json_path[0] != '\0' ? ff_plan_json(&cfg, &plan) : NULL;
+        if (cfg.json_path[0] != '\0' &&
+            (text == NULL || ff_fileio_write_atomic(cfg.json_path, text, strlen(text), &err) != 0)) {
+            fprintf(stderr, "fftrain: %s\n", text == NULL ? "out of memory" : err.msg);
+            status = 1;
+        }
+        free(text);
+        ff_data_free(&test);
+        ff_data_free(&train);
+        return status;
     }
     ff_result_t res;
     int rc;

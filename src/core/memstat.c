@@ -1,11 +1,17 @@
 /* memstat.c: category-tracked allocation. A 64-byte prefix in front of each
- * block remembers its size and category so ff_mem_free can uncharge it. */
+ * block remembers its size and category so ff_mem_free can uncharge it.
+ * Large blocks are mapped from the kernel directly and unmapped when freed:
+ * the process's resident memory then follows the live blocks exactly,
+ * whatever malloc's per-thread arenas and adaptive mmap threshold would
+ * keep (a checkpoint writer's thread, busy cores, a different order of
+ * frees). */
 #include "ffstream/memstat.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -13,11 +19,15 @@
 
 /* Sits in the 64 bytes just below the pointer handed out. */
 typedef struct {
-    void *raw; /* what posix_memalign returned */
+    void *raw;         /* what posix_memalign or mmap returned */
     size_t bytes;
+    size_t mapped;     /* bytes mapped (0: from malloc) */
     int category;
     uint32_t magic;
 } block_header_t;
+
+/* Blocks from this size up are mapped directly. */
+#define MAP_MIN ((size_t)256 << 10)
 
 #define BLOCK_MAGIC 0xff5eedu
 
@@ -46,12 +56,22 @@ void *ff_mem_alloc_aligned(ff_mem_category_t category, size_t bytes, size_t alig
     if (align < FF_MEM_ALIGN) align = FF_MEM_ALIGN;
     if ((align & (align - 1)) != 0 || bytes > SIZE_MAX - align) return NULL;
     void *raw = NULL;
+    size_t mapped = 0;
     /* The header needs FF_MEM_ALIGN bytes below the pointer; with a larger
-     * alignment a whole `align` step is spent so the pointer stays aligned. */
-    if (posix_memalign(&raw, align, bytes + align) != 0) return NULL;
+     * alignment a whole `align` step is spent so the pointer stays aligned.
+     * A mapping is page-aligned, which covers every alignment up to a page. */
+    long page = sysconf(_SC_PAGESIZE);
+    if (bytes >= MAP_MIN && page > 0 && align <= (size_t)page) {
+        mapped = bytes + align;
+        raw = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (raw == MAP_FAILED) return NULL;
+    } else if (posix_memalign(&raw, align, bytes + align) != 0) {
+        return NULL;
+    }
     char *ptr = (char *)raw + align;
     block_header_t *h = (block_header_t *)(ptr - FF_MEM_ALIGN);
     h->raw = raw;
+    h->mapped = mapped;
     h->bytes = bytes;
     h->category = category;
     h->magic = BLOCK_MAGIC;
@@ -83,7 +103,8 @@ void ff_mem_free(void *ptr) {
     h->magic = 0;
     atomic_fetch_sub(&g_current[h->category], h->bytes);
     atomic_fetch_sub(&g_current_total, h->bytes);
-    free(h->raw);
+    if (h->mapped != 0) munmap(h->raw, h->mapped);
+    else free(h->raw);
 }
 
 void ff_mem_stats(ff_mem_stats_t *out) {

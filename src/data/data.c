@@ -242,11 +242,14 @@ void ff_data_shift_row(float *row, uint32_t rows, uint32_t cols, ff_label_mode_t
 
 void ff_data_jitter_batch(float *x, size_t npos, size_t width, uint32_t rows, uint32_t cols,
                           ff_label_mode_t mode, uint32_t max_shift, uint64_t seed,
-                          uint64_t epoch, uint64_t chunk) {
+                          uint64_t epoch, uint64_t batch, size_t first) {
     if (max_shift == 0) return;
     ff_rng_t rng;
-    ff_rng_init(&rng, seed, FF_RNG_PURPOSE_JITTER, epoch, chunk);
+    ff_rng_init(&rng, seed, FF_RNG_PURPOSE_JITTER, epoch, batch);
     uint32_t span = 2 * max_shift + 1;
+    /* The draws of the batch's earlier images, replayed (a draw may take
+     * more than one number, so they cannot be skipped by count). */
+    for (size_t i = 0; i < 2 * first; i++) ff_rng_below(&rng, span);
     for (size_t i = 0; i < npos; i++) {
         int dx = (int)ff_rng_below(&rng, span) - (int)max_shift;
         int dy = (int)ff_rng_below(&rng, span) - (int)max_shift;
@@ -258,10 +261,11 @@ void ff_data_jitter_batch(float *x, size_t npos, size_t width, uint32_t rows, ui
 
 void ff_data_redraw_negatives(float *x, size_t npos, size_t width, size_t pixels,
                               ff_label_mode_t mode, uint64_t seed, uint64_t epoch,
-                              uint64_t chunk) {
+                              uint64_t batch, size_t first) {
     size_t slot = mode == FF_LABEL_CONCAT ? pixels : 0;
     ff_rng_t rng;
-    ff_rng_init(&rng, seed, FF_RNG_PURPOSE_NEGATIVE_EPOCH, epoch, chunk);
+    ff_rng_init(&rng, seed, FF_RNG_PURPOSE_NEGATIVE_EPOCH, epoch, batch);
+    for (size_t i = 0; i < first; i++) ff_rng_below(&rng, FF_CLASSES - 1);
     for (size_t i = 0; i < npos; i++) {
         const float *pos = x + i * width + slot;
         float *neg = x + (npos + i) * width + slot;

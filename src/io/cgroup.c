@@ -327,6 +327,47 @@ static int group_directory(const cgroup_mount_t *mount, const char *path, char *
     return 0;
 }
 
+int ff_cgroup_own_limit(uint64_t *limit, char *where, size_t where_size, ff_error_t *err) {
+    *limit = 0;
+    if (where_size > 0) where[0] = '\0';
+    cgroup_mount_t v2 = {.found = false}, v1 = {.found = false};
+    if (find_mounts(&v2, &v1, err) != 0) return -1;
+    char path[FF_PATH_MAX], dir[FF_PATH_MAX];
+    const cgroup_mount_t *mount = NULL;
+    const char *file = NULL;
+    ff_error_t ignored;
+    /* The memory controller is on v1 when a v1 hierarchy carries it (a
+     * hybrid system mounts an empty v2 tree beside it). */
+    if (v1.found && own_group_path("memory", path, sizeof path, &ignored) == 0) {
+        mount = &v1;
+        file = "memory.limit_in_bytes";
+    } else if (v2.found && own_group_path(NULL, path, sizeof path, &ignored) == 0) {
+        mount = &v2;
+        file = "memory.max";
+    } else {
+        return 0; /* no memory controller: no limit */
+    }
+    if (group_directory(mount, path, dir, sizeof dir, err) != 0) return -1;
+    /* The tightest limit from the own group up to the mount's root. */
+    for (;;) {
+        char name[FF_PATH_MAX], text[64];
+        if (join_path(name, sizeof name, dir, file) == 0 && read_text(name, text, sizeof text) == 0) {
+            char *end = NULL;
+            unsigned long long v = strtoull(text, &end, 10);
+            /* v2 says "max"; v1 says a page-rounded 2^63 when unlimited. */
+            if (end != text && v > 0 && v < (1ULL << 62) && (*limit == 0 || v < *limit)) {
+                *limit = v;
+                if (where_size > 0) snprintf(where, where_size, "%s", name);
+            }
+        }
+        if (strlen(dir) <= strlen(mount->dir)) break;
+        char *slash = strrchr(dir, '/');
+        if (slash == NULL || slash == dir) break;
+        *slash = '\0';
+    }
+    return 0;
+}
+
 /* Names the next group of this process under parent. @return 0 or -1
  * with errno = ENAMETOOLONG. */
 static int next_group_name(const char *parent, char *group, size_t size) {

@@ -650,12 +650,12 @@ cleanup:
     return rc;
 }
 
-size_t ff_layerfile_save_bytes(uint32_t in, uint32_t out, int with_optimizer) {
-    (void)in, (void)out, (void)with_optimizer;
-    /* Streamed: one block of planes, zstd's output buffer and its context,
-     * whatever the layer's size. */
-    ff_layerfile_options_t o = ff_layerfile_default_options();
-    return BLOCK_BYTES + ZSTD_CStreamOutSize() + ZSTD_estimateCStreamSize(o.level);
+size_t ff_layerfile_save_bytes(const ff_layerfile_options_t *opt) {
+    /* Streamed: one block of planes, zstd's output buffer and, when it
+     * compresses, its context, whatever the layer's size. */
+    ff_layerfile_options_t o = opt != NULL ? *opt : ff_layerfile_default_options();
+    return BLOCK_BYTES + ZSTD_CStreamOutSize() +
+           (o.codec == FF_CODEC_RAW ? 0 : ZSTD_estimateCStreamSize(o.level));
 }
 
 size_t ff_layerfile_load_bytes(void) {

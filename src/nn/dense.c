@@ -111,6 +111,9 @@ double ff_dense_local_loss(float *dz, float *goodness, const float *y, size_t np
     size_t rows = npos + nneg;
     double scale = p->goodness == FF_GOODNESS_MEAN ? 1.0 / (double)out : 1.0;
     assert(p->kind != FF_LOSS_SYMBA || npos == nneg);
+    /* A piece of a batch is scaled for the batch's counts. */
+    const double count_pos = (double)(p->batch_pos > 0 ? p->batch_pos : npos);
+    const double count_neg = (double)(p->batch_neg > 0 ? p->batch_neg : nneg);
     ff_dense_goodness(goodness, y, rows, out, p->goodness);
     double loss_pos = 0.0, loss_neg = 0.0;
     for (size_t i = 0; i < rows; i++) {
@@ -121,20 +124,20 @@ double ff_dense_local_loss(float *dz, float *goodness, const float *y, size_t np
         case FF_LOSS_LINEAR:
             if (positive) {
                 loss_pos -= logit;
-                dgood = -1.0 / (double)npos;
+                dgood = -1.0 / count_pos;
             } else {
                 loss_neg += logit;
-                dgood = 1.0 / (double)nneg;
+                dgood = 1.0 / count_neg;
             }
             break;
         case FF_LOSS_PROBABILISTIC: {
             double prob = ff_sigmoid(logit), dprob = prob * (1.0 - prob);
             if (positive) {
                 loss_pos -= log(prob + FF_PROBABILISTIC_EPS);
-                dgood = -dprob / (prob + FF_PROBABILISTIC_EPS) / (double)npos;
+                dgood = -dprob / (prob + FF_PROBABILISTIC_EPS) / count_pos;
             } else {
                 loss_neg -= log(1.0 - prob + FF_PROBABILISTIC_EPS);
-                dgood = dprob / (1.0 - prob + FF_PROBABILISTIC_EPS) / (double)nneg;
+                dgood = dprob / (1.0 - prob + FF_PROBABILISTIC_EPS) / count_neg;
             }
             break;
         }
@@ -142,7 +145,7 @@ double ff_dense_local_loss(float *dz, float *goodness, const float *y, size_t np
             /* Each pair's loss is counted once, with its positive row. */
             size_t pair = positive ? i : i - npos;
             double margin = (double)p->alpha * ((double)goodness[pair] - goodness[npos + pair]);
-            double pull = (double)p->alpha * ff_sigmoid(-margin) / (double)npos;
+            double pull = (double)p->alpha * ff_sigmoid(-margin) / count_pos;
             if (positive) loss_pos += ff_softplus(-margin);
             dgood = positive ? -pull : pull;
             break;
@@ -150,10 +153,10 @@ double ff_dense_local_loss(float *dz, float *goodness, const float *y, size_t np
         default:
             if (positive) {
                 loss_pos += ff_softplus(-logit);
-                dgood = -ff_sigmoid(-logit) / (double)npos;
+                dgood = -ff_sigmoid(-logit) / count_pos;
             } else {
                 loss_neg += ff_softplus(logit);
-                dgood = ff_sigmoid(logit) / (double)nneg;
+                dgood = ff_sigmoid(logit) / count_neg;
             }
             break;
         }
@@ -165,8 +168,8 @@ double ff_dense_local_loss(float *dz, float *goodness, const float *y, size_t np
         for (size_t j = 0; j < out; j++) di[j] = coef * yi[j];
     }
     double loss = 0.0;
-    if (npos > 0) loss += loss_pos / (double)npos;
-    if (nneg > 0 && p->kind != FF_LOSS_SYMBA) loss += loss_neg / (double)nneg;
+    if (npos > 0) loss += loss_pos / count_pos;
+    if (nneg > 0 && p->kind != FF_LOSS_SYMBA) loss += loss_neg / count_neg;
     return loss;
 }
 
@@ -254,6 +257,17 @@ void ff_dense_backward_params(float *dweight, float *dbias, const float *dz, con
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)rows, 1.0f, dz,
                 (int)out, x, (int)in, 0.0f, dweight, (int)in);
     for (size_t o = 0; o < out; o++) dbias[o] = 0.0f;
+    for (size_t i = 0; i < rows; i++) {
+        const float *di = dz + i * out;
+        for (size_t o = 0; o < out; o++) dbias[o] += di[o];
+    }
+}
+
+void ff_dense_backward_params_add(float *dweight, float *dbias, const float *dz, const float *x,
+                                  size_t rows, size_t in, size_t out) {
+    if (rows == 0) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)rows, 1.0f, dz,
+                (int)out, x, (int)in, 1.0f, dweight, (int)in);
     for (size_t i = 0; i < rows; i++) {
         const float *di = dz + i * out;
         for (size_t o = 0; o < out; o++) dbias[o] += di[o];

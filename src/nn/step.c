@@ -40,24 +40,38 @@ void ff_step_workspace_free(ff_step_workspace_t *ws) {
     memset(ws, 0, sizeof *ws);
 }
 
-void ff_step_train(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, size_t npos,
-                   size_t nneg, const ff_step_params_t *p, ff_step_stats_t *stats) {
+void ff_step_grad(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, size_t npos,
+                  size_t nneg, size_t batch_pos, size_t batch_neg, int accumulate,
+                  const ff_step_params_t *p, ff_step_stats_t *stats) {
     size_t rows = npos + nneg;
     assert(rows <= ws->max_rows && layer->in <= ws->max_in && layer->out == ws->out);
     ff_dense_normalize(ws->xn, NULL, x, rows, layer->in);
     ff_dense_forward(ws->y, ws->xn, layer->weight, layer->bias, rows, layer->in, layer->out);
     ff_loss_params_t lp = {.kind = p->loss, .goodness = p->goodness, .theta = p->theta,
-                           .alpha = p->alpha};
+                           .alpha = p->alpha, .batch_pos = batch_pos, .batch_neg = batch_neg};
     double loss = ff_dense_local_loss(ws->dz, ws->goodness, ws->y, npos, nneg, layer->out, &lp);
-    ff_dense_backward_params(layer->grad_weight, layer->grad_bias, ws->dz, ws->xn, rows, layer->in,
-                             layer->out);
-    ff_layer_adam_step(layer, &p->adam);
+    if (accumulate)
+        ff_dense_backward_params_add(layer->grad_weight, layer->grad_bias, ws->dz, ws->xn, rows,
+                                     layer->in, layer->out);
+    else
+        ff_dense_backward_params(layer->grad_weight, layer->grad_bias, ws->dz, ws->xn, rows,
+                                 layer->in, layer->out);
     stats->loss_sum += loss;
     for (size_t i = 0; i < npos; i++) stats->good_pos_sum += ws->goodness[i];
     for (size_t i = npos; i < rows; i++) stats->good_neg_sum += ws->goodness[i];
-    stats->batches++;
     stats->npos += npos;
     stats->nneg += nneg;
+}
+
+void ff_step_apply(ff_layer_t *layer, const ff_step_params_t *p, ff_step_stats_t *stats) {
+    ff_layer_adam_step(layer, &p->adam);
+    stats->batches++;
+}
+
+void ff_step_train(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, size_t npos,
+                   size_t nneg, const ff_step_params_t *p, ff_step_stats_t *stats) {
+    ff_step_grad(layer, ws, x, npos, nneg, npos, nneg, 0, p, stats);
+    ff_step_apply(layer, p, stats);
 }
 
 void ff_step_forward(float *y, const ff_layer_t *layer, ff_step_workspace_t *ws, const float *x,

@@ -39,11 +39,28 @@ static const ff_set_shape_t *shape(const loop_t *L, ff_set_t set) {
 #define ROWS(L, op, ...) ((L)->rows->ops->op((L)->rows->self, __VA_ARGS__))
 #define STORE(L, op, ...) ((L)->store->ops->op((L)->store->self, __VA_ARGS__))
 
-/* The chunk order of epoch e of layer k. */
+/* Batches of an epoch, and how a batch is cut into training chunks (its
+ * pieces): batch b is chunks b*pieces .. b*pieces + pieces - 1 (fewer for
+ * the last batch). */
+static uint64_t batch_count(const loop_t *L) {
+    uint64_t m = L->cfg->batch / 2, N = shape(L, FF_SET_TRAIN)->units;
+    return (N + m - 1) / m;
+}
+
+static uint64_t pieces_per_batch(const loop_t *L) {
+    return (L->cfg->batch / 2) / shape(L, FF_SET_TRAIN)->units_per_chunk;
+}
+
+static uint64_t batch_pieces(const loop_t *L, uint64_t b) {
+    uint64_t per = pieces_per_batch(L), first = b * per, chunks = shape(L, FF_SET_TRAIN)->chunks;
+    return first + per <= chunks ? per : chunks - first;
+}
+
+/* The batch order of epoch e of layer k. */
 static void epoch_order(const loop_t *L, uint32_t k, uint32_t e, uint32_t *order) {
     ff_rng_t rng;
     ff_rng_init(&rng, L->cfg->seed, FF_RNG_PURPOSE_EPOCH, k, e);
-    ff_rng_permutation(&rng, order, shape(L, FF_SET_TRAIN)->chunks);
+    ff_rng_permutation(&rng, order, batch_count(L));
 }
 
 /* What is read right after the last chunk of a phase, so the next phase
@@ -65,48 +82,59 @@ static int prefetch_next(loop_t *L, const next_read_t *next, ff_error_t *err) {
 /* ---- training one layer ------------------------------------------------- */
 
 /* Trains layer k from `progress` to its last epoch; checkpoints after every
- * epoch but the last. `after` is read once the last step is taken.
- * @return 0, 1 when a stop was requested (saved), -1 on error. */
+ * epoch but the last. A batch is summed over its pieces before its Adam
+ * step (one piece: the batch itself). `after` is read once the last step is
+ * taken. @return 0, 1 when a stop was requested (saved), -1 on error. */
 static int train_layer(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progress_t *p,
                        const next_read_t *after, ff_error_t *err) {
     const ff_config_t *cfg = L->cfg;
     const ff_set_shape_t *sh = shape(L, FF_SET_TRAIN);
-    const uint64_t nbatches = sh->chunks;
+    const uint64_t nbatches = batch_count(L), per = pieces_per_batch(L);
     ff_step_params_t sp = ff_train_step_params(cfg, layer->out);
     ff_step_stats_t *st = &p->running;
     uint64_t steps_here = 0; /* steps of this layer taken by this process */
     uint32_t first_batch = p->batch_in_epoch;
     epoch_order(L, k, p->epochs_done, L->order);
     for (uint32_t e = p->epochs_done; e < cfg->epochs; e++) {
-        if (prefetch(L, FF_SET_TRAIN, L->order[first_batch], err) != 0) return -1;
+        if (prefetch(L, FF_SET_TRAIN, (uint64_t)L->order[first_batch] * per, err) != 0) return -1;
         if (e + 1 < cfg->epochs) epoch_order(L, k, e + 1, L->next_order);
         for (uint64_t bi = first_batch; bi < nbatches; bi++) {
-            uint64_t c = L->order[bi];
-            float *x;
-            if (ROWS(L, read, FF_SET_TRAIN, c, k == 0, &x, err) != 0) return -1;
-            next_read_t next = *after;
-            if (bi + 1 < nbatches) next = (next_read_t){1, FF_SET_TRAIN, L->order[bi + 1]};
-            else if (e + 1 < cfg->epochs) next = (next_read_t){1, FF_SET_TRAIN, L->next_order[0]};
-            if (prefetch_next(L, &next, err) != 0) return -1;
-            size_t mb = ff_set_chunk_units(sh, c);
-            /* The first layer's rows are stored un-augmented: fresh
-             * negatives and shifts are applied as they arrive, from
-             * (seed, epoch, batch) alone. */
-            if (k == 0 && cfg->fresh_negatives)
-                ff_data_redraw_negatives(x, mb, layer->in, (size_t)L->in->img_rows * L->in->img_cols,
-                                         cfg->label, cfg->seed, e, c);
-            if (k == 0)
-                ff_data_jitter_batch(x, mb, layer->in, L->in->img_rows, L->in->img_cols,
-                                     cfg->label, cfg->jitter, cfg->seed, e, c);
+            const uint64_t b = L->order[bi], pieces = batch_pieces(L, b);
+            size_t images = 0;
+            for (uint64_t j = 0; j < pieces; j++) images += ff_set_chunk_units(sh, b * per + j);
+            for (uint64_t j = 0; j < pieces; j++) {
+                uint64_t c = b * per + j;
+                float *x;
+                if (ROWS(L, read, FF_SET_TRAIN, c, k == 0, &x, err) != 0) return -1;
+                next_read_t next = *after;
+                if (j + 1 < pieces) next = (next_read_t){1, FF_SET_TRAIN, c + 1};
+                else if (bi + 1 < nbatches)
+                    next = (next_read_t){1, FF_SET_TRAIN, (uint64_t)L->order[bi + 1] * per};
+                else if (e + 1 < cfg->epochs)
+                    next = (next_read_t){1, FF_SET_TRAIN, (uint64_t)L->next_order[0] * per};
+                if (prefetch_next(L, &next, err) != 0) return -1;
+                size_t mb = ff_set_chunk_units(sh, c), first = (size_t)(j * sh->units_per_chunk);
+                /* The first layer's rows are stored un-augmented: fresh
+                 * negatives and shifts are applied as they arrive, from
+                 * (seed, epoch, batch) alone. */
+                if (k == 0 && cfg->fresh_negatives)
+                    ff_data_redraw_negatives(x, mb, layer->in,
+                                             (size_t)L->in->img_rows * L->in->img_cols,
+                                             cfg->label, cfg->seed, e, b, first);
+                if (k == 0)
+                    ff_data_jitter_batch(x, mb, layer->in, L->in->img_rows, L->in->img_cols,
+                                         cfg->label, cfg->jitter, cfg->seed, e, b, first);
+                ff_step_grad(layer, &L->ws, x, mb, mb, images, images, j > 0, &sp, st);
+                ROWS(L, release, FF_SET_TRAIN, c);
+                L->res->train_flops += 4.0 * 2.0 * (double)mb * layer->in * layer->out;
+            }
             sp.adam.lr = ff_train_layer_lr(cfg, e, bi, nbatches);
-            ff_step_train(layer, &L->ws, x, mb, mb, &sp, st);
-            ROWS(L, release, FF_SET_TRAIN, c);
-            L->res->train_flops += 4.0 * 2.0 * (double)mb * layer->in * layer->out;
+            ff_step_apply(layer, &sp, st);
             steps_here++;
             char label[96];
             snprintf(label, sizeof label, "%s layer %u/%u epoch %u/%u", L->in->name, k + 1,
                      cfg->layers, e + 1, cfg->epochs);
-            ff_progress_update(&L->prog, 2 * mb, label, st->loss_sum / (double)st->batches,
+            ff_progress_update(&L->prog, 2 * images, label, st->loss_sum / (double)st->batches,
                                st->good_pos_sum / (double)st->npos,
                                st->good_neg_sum / (double)st->nneg, 0);
             ff_hook_kill("train", k, steps_here);
@@ -209,7 +237,8 @@ static int layer_passes(loop_t *L, uint32_t k, ff_layer_t *layer, ff_error_t *er
         /* The next layer starts with epoch 0 in its own order: read its
          * first chunk while the checkpoint and run.json are written. */
         epoch_order(L, k + 1, 0, L->next_order);
-        if (prefetch(L, FF_SET_TRAIN, L->next_order[0], err) != 0) return -1;
+        if (prefetch(L, FF_SET_TRAIN, (uint64_t)L->next_order[0] * pieces_per_batch(L), err) != 0)
+            return -1;
     }
     return 0;
 }
@@ -358,7 +387,7 @@ int ff_loop_run(const ff_loop_t *in, ff_result_t *res, ff_error_t *err) {
     if (ff_step_workspace_alloc(&L.ws, rows_max, width, H, err) != 0) return -1;
     L.good = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows_max * sizeof(float));
     L.scores = ff_mem_calloc(FF_MEM_ACTIVATIONS, te->units * FF_CLASSES, sizeof(float));
-    L.order = ff_mem_alloc(FF_MEM_OTHER, 2 * tr->chunks * sizeof(uint32_t));
+    L.order = ff_mem_alloc(FF_MEM_OTHER, 2 * batch_count(&L) * sizeof(uint32_t));
     if (!in->rows->per_layer_sets)
         L.chain = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows_max * H * sizeof(float));
     if (L.good == NULL || L.scores == NULL || L.order == NULL ||
@@ -366,7 +395,7 @@ int ff_loop_run(const ff_loop_t *in, ff_result_t *res, ff_error_t *err) {
         ff_error_set(err, "out of memory for the loop's buffers (%zu rows)", rows_max);
         goto cleanup;
     }
-    L.next_order = L.order + tr->chunks;
+    L.next_order = L.order + batch_count(&L);
     if (cfg->layers > FF_MAX_LAYERS) {
         ff_error_set(err, "--layers: %u, at most %d", cfg->layers, FF_MAX_LAYERS);
         goto cleanup;

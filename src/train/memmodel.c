@@ -11,7 +11,9 @@
 #include "ffstream/head.h"
 #include "ffstream/layerfile.h"
 #include "ffstream/rows.h"
+#include "ffstream/scores.h"
 #include "ffstream/step.h"
+#include "ffstream/store.h"
 #include "train_internal.h"
 
 #define F ((uint64_t)sizeof(float))
@@ -101,7 +103,8 @@ static ff_memmodel_t model_ff(const ff_config_t *cfg, uint64_t pixels, uint64_t 
                 slot = one;
         }
     const uint64_t chunks = ff_chunkio_bytes(slot);
-    const uint64_t save = ff_layerfile_save_bytes((uint32_t)width, (uint32_t)H, 1);
+    const ff_layerfile_options_t save_options = ff_store_layerfile_options(cfg);
+    const uint64_t save = ff_layerfile_save_bytes(&save_options);
     const uint64_t labels = N + T;
     ph = (ff_memmodel_t){.phase = "loading"}; /* the first layer's caches are written */
     ph.io = chunks + T * FF_CLASSES * F;       /* + the zero scores */
@@ -169,4 +172,152 @@ uint64_t ff_memmodel_network_parameters(const ff_config_t *cfg, uint64_t pixels)
         return (pixels * H + H) + (L - 1) * (H * H + H) + (H * FF_CLASSES + FF_CLASSES);
     uint64_t in0 = ff_data_input_dim(pixels, cfg->label);
     return (in0 * H + H) + (L - 1) * (H * H + H);
+}
+
+/* ---- the disk ---- */
+
+static uint64_t cache_file_bytes(uint32_t width, uint32_t rows_per_unit, uint64_t units,
+                                 uint64_t per_chunk) {
+    ff_actcache_geometry_t g = {.width = width, .rows_per_unit = rows_per_unit, .units = units,
+                                .units_per_chunk = per_chunk};
+    size_t slot;
+    uint64_t bytes = 0;
+    if (units == 0 || ff_actcache_sizes(&g, &slot, &bytes) != 0) return 0;
+    return bytes;
+}
+
+/* The caches of one layer's four sets at input width `width`. */
+static uint64_t layer_caches(const ff_config_t *cfg, const ff_set_shape_t *sh, uint32_t width,
+                             int with_neutral) {
+    uint64_t bytes = 0;
+    for (int s = 0; s < FF_SET_COUNT; s++) {
+        if (s >= FF_SET_TRAIN_NEUTRAL && !with_neutral) continue;
+        bytes += cache_file_bytes(width, sh[s].rows_per_unit, sh[s].units, sh[s].units_per_chunk);
+    }
+    (void)cfg;
+    return bytes;
+}
+
+/* A layer file's size: raw tensors exactly, compressed ones at most the
+ * codec's bound. */
+static uint64_t checkpoint_bytes(const ff_config_t *cfg, uint64_t in, uint64_t out, int adam) {
+    /* The codec's worst case for compressed tensors; raw ones exactly. */
+    uint64_t tensors = adam ? 6 : 2, weight = in * out * 4, bias = out * 4, stored = 0;
+    for (uint64_t t = 0; t < tensors; t++) {
+        uint64_t raw = t % 2 == 0 ? weight : bias;
+        stored += cfg->checkpoint_codec == FF_CODEC_RAW ? raw
+                                                        : ff_codec_bound((ff_codec_t)cfg->checkpoint_codec, raw);
+    }
+    return FF_LAYERFILE_PREAMBLE + 1024 + 320 * tensors + stored;
+}
+
+ff_diskmodel_t ff_diskmodel(const ff_config_t *cfg, uint64_t pixels, uint64_t train,
+                            uint64_t test) {
+    ff_diskmodel_t d = {.exact = cfg->checkpoint_codec == FF_CODEC_RAW};
+    const uint64_t H = cfg->hidden, L = cfg->layers, in0 = ff_data_input_dim(pixels, cfg->label);
+    const int stream = cfg->mode == FF_MODE_FF_STREAM;
+    if (!stream && !(cfg->mode == FF_MODE_FF_MEM && cfg->run_dir[0] != '\0')) return d;
+    ff_set_shape_t sh[FF_SET_COUNT];
+    ff_rows_shapes(sh, cfg, train, test);
+    const int softmax = cfg->eval_softmax != 0, keep = cfg->keep_optimizer == FF_KEEP_ALL;
+    uint64_t neutral = 0;
+    if (softmax)
+        neutral = cache_file_bytes((uint32_t)H, 1, train, sh[FF_SET_TRAIN_NEUTRAL].units_per_chunk) +
+                  cache_file_bytes((uint32_t)H, 1, test, sh[FF_SET_TEST_NEUTRAL].units_per_chunk);
+    d.other = (stream ? 2 * (FF_SCORES_HEADER + test * FF_CLASSES * 4) : 0) + (64u << 10);
+    /* Layer by layer: the finished layers' checkpoints, this layer's
+     * (its previous epoch's file and the one replacing it), its input
+     * caches and its outputs, the neutral caches kept for the head. */
+    uint64_t finished = 0, kept = 0, peak = 0;
+    for (uint64_t k = 0; k < L; k++) {
+        const uint64_t in = k == 0 ? in0 : H;
+        const uint64_t with_adam = checkpoint_bytes(cfg, in, H, 1);
+        const uint64_t final = checkpoint_bytes(cfg, in, H, keep || k + 1 == L);
+        const uint64_t checkpoints = finished + (cfg->epochs > 1 ? with_adam : 0) + final;
+        uint64_t caches = 0;
+        if (stream) {
+            caches = layer_caches(cfg, sh, (uint32_t)in, softmax);
+            if (k + 1 < L) caches += layer_caches(cfg, sh, (uint32_t)H, softmax);
+            else if (softmax) caches += neutral; /* the last layer's neutral outputs */
+        }
+        const uint64_t now = checkpoints + caches + kept + d.other;
+        if (now > peak) {
+            peak = now;
+            d.caches = caches;
+            d.kept = kept;
+            d.transient = checkpoints - finished - final;
+            d.checkpoints = finished + final;
+        }
+        finished += final;
+        if (softmax && k > 0 && ff_train_layer_scored(cfg, k - 1)) kept += neutral;
+    }
+    /* At the end: every final checkpoint (and the kept caches until the head
+     * is trained); this is the peak when the checkpoints outweigh the caches. */
+    if (finished + kept + d.other > peak) {
+        peak = finished + kept + d.other;
+        d.caches = 0;
+        d.kept = kept;
+        d.transient = 0;
+        d.checkpoints = finished;
+    }
+    d.final_checkpoints = finished;
+    d.total = peak;
+    return d;
+}
+
+/* ---- fitting a budget ---- */
+
+int ff_memmodel_fit(ff_config_t *cfg, uint64_t pixels, uint64_t train, uint64_t test,
+                    uint64_t budget, const char *budget_from, ff_error_t *err) {
+    if (budget == 0) return 0;
+    const double MiB = 1048576.0;
+    const uint64_t room = budget > FF_MEMMODEL_RESERVE ? budget - FF_MEMMODEL_RESERVE : 0;
+    ff_memmodel_t m = ff_memmodel(cfg, pixels, train, test);
+    if (m.total <= room) return 0;
+    if (cfg->mode != FF_MODE_FF_STREAM) {
+        ff_config_t stream = *cfg;
+        stream.mode = FF_MODE_FF_STREAM;
+        stream.piece_images = 1;
+        stream.eval_images = 1;
+        ff_memmodel_t least = ff_memmodel(&stream, pixels, train, test);
+        return ff_error_set(err, "--mem-budget: %s needs %.1f MiB (its memory model %.1f MiB at "
+                            "its peak, %s, plus %.0f MiB for the process itself), but the budget "
+                            "is %.1f MiB (%s): lower --batch, or use --mode ff-stream, which "
+                            "can run this network in %.1f MiB", ff_mode_name(cfg->mode),
+                            (double)(m.total + FF_MEMMODEL_RESERVE) / MiB, (double)m.total / MiB,
+                            m.phase, (double)FF_MEMMODEL_RESERVE / MiB, (double)budget / MiB,
+                            budget_from, (double)(least.total + FF_MEMMODEL_RESERVE) / MiB);
+    }
+    /* ff-stream: the largest training chunk (a divisor of the batch's
+     * images) and evaluation chunk that fit; rows of the two kept alike. */
+    const uint32_t images = cfg->batch / 2;
+    const size_t E = ff_config_eval_images(cfg, test);
+    const int fixed_piece = cfg->piece_images != 0, fixed_eval = cfg->eval_images != 0;
+    ff_config_t trial = *cfg;
+    for (uint32_t p = images; p >= 1; p--) {
+        if (images % p != 0) continue;
+        if (fixed_piece && p != cfg->piece_images) continue;
+        trial.piece_images = p;
+        if (!fixed_eval) {
+            size_t e = (2 * (size_t)p) / FF_CLASSES;
+            trial.eval_images = (uint32_t)(e < 1 ? 1 : e > E ? E : e);
+        }
+        if (ff_memmodel(&trial, pixels, train, test).total <= room) {
+            cfg->piece_images = p == images ? 0 : p;
+            if (!fixed_eval) cfg->eval_images = trial.eval_images == E ? 0 : trial.eval_images;
+            return 0;
+        }
+    }
+    trial.piece_images = fixed_piece ? cfg->piece_images : 1;
+    if (!fixed_eval) trial.eval_images = 1;
+    ff_memmodel_t least = ff_memmodel(&trial, pixels, train, test);
+    return ff_error_set(err, "--mem-budget: %.1f MiB (%s) is below what this ff-stream run needs "
+                        "with its smallest chunks: %.1f MiB (the model %.1f MiB at its %s "
+                        "peak: %.1f MiB of them the layer's weights, gradients and Adam state; "
+                        "plus %.0f MiB for the process itself); a smaller --hidden%s needs less",
+                        (double)budget / MiB, budget_from,
+                        (double)(least.total + FF_MEMMODEL_RESERVE) / MiB,
+                        (double)least.total / MiB, least.phase, (double)least.parameters / MiB,
+                        (double)FF_MEMMODEL_RESERVE / MiB,
+                        cfg->eval_softmax ? " or --eval goodness (the head's features)" : "");
 }

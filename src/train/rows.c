@@ -7,8 +7,12 @@
 void ff_rows_shapes(ff_set_shape_t shapes[FF_SET_COUNT], const ff_config_t *cfg, uint64_t train,
                     uint64_t test) {
     const uint64_t m = cfg->batch / 2, E = ff_config_eval_images(cfg, test);
-    const uint64_t per_chunk[FF_SET_COUNT] = {m, E, m, E};
-    const uint64_t units[FF_SET_COUNT] = {train, test, train, test};
+    /* Training rows in pieces of a batch; the head's rows in whole batches
+     * (its step is one chunk). */
+    const uint64_t per_chunk[FF_SET_COUNT] = {ff_config_piece_images(cfg), E, m, E};
+    /* The neutral rows exist only for the softmax head. */
+    const uint64_t neutral = cfg->eval_softmax != 0;
+    const uint64_t units[FF_SET_COUNT] = {train, test, neutral * train, neutral * test};
     const uint32_t rows_per_unit[FF_SET_COUNT] = {2, FF_CLASSES, 1, 1};
     for (int s = 0; s < FF_SET_COUNT; s++) {
         shapes[s].units = units[s];

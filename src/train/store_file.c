@@ -15,8 +15,9 @@
 
 typedef struct {
     char path[FF_PATH_MAX];
-    const ff_layer_t *layer;
+    ff_layer_t view;           /* the layer, without its Adam moments when they are not kept */
     ff_layerfile_meta_t meta;
+    ff_layerfile_options_t options;
 } save_job_t;
 
 typedef struct {
@@ -32,7 +33,7 @@ typedef struct {
 
 static int save_main(void *arg, ff_error_t *err) {
     save_job_t *job = arg;
-    return ff_layerfile_save(job->path, job->layer, &job->meta, NULL, err);
+    return ff_layerfile_save(job->path, &job->view, &job->meta, &job->options, err);
 }
 
 static int file_acquire(void *self, uint32_t k, ff_layer_t **out, ff_layer_progress_t *p,
@@ -53,7 +54,12 @@ static int file_acquire(void *self, uint32_t k, ff_layer_t **out, ff_layer_progr
         return 0;
     }
     ff_layerfile_meta_t meta;
-    if (ff_layerfile_load(path, layer, &meta, 1, in, cfg->hidden, err) != 0) return -1;
+    ff_layerfile_info_t info;
+    if (ff_layerfile_read_info(path, &info, err) != 0) return -1;
+    /* A finished layer saved without its Adam moments is loaded for its
+     * passes only; anything else must carry them to resume training. */
+    int with_training = !(info.meta.complete && !info.has_optimizer);
+    if (ff_layerfile_load(path, layer, &meta, with_training, in, cfg->hidden, err) != 0) return -1;
     const char *field = NULL;
     if (layer->in != in || layer->out != cfg->hidden) field = "shape";
     else if (meta.layer_index != k) field = "layer_index";
@@ -92,7 +98,8 @@ static int file_checkpoint(void *self, uint32_t k, const ff_layer_t *layer,
     if (ff_run_layer_path(path, s->cfg->run_dir, k, err) != 0) return -1;
     ff_layerfile_meta_t meta;
     ff_store_layer_meta(&meta, s->cfg, k, s->data_fingerprint, p);
-    return ff_layerfile_save(path, layer, &meta, NULL, err);
+    ff_layerfile_options_t opt = ff_store_layerfile_options(s->cfg);
+    return ff_layerfile_save(path, layer, &meta, &opt, err);
 }
 
 /* Compression and fsync of the final checkpoint cost no wall time: they
@@ -102,7 +109,12 @@ static int file_trained(void *self, uint32_t k, const ff_layer_t *layer,
     file_store_t *s = self;
     if (ff_run_layer_path(s->job.path, s->cfg->run_dir, k, err) != 0) return -1;
     ff_store_layer_meta(&s->job.meta, s->cfg, k, s->data_fingerprint, p);
-    s->job.layer = layer;
+    s->job.options = ff_store_layerfile_options(s->cfg);
+    /* A finished layer is never trained again: with --keep-optimizer last
+     * its Adam moments are dropped, except the last layer's. */
+    s->job.view = *layer;
+    if (s->cfg->keep_optimizer == FF_KEEP_LAST && k + 1 < s->cfg->layers)
+        s->job.view.adam_m = s->job.view.adam_v = NULL;
     ff_background_start(&s->save, save_main, &s->job);
     return 0;
 }

@@ -61,7 +61,11 @@ static int mem_finish(void *self, const ff_result_t *res, ff_error_t *err) {
                                  .last = {r->loss, r->goodness_pos, r->goodness_neg}};
         ff_layerfile_meta_t meta;
         ff_store_layer_meta(&meta, cfg, k, s->data_fingerprint, &p);
-        if (ff_layerfile_save(path, &s->layers[k], &meta, NULL, err) != 0) return -1;
+        ff_layerfile_options_t opt = ff_store_layerfile_options(cfg);
+        ff_layer_t view = s->layers[k];
+        if (cfg->keep_optimizer == FF_KEEP_LAST && k + 1 < cfg->layers)
+            view.adam_m = view.adam_v = NULL; /* as ff-stream saves a finished layer */
+        if (ff_layerfile_save(path, &view, &meta, &opt, err) != 0) return -1;
     }
     ff_run_state_t state;
     ff_run_state_init(&state, cfg, s->data_fingerprint, s->train, s->test);

@@ -82,6 +82,12 @@ ff_epoch_means_t ff_epoch_means(const ff_step_stats_t *st) {
     return m;
 }
 
+ff_layerfile_options_t ff_store_layerfile_options(const ff_config_t *cfg) {
+    ff_layerfile_options_t o = ff_layerfile_default_options();
+    o.codec = (ff_codec_t)cfg->checkpoint_codec;
+    return o;
+}
+
 void ff_store_layer_meta(ff_layerfile_meta_t *meta, const ff_config_t *cfg, uint32_t index,
                          uint64_t data_fingerprint, const ff_layer_progress_t *p) {
     memset(meta, 0, sizeof *meta);

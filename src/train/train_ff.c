@@ -143,8 +143,8 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
     res->io_backend = ff_aio_backend_name(ff_aio_backend(aio));
     if (ff_rows_cache_create(&rows, cfg, cfg->run_dir, N, T, width0, tag, aio, err) != 0)
         goto cleanup;
-    if (ff_store_file_create(&store, cfg, width0, data_fp, rows.shape[FF_SET_TRAIN].chunks,
-                             &state, err) != 0)
+    const uint64_t batches = (N + cfg->batch / 2 - 1) / (cfg->batch / 2);
+    if (ff_store_file_create(&store, cfg, width0, data_fp, batches, &state, err) != 0)
         goto cleanup;
     /* The labels outlive the dataset: the head's targets and the scoring. */
     train_labels = ff_mem_alloc(FF_MEM_DATASET, N);
