@@ -23,7 +23,7 @@ have_data() { [ -f "$data/train-labels-idx1-ubyte.gz" ] || [ -f "$data/train-lab
 # when FFSTREAM_REQUIRE_DATA=1 (tools/test.sh installs the data).
 need_data() {
     have_data && return 0
-    echo "dataset not found at $data (install dataset-fashion-mnist, or set FFSTREAM_DATA)"
+    echo "dataset not found at $data: apt-get install dataset-fashion-mnist (or set FFSTREAM_DATA; data/README.md)"
     [ "${FFSTREAM_REQUIRE_DATA:-0}" = 1 ] && exit 1
     exit 77
 }

@@ -67,10 +67,17 @@ if have_data; then
         for field in '"mode":' '"layers":' '"hidden":' '"epochs":' '"batch":' '"lr":' '"theta":' \
             '"seed":' '"train_samples":' '"test_samples":' '"test_accuracy":' '"train_seconds":' \
             '"eval_seconds":' '"peak_rss_bytes":' '"per_layer":' '"memory":' '"weights":' \
-            '"optimizer":' '"activations":' '"io_buffers":' '"other":'; do
+            '"optimizer":' '"activations":' '"io_buffers":' '"other":' '"run_info":' '"commit":' \
+            '"build_type":' '"blas_threads":' '"kernel":' '"started":' '"finished":' \
+            '"load_average_1m_start":' '"load_average_1m_end":'; do
             if ! grep -q "$field" "$tmp/$mode.json"; then fail "$mode JSON lacks $field"; fi
         done
         grep -q "\"mode\":.*\"$mode\"" "$tmp/$mode.json" || fail "$mode JSON has the wrong mode"
+        # The source commit (or "unknown" outside git) and a load average.
+        commit=$(json_field "$tmp/$mode.json" commit)
+        echo "$commit" | grep -Eq '^([0-9a-f]{40}(-dirty)?|unknown)$' || fail "$mode JSON: commit '$commit'"
+        json_field "$tmp/$mode.json" load_average_1m_end | grep -Eq '^[0-9.]+$' ||
+            fail "$mode JSON: load_average_1m_end is not a number"
         if [ "$mode" = ff-recurrent ]; then
             # Per-layer FF figures: the first layer reads 784 pixels + 64 units.
             for field in '"goodness_pos":' '"goodness_neg":' '"seconds":' '"in":[[:space:]]*848'; do

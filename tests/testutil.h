@@ -98,7 +98,9 @@ static inline const char *check_dataset_dir(void) {
         return dir;
     }
     const char *req = getenv("FFSTREAM_REQUIRE_DATA");
-    fprintf(stderr, "dataset not found at %s (install dataset-fashion-mnist or set FFSTREAM_DATA)\n",
+    fprintf(stderr,
+            "dataset not found at %s: apt-get install dataset-fashion-mnist (or set "
+            "FFSTREAM_DATA; data/README.md)\n",
             dir);
     exit(req != NULL && req[0] == '1' ? 1 : 77);
 }

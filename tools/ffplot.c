@@ -1,7 +1,12 @@
 /* ffplot: charts of an ffprofile results file, as standalone SVG: peak
  * memory against depth (one series per mode, the memory model dashed,
- * OOM-killed runs marked, the memory limit as a horizontal line) and wall
- * time per run. --png converts with rsvg-convert when the machine has it. */
+ * OOM-killed runs marked, the memory limit as a horizontal line), wall time
+ * per run, and test accuracy, so a reader sees whether the networks learned.
+ * The PyTorch reference's modes (torch-*) are drawn dash-dotted in the
+ * colour of their ffstream counterpart. The input is read strictly and
+ * every value checked: a non-finite or absurd number is skipped, and every
+ * loop over ticks and points is bounded, so no input makes an endless
+ * chart. --png converts with rsvg-convert when the machine has it. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -11,7 +16,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ffstream/fileio.h"
+#include "ffstream/json.h"
+
 #define MAX_POINTS 512
+#define MAX_SERIES 8
+/* The largest results file read (ffprofile's are a few MiB). */
+#define RESULTS_MAX_BYTES ((size_t)256 << 20)
+/* The largest PNG taken from rsvg-convert. */
+#define PNG_MAX_BYTES ((size_t)64 << 20)
+/* Bounds of the values drawn: beyond them a value is a damaged file. */
+#define MAX_LAYERS_DRAWN 1e6
+#define MAX_MIB_DRAWN 1e12
+#define MAX_SECONDS_DRAWN 1e9
+/* Ticks per axis at most, whatever the range. */
+#define MAX_TICKS 40
 
 typedef struct {
     double x, y;
@@ -19,16 +38,19 @@ typedef struct {
 } point_t;
 
 typedef struct {
-    char mode[16];
+    char mode[32];
     const char *color;
-    point_t mem[MAX_POINTS], time[MAX_POINTS], model[MAX_POINTS];
-    int n_mem, n_time, n_model;
+    int torch; /* the PyTorch reference: dash-dotted, square markers */
+    point_t mem[MAX_POINTS], time[MAX_POINTS], acc[MAX_POINTS], model[MAX_POINTS];
+    int n_mem, n_time, n_acc, n_model;
 } series_t;
 
+/* torch-ff takes ff-mem's colour (the in-memory FF trainer it mirrors),
+ * torch-bp bp's. */
 static const struct {
     const char *mode, *color;
 } palette[] = {{"ff-stream", "#1b9e77"}, {"ff-mem", "#d95f02"}, {"bp", "#7570b3"},
-               {"ff-recurrent", "#e7298a"}};
+               {"ff-recurrent", "#e7298a"}, {"torch-ff", "#d95f02"}, {"torch-bp", "#7570b3"}};
 
 static const char *color_of(const char *mode, int index) {
     for (size_t i = 0; i < sizeof palette / sizeof palette[0]; i++)
@@ -50,10 +72,14 @@ static void xml_text(FILE *f, const char *s) {
     }
 }
 
-/* A "nice" step (1, 2 or 5 times a power of ten) for about `ticks` ticks. */
+/* A "nice" step (1, 2 or 5 times a power of ten) for about `ticks` ticks
+ * over [0, range]; range is finite and positive by construction, and 1 is
+ * returned otherwise. */
 static double nice_step(double range, int ticks) {
+    if (!isfinite(range) || !(range > 0)) return 1;
     double raw = range / ticks, p = pow(10, floor(log10(raw))), m = raw / p;
-    return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
+    double step = (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
+    return isfinite(step) && step > 0 ? step : 1;
 }
 
 typedef struct {
@@ -71,7 +97,10 @@ static void draw_axes(FILE *f, const panel_t *p, const char *title, const char *
     fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#fcfcfc\" "
                "stroke=\"#999\"/>\n", p->x0, p->y0, p->w, p->h);
     double step = nice_step(p->ymax, 6);
-    for (double y = 0; y <= p->ymax * 1.0001; y += step) {
+    /* i x step, not a running sum: no drift, and at most MAX_TICKS lines. */
+    for (int i = 0; i <= MAX_TICKS; i++) {
+        double y = i * step;
+        if (y > p->ymax * 1.0001) break;
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e3e3e3\"/>\n",
                 p->x0, py(p, y), p->x0 + p->w, py(p, y));
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\">%g</text>\n",
@@ -91,24 +120,42 @@ static void draw_axes(FILE *f, const panel_t *p, const char *title, const char *
             p->x0 + p->w / 2, p->y0 + p->h + 36);
     xml_text(f, xlabel);
     fprintf(f, "</text>\n<text transform=\"translate(%.1f,%.1f) rotate(-90)\" "
-               "text-anchor=\"middle\" font-size=\"12\">", p->x0 - 48, p->y0 + p->h / 2);
+               "text-anchor=\"middle\" font-size=\"12\">", p->x0 - 44, p->y0 + p->h / 2);
     xml_text(f, ylabel);
     fputs("</text>\n", f);
 }
 
+typedef enum { STYLE_MEASURED, STYLE_MODEL, STYLE_TORCH } style_t;
+
+/* The dash pattern of a style's line ("" for solid). */
+static const char *dash_of(style_t style) {
+    return style == STYLE_MODEL ? " stroke-dasharray=\"6,4\" opacity=\"0.8\""
+           : style == STYLE_TORCH ? " stroke-dasharray=\"9,3,2,3\""
+                                  : "";
+}
+
+/* A point's marker: a dot, or a hollow square for the PyTorch reference. */
+static void marker(FILE *f, double x, double y, const char *color, style_t style) {
+    if (style == STYLE_TORCH)
+        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"7\" height=\"7\" fill=\"white\" "
+                   "stroke=\"%s\" stroke-width=\"1.8\"/>\n", x - 3.5, y - 3.5, color);
+    else
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"/>\n", x, y, color);
+}
+
 static void draw_series(FILE *f, const panel_t *p, const point_t *pts, int n, const char *color,
-                        int dashed) {
+                        style_t style) {
     if (n == 0) return;
     fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"%s points=\"", color,
-            dashed ? "1.5" : "2.2", dashed ? " stroke-dasharray=\"6,4\" opacity=\"0.8\"" : "");
+            style == STYLE_MODEL ? "1.5" : "2.2", dash_of(style));
     for (int i = 0; i < n; i++)
         if (pts[i].status == 0) fprintf(f, "%.1f,%.1f ", px(p, pts[i].x), py(p, pts[i].y));
     fputs("\"/>\n", f);
-    if (dashed) return;
+    if (style == STYLE_MODEL) return;
     for (int i = 0; i < n; i++) {
         double x = px(p, pts[i].x), y = py(p, pts[i].y);
         if (pts[i].status == 0) {
-            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"/>\n", x, y, color);
+            marker(f, x, y, color, style);
         } else {
             /* A cross in the series' color on a red ring: killed or failed. */
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"7\" fill=\"white\" stroke=\"#d62728\" "
@@ -125,19 +172,37 @@ static void draw_series(FILE *f, const panel_t *p, const point_t *pts, int n, co
     }
 }
 
-static double number(const cJSON *o, const char *name, double fallback) {
+/* A member's number when it is one, finite and within [lo, hi]; else NAN.
+ * 1e999 in a file parses as infinity: it is skipped like a missing value. */
+static double number_in(const cJSON *o, const char *name, double lo, double hi) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsNumber(v) ? v->valuedouble : fallback;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo ||
+        v->valuedouble > hi)
+        return NAN;
+    return v->valuedouble;
+}
+
+/* number_in over the whole finite line, with a fallback for the subtitle. */
+static double number_or(const cJSON *o, const char *name, double fallback) {
+    double v = number_in(o, name, -1e300, 1e300);
+    return isfinite(v) ? v : fallback;
+}
+
+static const char *string_of(const cJSON *o, const char *name, const char *fallback) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : fallback;
 }
 
 static series_t *find_series(series_t *s, int *count, const char *mode) {
+    if (strlen(mode) >= sizeof s[0].mode) return NULL; /* no mode is that long */
     for (int i = 0; i < *count; i++)
         if (strcmp(s[i].mode, mode) == 0) return &s[i];
-    if (*count >= 8) return NULL;
+    if (*count >= MAX_SERIES) return NULL;
     series_t *n = &s[(*count)++];
     memset(n, 0, sizeof *n);
     snprintf(n->mode, sizeof n->mode, "%s", mode);
     n->color = color_of(mode, *count);
+    n->torch = strncmp(mode, "torch-", 6) == 0;
     return n;
 }
 
@@ -151,27 +216,242 @@ static int by_double(const void *a, const void *b) {
     return (d > 0) - (d < 0);
 }
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return NULL;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *t = size >= 0 ? malloc((size_t)size + 1) : NULL;
-    if (t != NULL && fread(t, 1, (size_t)size, f) == (size_t)size) t[size] = '\0';
-    else {
-        free(t);
-        t = NULL;
-    }
-    fclose(f);
-    return t;
-}
-
 static void usage(FILE *out) {
     fprintf(out, "usage: ffplot RESULTS.json -o CHART.svg [--png CHART.png] [--title TEXT]\n"
-                 "Draws peak memory (MiB) and wall time (s) against the number of layers\n"
-                 "from an ffprofile results file. --png converts with rsvg-convert when it\n"
-                 "is installed (Debian: librsvg2-bin) and says so when it is not.\n");
+                 "Draws peak memory (MiB), wall time (s) and test accuracy (%%) against the\n"
+                 "number of layers from an ffprofile results file. --png converts with\n"
+                 "rsvg-convert when it is installed (Debian: librsvg2-bin) and says so when\n"
+                 "it is not.\n");
+}
+
+/* The chart's data, gathered from the results document. */
+typedef struct {
+    series_t series[MAX_SERIES];
+    int ns;
+    double xs[MAX_POINTS];
+    int nx;
+    double limit, mem_max, time_max, xmin, xmax;
+} chart_t;
+
+static void add_x(chart_t *c, double x) {
+    for (int i = 0; i < c->nx; i++)
+        if (c->xs[i] == x) return;
+    if (c->nx < MAX_POINTS) c->xs[c->nx++] = x;
+    if (x < c->xmin) c->xmin = x;
+    if (x > c->xmax) c->xmax = x;
+}
+
+static void gather(chart_t *c, const cJSON *doc) {
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(doc, "config");
+    double limit = number_in(cfg, "mem_limit_bytes", 1, MAX_MIB_DRAWN * 1048576.0);
+    c->limit = isfinite(limit) ? limit / 1048576.0 : 0;
+    c->mem_max = c->limit;
+    c->xmin = MAX_LAYERS_DRAWN;
+    c->xmax = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(doc, "runs")) {
+        const cJSON *mode = cJSON_GetObjectItemCaseSensitive(r, "mode");
+        const cJSON *status = cJSON_GetObjectItemCaseSensitive(r, "status");
+        double x = number_in(r, "layers", 1, MAX_LAYERS_DRAWN);
+        if (!cJSON_IsString(mode) || !cJSON_IsString(status) || isnan(x)) continue;
+        series_t *s = find_series(c->series, &c->ns, mode->valuestring);
+        if (s == NULL) continue;
+        int st = strcmp(status->valuestring, "ok") == 0 ? 0
+                 : strcmp(status->valuestring, "oom-killed") == 0 ? 1 : 2;
+        /* Under a cgroup limit the group's peak (page cache included) is the
+         * figure the limit applies to; otherwise the process's peak RSS. */
+        double mem = number_in(r, "cgroup_peak_bytes", 0, MAX_MIB_DRAWN * 1048576.0);
+        if (isnan(mem)) mem = number_in(r, "peak_rss_bytes", 0, MAX_MIB_DRAWN * 1048576.0);
+        double t = number_in(r, "wall_seconds", 0, MAX_SECONDS_DRAWN);
+        double acc = number_in(r, "test_accuracy", 0, 1);
+        int used = 0;
+        if (!isnan(mem) && s->n_mem < MAX_POINTS) {
+            s->mem[s->n_mem++] = (point_t){x, mem / 1048576.0, st};
+            if (mem / 1048576.0 > c->mem_max) c->mem_max = mem / 1048576.0;
+            used = 1;
+        }
+        if (!isnan(t) && s->n_time < MAX_POINTS) {
+            s->time[s->n_time++] = (point_t){x, t, st};
+            if (t > c->time_max) c->time_max = t;
+            used = 1;
+        }
+        if (!isnan(acc) && st == 0 && s->n_acc < MAX_POINTS) {
+            s->acc[s->n_acc++] = (point_t){x, 100 * acc, 0};
+            used = 1;
+        }
+        if (used) add_x(c, x);
+    }
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(doc, "model")) {
+        const cJSON *mode = cJSON_GetObjectItemCaseSensitive(r, "mode");
+        double x = number_in(r, "layers", 1, MAX_LAYERS_DRAWN);
+        double y = number_in(r, "bytes", 0, MAX_MIB_DRAWN * 1048576.0) / 1048576.0;
+        if (!cJSON_IsString(mode) || isnan(x) || isnan(y)) continue;
+        series_t *s = find_series(c->series, &c->ns, mode->valuestring);
+        if (s == NULL || s->n_model >= MAX_POINTS) continue;
+        s->model[s->n_model++] = (point_t){x, y, 0};
+        if (y > c->mem_max) c->mem_max = y;
+    }
+    for (int i = 0; i < c->ns; i++) {
+        series_t *s = &c->series[i];
+        qsort(s->mem, (size_t)s->n_mem, sizeof(point_t), by_x);
+        qsort(s->time, (size_t)s->n_time, sizeof(point_t), by_x);
+        qsort(s->acc, (size_t)s->n_acc, sizeof(point_t), by_x);
+        qsort(s->model, (size_t)s->n_model, sizeof(point_t), by_x);
+    }
+    qsort(c->xs, (size_t)c->nx, sizeof(double), by_double);
+}
+
+/* The chart as SVG into f. */
+static void draw(FILE *f, const chart_t *c, const cJSON *doc, const char *title_arg) {
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(doc, "config");
+    const cJSON *machine = cJSON_GetObjectItemCaseSensitive(doc, "machine");
+    const double W = 1240, H = 560;
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Arial, sans-serif\">\n"
+               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
+    char title[512];
+    if (title_arg != NULL) {
+        snprintf(title, sizeof title, "%s", title_arg);
+    } else {
+        snprintf(title, sizeof title,
+                 "ffstream memory profile: hidden %.0f, batch %.0f, %.0f epoch(s), %.0f training "
+                 "images",
+                 number_or(cfg, "hidden", 0), number_or(cfg, "batch", 0),
+                 number_or(cfg, "epochs", 0), number_or(doc, "train_samples", 0));
+    }
+    fprintf(f, "<text x=\"%.0f\" y=\"28\" text-anchor=\"middle\" font-size=\"17\" "
+               "font-weight=\"bold\">", W / 2);
+    xml_text(f, title);
+    fputs("</text>\n", f);
+    /* Which code and when: the commit (12 digits, "-dirty" kept) and the
+     * date the sweep's latest sitting started. */
+    const char *commit = string_of(machine, "commit", "unknown");
+    const char *started = string_of(machine, "started", "");
+    const char *dirty = strstr(commit, "-dirty") != NULL ? "-dirty" : "";
+    char when[16], sub[768];
+    if (started[0] != '\0') snprintf(when, sizeof when, "%.10s", started); /* the day */
+    else snprintf(when, sizeof when, "date unknown");
+    snprintf(sub, sizeof sub, "%.200s, %.0f cores, %.0f GiB; commit %.12s%s, %s%s",
+             string_of(machine, "cpu", "?"), number_or(machine, "cores", 0),
+             number_or(machine, "memory_bytes", 0) / 1073741824.0, commit, dirty, when,
+             c->limit > 0 ? "; every run in a cgroup with the memory limit shown" : "");
+    fprintf(f, "<text x=\"%.0f\" y=\"48\" text-anchor=\"middle\" font-size=\"12\" fill=\"#555\">",
+            W / 2);
+    xml_text(f, sub);
+    fputs("</text>\n", f);
+
+    panel_t pm = {80, 90, 470, 340, c->xmin, c->xmax, c->mem_max * 1.12 + 1};
+    panel_t pt = {640, 90, 250, 340, c->xmin, c->xmax, c->time_max * 1.12 + 0.1};
+    panel_t pa = {960, 90, 250, 340, c->xmin, c->xmax, 100};
+    if (c->xmax == c->xmin) {
+        pm.xmin = pt.xmin = pa.xmin = c->xmin - 1;
+        pm.xmax = pt.xmax = pa.xmax = c->xmax + 1;
+    }
+    draw_axes(f, &pm, c->limit > 0 ? "Peak memory (cgroup)" : "Peak memory (RSS)",
+              "hidden layers", "MiB", c->xs, c->nx);
+    draw_axes(f, &pt, "Wall time per run", "hidden layers", "seconds", c->xs, c->nx);
+    draw_axes(f, &pa, "Test accuracy", "hidden layers", "% correct", c->xs, c->nx);
+    /* Chance: one of the 10 classes. */
+    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" "
+               "stroke-dasharray=\"3,3\"/><text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" "
+               "fill=\"#666\" text-anchor=\"end\">chance</text>\n",
+            pa.x0, py(&pa, 10), pa.x0 + pa.w, py(&pa, 10), pa.x0 + pa.w - 4, py(&pa, 10) - 4);
+    if (c->limit > 0) {
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" "
+                   "stroke-width=\"1.5\" stroke-dasharray=\"10,5\"/>\n", pm.x0, py(&pm, c->limit),
+                pm.x0 + pm.w, py(&pm, c->limit));
+        /* Left-aligned in the middle: OOM labels sit at the panel's ends. */
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" "
+                   "fill=\"#d62728\">memory limit %.0f MiB</text>\n", pm.x0 + pm.w * 0.4,
+                py(&pm, c->limit) - 5, c->limit);
+    }
+    for (int i = 0; i < c->ns; i++) {
+        const series_t *s = &c->series[i];
+        style_t style = s->torch ? STYLE_TORCH : STYLE_MEASURED;
+        draw_series(f, &pm, s->model, s->n_model, s->color, STYLE_MODEL);
+        draw_series(f, &pm, s->mem, s->n_mem, s->color, style);
+        draw_series(f, &pt, s->time, s->n_time, s->color, style);
+        draw_series(f, &pa, s->acc, s->n_acc, s->color, style);
+    }
+    /* Legend under the panels, wrapped onto a second row when full. */
+    double lx = 80, ly = 495;
+    for (int i = 0; i < c->ns; i++) {
+        const series_t *s = &c->series[i];
+        style_t style = s->torch ? STYLE_TORCH : STYLE_MEASURED;
+        if (lx > W - 150) lx = 80, ly += 24;
+        fprintf(f, "<g class=\"legend\"><line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" "
+                   "stroke=\"%s\" stroke-width=\"2.2\"%s/>", lx, ly, lx + 26, ly, s->color,
+                dash_of(style));
+        marker(f, lx + 13, ly, s->color, style);
+        fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\">", lx + 32, ly + 4);
+        xml_text(f, s->mode);
+        fputs("</text></g>\n", f);
+        lx += 130;
+    }
+    if (lx > W - 150) lx = 80, ly += 24;
+    fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#555\" "
+               "stroke-dasharray=\"6,4\"/><text x=\"%.0f\" y=\"%.0f\" font-size=\"12\">memory "
+               "model</text>\n", lx, ly, lx + 26, ly, lx + 32, ly + 4);
+    lx += 140;
+    if (lx > W - 200) lx = 80, ly += 24;
+    fprintf(f, "<circle cx=\"%.0f\" cy=\"%.0f\" r=\"7\" fill=\"white\" stroke=\"#d62728\"/>"
+               "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\">OOM-killed or failed</text>\n",
+            lx + 7, ly, lx + 20, ly + 4);
+    fputs("</svg>\n", f);
+}
+
+/* Runs rsvg-convert on svg and returns the PNG it writes to its standard
+ * output (at most PNG_MAX_BYTES), or NULL with why. */
+static char *render_png(const char *svg, size_t *size, char *why, size_t cap) {
+    int fds[2];
+    *size = 0;
+    if (pipe(fds) != 0) {
+        snprintf(why, cap, "pipe: %s", strerror(errno));
+        return NULL;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execlp("rsvg-convert", "rsvg-convert", "-f", "png", svg, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char *buf = NULL;
+    size_t cap_buf = 0;
+    int too_big = 0;
+    while (pid > 0) {
+        if (*size == cap_buf) {
+            if (cap_buf >= PNG_MAX_BYTES) {
+                too_big = 1;
+                break;
+            }
+            size_t next = cap_buf ? cap_buf * 2 : 65536;
+            char *grown = realloc(buf, next);
+            if (grown == NULL) break;
+            buf = grown;
+            cap_buf = next;
+        }
+        ssize_t n = read(fds[0], buf + *size, cap_buf - *size);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        *size += (size_t)n;
+    }
+    close(fds[0]);
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0 || too_big || *size == 0) {
+        snprintf(why, cap, "%s", too_big ? "its output is over 64 MiB"
+                                 : pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127
+                                     ? "rsvg-convert is not installed (Debian: apt-get install "
+                                       "librsvg2-bin)"
+                                     : "rsvg-convert failed");
+        free(buf);
+        return NULL;
+    }
+    return buf;
 }
 
 int main(int argc, char **argv) {
@@ -200,169 +480,62 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    char *text = read_file(in);
-    if (text == NULL) {
-        fprintf(stderr, "ffplot: %s: cannot read: %s\n", in, strerror(errno));
-        return 1;
+    int rc = 1;
+    char *text = NULL, *svg = NULL;
+    size_t size = 0, svg_size = 0;
+    cJSON *doc = NULL;
+    FILE *f = NULL;
+    static chart_t chart;
+    ff_error_t err;
+    /* read_small refuses a directory, a FIFO or a device (without blocking
+     * on the FIFO) and checks the size before allocating. */
+    if (ff_fileio_read_small(in, RESULTS_MAX_BYTES, &text, &size, &err) != 0 ||
+        ff_json_parse(in, text, size, &doc, &err) != 0) {
+        fprintf(stderr, "ffplot: %s\n", err.msg);
+        goto cleanup;
     }
-    cJSON *doc = cJSON_Parse(text);
-    free(text);
-    const cJSON *runs = doc ? cJSON_GetObjectItemCaseSensitive(doc, "runs") : NULL;
-    if (!cJSON_IsArray(runs)) {
+    if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "runs"))) {
         fprintf(stderr, "ffplot: %s: not an ffprofile results file (no \"runs\" array)\n", in);
-        cJSON_Delete(doc);
-        return 1;
+        goto cleanup;
     }
-    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(doc, "config");
-    const cJSON *machine = cJSON_GetObjectItemCaseSensitive(doc, "machine");
-    double limit = number(cfg, "mem_limit_bytes", 0) / 1048576.0;
-
-    static series_t series[8];
-    int ns = 0;
-    double xs[MAX_POINTS];
-    int nx = 0;
-    double mem_max = limit, time_max = 0, xmin = 1e9, xmax = -1e9;
-    const cJSON *r;
-    cJSON_ArrayForEach(r, runs) {
-        const cJSON *mode = cJSON_GetObjectItemCaseSensitive(r, "mode");
-        const cJSON *status = cJSON_GetObjectItemCaseSensitive(r, "status");
-        if (!cJSON_IsString(mode) || !cJSON_IsString(status)) continue;
-        series_t *s = find_series(series, &ns, mode->valuestring);
-        if (s == NULL || s->n_mem >= MAX_POINTS) continue;
-        double x = number(r, "layers", 0);
-        int st = strcmp(status->valuestring, "ok") == 0 ? 0
-                 : strcmp(status->valuestring, "oom-killed") == 0 ? 1 : 2;
-        /* Under a cgroup limit the group's peak (page cache included) is the
-         * figure the limit applies to; otherwise the process's peak RSS. */
-        double mem = number(r, "cgroup_peak_bytes", number(r, "peak_rss_bytes", 0)) / 1048576.0;
-        double t = number(r, "wall_seconds", 0);
-        s->mem[s->n_mem++] = (point_t){x, mem, st};
-        s->time[s->n_time++] = (point_t){x, t, st};
-        if (mem > mem_max) mem_max = mem;
-        if (t > time_max) time_max = t;
-        if (x < xmin) xmin = x;
-        if (x > xmax) xmax = x;
-        int seen = 0;
-        for (int i = 0; i < nx; i++) seen |= xs[i] == x;
-        if (!seen && nx < MAX_POINTS) xs[nx++] = x;
+    gather(&chart, doc);
+    if (chart.ns == 0 || chart.nx == 0) {
+        fprintf(stderr, "ffplot: %s: no runs to plot (no run with a finite depth and measure)\n",
+                in);
+        goto cleanup;
     }
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(doc, "model");
-    cJSON_ArrayForEach(r, model) {
-        const cJSON *mode = cJSON_GetObjectItemCaseSensitive(r, "mode");
-        if (!cJSON_IsString(mode)) continue;
-        series_t *s = find_series(series, &ns, mode->valuestring);
-        if (s == NULL || s->n_model >= MAX_POINTS) continue;
-        double x = number(r, "layers", 0), y = number(r, "bytes", 0) / 1048576.0;
-        s->model[s->n_model++] = (point_t){x, y, 0};
-        if (y > mem_max) mem_max = y;
-    }
-    if (ns == 0 || nx == 0) {
-        fprintf(stderr, "ffplot: %s: no runs to plot\n", in);
-        cJSON_Delete(doc);
-        return 1;
-    }
-    for (int i = 0; i < ns; i++) {
-        qsort(series[i].mem, (size_t)series[i].n_mem, sizeof(point_t), by_x);
-        qsort(series[i].time, (size_t)series[i].n_time, sizeof(point_t), by_x);
-        qsort(series[i].model, (size_t)series[i].n_model, sizeof(point_t), by_x);
-    }
-    qsort(xs, (size_t)nx, sizeof(double), by_double);
-    FILE *f = fopen(out, "w");
+    f = open_memstream(&svg, &svg_size);
     if (f == NULL) {
-        fprintf(stderr, "ffplot: %s: cannot create: %s\n", out, strerror(errno));
-        cJSON_Delete(doc);
-        return 1;
+        fprintf(stderr, "ffplot: out of memory for the chart\n");
+        goto cleanup;
     }
-    const double W = 1100, H = 520;
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-               "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Arial, sans-serif\">\n"
-               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
-    char title[512];
-    if (title_arg != NULL) {
-        snprintf(title, sizeof title, "%s", title_arg);
-    } else {
-        snprintf(title, sizeof title,
-                 "ffstream memory profile: hidden %.0f, batch %.0f, %.0f epoch(s), %.0f training "
-                 "images",
-                 number(cfg, "hidden", 0), number(cfg, "batch", 0), number(cfg, "epochs", 0),
-                 number(doc, "train_samples", 0));
-    }
-    fprintf(f, "<text x=\"%.0f\" y=\"28\" text-anchor=\"middle\" font-size=\"17\" "
-               "font-weight=\"bold\">", W / 2);
-    xml_text(f, title);
-    fputs("</text>\n", f);
-    const cJSON *cpu = cJSON_GetObjectItemCaseSensitive(machine, "cpu");
-    char sub[512];
-    snprintf(sub, sizeof sub, "%s, %.0f cores, %.0f GiB%s", cJSON_IsString(cpu) ? cpu->valuestring : "?",
-             number(machine, "cores", 0), number(machine, "memory_bytes", 0) / 1073741824.0,
-             limit > 0 ? "; every run in a cgroup with the memory limit shown" : "");
-    fprintf(f, "<text x=\"%.0f\" y=\"48\" text-anchor=\"middle\" font-size=\"12\" fill=\"#555\">",
-            W / 2);
-    xml_text(f, sub);
-    fputs("</text>\n", f);
-
-    panel_t pm = {80, 90, 560, 340, xmin, xmax, mem_max * 1.12 + 1};
-    panel_t pt = {730, 90, 340, 340, xmin, xmax, time_max * 1.12 + 0.1};
-    if (xmax == xmin) pm.xmin = pt.xmin = xmin - 1, pm.xmax = pt.xmax = xmax + 1;
-    draw_axes(f, &pm, limit > 0 ? "Peak memory (cgroup)" : "Peak memory (RSS)", "hidden layers",
-              "MiB", xs, nx);
-    draw_axes(f, &pt, "Wall time per run", "hidden layers", "seconds", xs, nx);
-    if (limit > 0) {
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" "
-                   "stroke-width=\"1.5\" stroke-dasharray=\"10,5\"/>\n", pm.x0, py(&pm, limit),
-                pm.x0 + pm.w, py(&pm, limit));
-        /* Left-aligned in the middle: OOM labels sit at the panel's ends. */
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" "
-                   "fill=\"#d62728\">memory limit %.0f MiB</text>\n", pm.x0 + pm.w * 0.4,
-                py(&pm, limit) - 5, limit);
-    }
-    for (int i = 0; i < ns; i++) {
-        draw_series(f, &pm, series[i].model, series[i].n_model, series[i].color, 1);
-        draw_series(f, &pm, series[i].mem, series[i].n_mem, series[i].color, 0);
-        draw_series(f, &pt, series[i].time, series[i].n_time, series[i].color, 0);
-    }
-    /* Legend under the panels. */
-    double lx = 80, ly = 485;
-    for (int i = 0; i < ns; i++) {
-        fprintf(f, "<g class=\"legend\"><line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" "
-                   "stroke=\"%s\" stroke-width=\"2.2\"/><circle cx=\"%.0f\" cy=\"%.0f\" r=\"3.5\" "
-                   "fill=\"%s\"/><text x=\"%.0f\" y=\"%.0f\" font-size=\"12\">",
-                lx, ly, lx + 26, ly, series[i].color, lx + 13, ly, series[i].color, lx + 32,
-                ly + 4);
-        xml_text(f, series[i].mode);
-        fputs("</text></g>\n", f);
-        lx += 130;
-    }
-    fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#555\" "
-               "stroke-dasharray=\"6,4\"/><text x=\"%.0f\" y=\"%.0f\" font-size=\"12\">memory "
-               "model</text>\n", lx, ly, lx + 26, ly, lx + 32, ly + 4);
-    lx += 140;
-    fprintf(f, "<circle cx=\"%.0f\" cy=\"%.0f\" r=\"7\" fill=\"white\" stroke=\"#d62728\"/>"
-               "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\">OOM-killed or failed</text>\n",
-            lx + 7, ly, lx + 20, ly + 4);
-    fputs("</svg>\n", f);
+    draw(f, &chart, doc, title_arg);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
-        fprintf(stderr, "ffplot: %s: write failed\n", out);
-        cJSON_Delete(doc);
-        return 1;
+        f = NULL;
+        fprintf(stderr, "ffplot: out of memory for the chart\n");
+        goto cleanup;
     }
-    cJSON_Delete(doc);
+    f = NULL;
+    if (ff_fileio_write_atomic(out, svg, svg_size, &err) != 0) {
+        fprintf(stderr, "ffplot: %s\n", err.msg);
+        goto cleanup;
+    }
+    rc = 0;
     if (png != NULL) {
-        pid_t pid = fork();
-        if (pid == 0) {
-            execlp("rsvg-convert", "rsvg-convert", "-o", png, out, (char *)NULL);
-            _exit(127);
-        }
-        int status = 0;
-        if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
-            WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "ffplot: no PNG written: rsvg-convert %s (Debian: apt-get install "
-                            "librsvg2-bin)\n",
-                    WIFEXITED(status) && WEXITSTATUS(status) == 127 ? "is not installed"
-                                                                    : "failed");
-        }
+        char why[256];
+        size_t png_size;
+        char *bytes = render_png(out, &png_size, why, sizeof why);
+        if (bytes == NULL)
+            fprintf(stderr, "ffplot: no PNG written: %s\n", why);
+        else if (ff_fileio_write_atomic(png, bytes, png_size, &err) != 0)
+            fprintf(stderr, "ffplot: no PNG written: %s\n", err.msg);
+        free(bytes);
     }
-    return 0;
+cleanup:
+    if (f != NULL) fclose(f);
+    free(svg);
+    cJSON_Delete(doc);
+    free(text);
+    return rc;
 }

@@ -1,22 +1,25 @@
-/* ffprofile: the memory profile of ffstream's trainers against depth. Every
- * (mode, depth) is a separate fftrain process; its peak RSS comes from the
- * child's rusage (as the original experiment measured it), and, under
- * --mem-limit, the cgroup's peak and OOM-kill counter too. The results JSON
- * holds the configuration, the machine, one record per run (with fftrain's
- * own result) and the memory model's prediction for every mode and depth.
- * A run that fails is recorded with its status and stderr tail; the sweep
- * goes on. The file is rewritten after every run. */
+/* ffprofile: the memory profile of ffstream's trainers (and of the PyTorch
+ * reference) against depth. Every (mode, depth) cell is a separate process:
+ * fftrain, or python3 running ff_torch.py for the torch-* modes; its peak
+ * RSS comes from the child's rusage (as the original experiment measured
+ * it), and, under --mem-limit, the cgroup's peak and OOM-kill counter too.
+ * The results JSON holds the configuration, the build and the machine, one
+ * record per cell (with the trainer's own result) and the memory model's
+ * prediction. A cell that fails is recorded with its status and stderr tail
+ * and the sweep goes on. The file is rewritten atomically after every cell,
+ * and --resume continues a sweep from it, so a sweep of hours can run over
+ * several sittings. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,26 +27,35 @@
 #include "ffstream/config.h"
 #include "ffstream/data.h"
 #include "ffstream/dense.h"
+#include "ffstream/fileio.h"
+#include "ffstream/json.h"
 #include "ffstream/memmodel.h"
 #include "ffstream/progress.h"
-#include "ffstream/fileio.h"
-#include "ffstream/report.h"
+#include "ffstream/sysinfo.h"
+#include "sweep.h"
 
-#define MAX_DEPTHS 256
+/* A results file with every fftrain result of a 47-layer sweep is a few
+ * MiB; a trainer's own result JSON is far smaller. */
+#define RESULTS_MAX_BYTES ((size_t)256 << 20)
+#define RESULT_MAX_BYTES ((size_t)16 << 20)
+
+#define TORCH_INSTALL "apt-get install python3-torch"
 
 typedef struct {
-    ff_mode_t modes[FF_MODE_COUNT];
+    const sweep_mode_t *modes[SWEEP_MODE_COUNT];
     int mode_count;
-    uint32_t depths[MAX_DEPTHS];
+    uint32_t depths[SWEEP_MAX_DEPTHS];
     int depth_count;
-    ff_config_t base;        /* hidden, batch, epochs, lr, limits, data, threads */
+    ff_config_t base;        /* hidden, batch, epochs, lr, seed, limits, data, threads */
     uint64_t mem_limit;      /* 0 = none */
     char out[FF_PATH_MAX];
+    int resume;              /* continue the sweep recorded in out */
     char fftrain[FF_PATH_MAX];
     char work[FF_PATH_MAX];         /* run directories of ff-stream */
+    char python[FF_PATH_MAX];       /* "" = /usr/bin/python3, else python3 on PATH */
+    char torch_script[FF_PATH_MAX];
     int quiet;
     int full;
-    char depth_text[256];
 } profile_args_t;
 
 static volatile sig_atomic_t interrupted = 0;
@@ -55,199 +67,241 @@ static void on_signal(int sig) {
 static void usage(FILE *out) {
     fprintf(out,
         "usage: ffprofile [options] --out FILE\n"
-        "Runs fftrain once per (mode, depth), each in its own process, and writes\n"
-        "peak memory, time and accuracy of every run as JSON (see ffplot).\n"
+        "       ffprofile [the sweep's options] --resume FILE\n"
+        "Runs fftrain (or the PyTorch reference) once per (mode, depth), each in its\n"
+        "own process, and writes peak memory, time and accuracy of every run as JSON\n"
+        "(see ffplot).\n"
         "\n"
-        "  --modes LIST        comma-separated: ff-stream, ff-mem, bp, ff-recurrent\n"
-        "                      [ff-stream,ff-mem,bp]\n"
+        "  --modes LIST        comma-separated: ff-stream, ff-mem, bp, ff-recurrent,\n"
+        "                      torch-ff, torch-bp [ff-stream,ff-mem,bp]\n"
         "  --layers A:B:S      depths A, A+S, ... up to B; or a list 2,7,12 [2:22:5]\n"
+        "                      (at most %d depths, each 1..%d)\n"
         "  --hidden N          units per layer [2000]\n"
         "  --batch N           rows per step [5000]\n"
         "  --epochs N          [1]\n"
         "  --lr X              [0.03]\n"
+        "  --seed N            [1]\n"
         "  --train-limit N     first N training images (0 = all) [0]\n"
         "  --test-limit N      first N test images (0 = all) [0]\n"
-        "  --threads N         BLAS threads of each run [online CPUs]\n"
+        "  --threads N         BLAS / torch threads of each run [online CPUs]\n"
         "  --data DIR          dataset directory [fftrain's default]\n"
         "  --mem-limit SIZE    run each process in a cgroup with this memory limit\n"
         "                      and no swap (e.g. 512M, 2G); OOM kills are recorded\n"
-        "  --full              the original experiment: all three modes, layers\n"
+        "  --full              the original experiment: ff-stream, ff-mem, bp, layers\n"
         "                      2:47:5, hidden 2000, batch 5000, 1 epoch, all data\n"
         "  --fftrain PATH      the fftrain to run [next to ffprofile]\n"
+        "  --python PATH       python3 for the torch-* modes [/usr/bin/python3, else\n"
+        "                      python3 on PATH; the first that imports torch]\n"
+        "  --torch-script PATH ff_torch.py [next to ffprofile]\n"
         "  --work DIR          where ff-stream runs keep their files [a temporary\n"
         "                      directory, removed afterwards]\n"
-        "  --out FILE          results JSON (rewritten after every run)\n"
-        "  --quiet             no table\n");
+        "  --out FILE          results JSON (rewritten atomically after every run)\n"
+        "  --resume FILE       continue the sweep in FILE: cells recorded ok or\n"
+        "                      oom-killed are kept, failed and missing ones run; the\n"
+        "                      other options must be the sweep's own\n"
+        "  --quiet             no table and no progress line\n",
+        SWEEP_MAX_DEPTHS, FF_MAX_LAYERS);
 }
 
-static int parse_u32(const char *flag, const char *v, uint32_t min, uint32_t max, uint32_t *out) {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long x = v != NULL && v[0] != '-' ? strtoull(v, &end, 10) : 0;
-    if (v == NULL || v[0] == '-' || errno != 0 || end == v || *end != '\0' || x < min ||
-        x > max) {
-        fprintf(stderr, "ffprofile: %s: '%s' is not a whole number in %u..%u\n", flag,
-                v ? v : "", min, max);
-        return -1;
+/* The directory of this program into out, or "." */
+static void self_dir(char *out) {
+    char self[FF_PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    char *slash = NULL;
+    if (n > 0) {
+        self[n] = '\0';
+        slash = strrchr(self, '/');
     }
-    *out = (uint32_t)x;
+    if (slash != NULL) {
+        *slash = '\0';
+        snprintf(out, FF_PATH_MAX, "%s", self);
+    } else {
+        snprintf(out, FF_PATH_MAX, ".");
+    }
+}
+
+/* A path flag's value into dst; room is left for the names made inside
+ * the work directory. */
+static int set_path(char *dst, const char *flag, const char *v, ff_error_t *err) {
+    if (strlen(v) >= FF_PATH_MAX - 64)
+        return ff_error_set(err, "%s: path too long (%zu bytes, at most %d)", flag, strlen(v),
+                            FF_PATH_MAX - 65);
+    snprintf(dst, FF_PATH_MAX, "%s", v);
     return 0;
 }
 
-/* "A:B:S" or "a,b,c". */
-static int parse_depths(const char *v, profile_args_t *a) {
-    a->depth_count = 0;
-    snprintf(a->depth_text, sizeof a->depth_text, "%s", v);
-    unsigned lo, hi, step;
-    char tail;
-    if (sscanf(v, "%u:%u:%u%c", &lo, &hi, &step, &tail) == 3) {
-        if (lo < 1 || step < 1 || hi < lo || hi > 4096) {
-            fprintf(stderr,
-                    "ffprofile: --layers %s: empty or invalid range (expected A:B:S with "
-                    "1 <= A <= B <= 4096 and S >= 1)\n",
-                    v);
-            return -1;
-        }
-        for (unsigned d = lo; d <= hi && a->depth_count < MAX_DEPTHS; d += step)
-            a->depths[a->depth_count++] = d;
-        return 0;
-    }
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", v);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t != NULL;
-         t = strtok_r(NULL, ",", &save)) {
-        uint32_t d;
-        if (a->depth_count >= MAX_DEPTHS || parse_u32("--layers", t, 1, 4096, &d) != 0) return -1;
-        a->depths[a->depth_count++] = d;
-    }
-    if (a->depth_count == 0) {
-        fprintf(stderr, "ffprofile: --layers '%s': empty layer list\n", v);
-        return -1;
-    }
-    return 0;
-}
-
-static int parse_modes(const char *v, profile_args_t *a) {
-    a->mode_count = 0;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", v);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t != NULL;
-         t = strtok_r(NULL, ",", &save)) {
-        int found = -1;
-        for (int m = 0; m < FF_MODE_COUNT; m++)
-            if (strcmp(t, ff_mode_name((ff_mode_t)m)) == 0) found = m;
-        if (found < 0) {
-            fprintf(stderr, "ffprofile: --modes: unknown mode '%s', expected ff-stream, ff-mem, bp or ff-recurrent\n", t);
-            return -1;
-        }
-        if (a->mode_count < FF_MODE_COUNT) a->modes[a->mode_count++] = (ff_mode_t)found;
-    }
-    if (a->mode_count == 0) {
-        fprintf(stderr, "ffprofile: --modes: empty mode list\n");
-        return -1;
-    }
-    return 0;
-}
-
-static int parse_args(int argc, char **argv, profile_args_t *a) {
+/* @return 0, 1 for --help, -1 with err. */
+static int parse_args(int argc, char **argv, profile_args_t *a, ff_error_t *err) {
     memset(a, 0, sizeof *a);
     ff_config_defaults(&a->base);
     a->base.quiet = 1;
-    if (parse_modes("ff-stream,ff-mem,bp", a) != 0 || parse_depths("2:22:5", a) != 0) return -1;
-    /* fftrain next to this program. */
-    char self[FF_PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash != NULL) *slash = '\0';
-        snprintf(a->fftrain, sizeof a->fftrain, "%.4000s/fftrain", self);
-    } else {
-        snprintf(a->fftrain, sizeof a->fftrain, "fftrain");
-    }
+    if (sweep_parse_modes("ff-stream,ff-mem,bp", a->modes, &a->mode_count, err) != 0 ||
+        sweep_parse_depths("2:22:5", a->depths, &a->depth_count, err) != 0)
+        return -1;
+    char dir[FF_PATH_MAX];
+    self_dir(dir);
+    if (ff_path_format(a->fftrain, err, "%s/fftrain", dir) != 0 ||
+        ff_path_format(a->torch_script, err, "%s/ff_torch.py", dir) != 0)
+        return -1;
+    char resume_path[FF_PATH_MAX] = "";
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        }
+        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) return 1;
         if (strcmp(f, "--quiet") == 0) { a->quiet = 1; continue; }
         if (strcmp(f, "--full") == 0) { a->full = 1; continue; }
-        if (v == NULL) {
-            fprintf(stderr, "ffprofile: %s: missing value (see --help)\n", f);
-            return -1;
-        }
+        if (strncmp(f, "--", 2) != 0)
+            return ff_error_set(err, "unexpected argument '%s' (see --help)", f);
+        if (v == NULL) return ff_error_set(err, "%s: missing value (see --help)", f);
         i++;
-        uint32_t u;
-        ff_error_t err;
-        if (strcmp(f, "--modes") == 0) {
-            if (parse_modes(v, a) != 0) return -1;
+        /* The options fftrain has too are parsed by fftrain's own table:
+         * the same ranges and messages (--lr refuses inf and nan there). */
+        static const char *const shared[] = {"--hidden", "--batch", "--epochs", "--lr", "--seed",
+                                             "--train-limit", "--test-limit", "--threads",
+                                             "--data", NULL};
+        int is_shared = 0;
+        for (int s = 0; shared[s] != NULL; s++) is_shared |= strcmp(f, shared[s]) == 0;
+        if (is_shared) {
+            if (ff_config_set(&a->base, ff_option_find(f), v, err) != 0) return -1;
+        } else if (strcmp(f, "--modes") == 0) {
+            if (sweep_parse_modes(v, a->modes, &a->mode_count, err) != 0) return -1;
         } else if (strcmp(f, "--layers") == 0) {
-            if (parse_depths(v, a) != 0) return -1;
-        } else if (strcmp(f, "--hidden") == 0) {
-            if (parse_u32(f, v, 1, 1u << 20, &a->base.hidden) != 0) return -1;
-        } else if (strcmp(f, "--batch") == 0) {
-            if (parse_u32(f, v, 2, 1u << 24, &a->base.batch) != 0) return -1;
-        } else if (strcmp(f, "--epochs") == 0) {
-            if (parse_u32(f, v, 1, 1000000, &a->base.epochs) != 0) return -1;
-        } else if (strcmp(f, "--lr") == 0) {
-            char *end = NULL;
-            a->base.lr = strtod(v, &end);
-            if (end == v || *end != '\0' || !(a->base.lr > 0)) {
-                fprintf(stderr, "ffprofile: --lr: '%s' is not a positive number\n", v);
-                return -1;
-            }
-        } else if (strcmp(f, "--train-limit") == 0) {
-            if (parse_u32(f, v, 0, UINT32_MAX, &u) != 0) return -1;
-            a->base.train_limit = u;
-        } else if (strcmp(f, "--test-limit") == 0) {
-            if (parse_u32(f, v, 0, UINT32_MAX, &u) != 0) return -1;
-            a->base.test_limit = u;
-        } else if (strcmp(f, "--threads") == 0) {
-            if (parse_u32(f, v, 1, 1024, &u) != 0) return -1;
-            a->base.threads = (int)u;
-        } else if (strcmp(f, "--data") == 0) {
-            snprintf(a->base.data_dir, sizeof a->base.data_dir, "%s", v);
+            if (sweep_parse_depths(v, a->depths, &a->depth_count, err) != 0) return -1;
         } else if (strcmp(f, "--mem-limit") == 0) {
-            if (ff_parse_size(v, &a->mem_limit, &err) != 0) {
-                fprintf(stderr, "ffprofile: --mem-limit: %s\n", err.msg);
-                return -1;
-            }
-        } else if (strcmp(f, "--fftrain") == 0 || strcmp(f, "--work") == 0 ||
-                   strcmp(f, "--out") == 0) {
-            /* Room is left for the names made inside the work directory. */
-            if (strlen(v) >= FF_PATH_MAX - 64) {
-                fprintf(stderr, "ffprofile: %s: path too long (at most %d bytes)\n", f,
-                        FF_PATH_MAX - 65);
-                return -1;
-            }
-            char *dst = strcmp(f, "--fftrain") == 0 ? a->fftrain
-                        : strcmp(f, "--work") == 0  ? a->work
-                                                    : a->out;
-            snprintf(dst, FF_PATH_MAX, "%s", v);
+            ff_error_t why;
+            if (ff_parse_size(v, &a->mem_limit, &why) != 0)
+                return ff_error_set(err, "--mem-limit: %s", why.msg);
+        } else if (strcmp(f, "--fftrain") == 0) {
+            if (set_path(a->fftrain, f, v, err) != 0) return -1;
+        } else if (strcmp(f, "--work") == 0) {
+            if (set_path(a->work, f, v, err) != 0) return -1;
+        } else if (strcmp(f, "--out") == 0) {
+            if (set_path(a->out, f, v, err) != 0) return -1;
+        } else if (strcmp(f, "--resume") == 0) {
+            if (set_path(resume_path, f, v, err) != 0) return -1;
+        } else if (strcmp(f, "--python") == 0) {
+            if (set_path(a->python, f, v, err) != 0) return -1;
+        } else if (strcmp(f, "--torch-script") == 0) {
+            if (set_path(a->torch_script, f, v, err) != 0) return -1;
         } else {
-            fprintf(stderr, "ffprofile: unknown flag '%s' (see --help)\n", f);
-            return -1;
+            return ff_error_set(err, "unknown flag '%s' (see --help)", f);
         }
     }
     if (a->full) {
-        parse_modes("ff-stream,ff-mem,bp", a);
-        parse_depths("2:47:5", a);
+        if (sweep_parse_modes("ff-stream,ff-mem,bp", a->modes, &a->mode_count, err) != 0 ||
+            sweep_parse_depths("2:47:5", a->depths, &a->depth_count, err) != 0)
+            return -1;
         a->base.hidden = 2000;
         a->base.batch = 5000;
         a->base.epochs = 1;
         a->base.train_limit = a->base.test_limit = 0;
     }
-    if (a->out[0] == '\0') {
-        fprintf(stderr, "ffprofile: --out FILE is required (see --help)\n");
-        return -1;
+    if (resume_path[0] != '\0') {
+        if (a->out[0] != '\0' && strcmp(a->out, resume_path) != 0)
+            return ff_error_set(err, "--resume %s and --out %s name different files (--resume "
+                                "FILE alone continues FILE)", resume_path, a->out);
+        snprintf(a->out, sizeof a->out, "%s", resume_path);
+        a->resume = 1;
     }
-    if (a->base.batch % 2 != 0) {
-        fprintf(stderr, "ffprofile: --batch %u is odd; FF needs half positive, half negative rows\n",
-                a->base.batch);
-        return -1;
-    }
+    if (a->out[0] == '\0') return ff_error_set(err, "--out FILE is required (see --help)");
+    if (a->base.batch % 2 != 0)
+        return ff_error_set(err, "--batch %u is odd; FF needs half positive, half negative rows",
+                            a->base.batch);
     return 0;
+}
+
+/* --out must name a file in an existing directory: checked before any run,
+ * so a sweep never runs for hours to find it cannot write its results. */
+static int check_out(const profile_args_t *a, ff_error_t *err) {
+    const char *flag = a->resume ? "--resume" : "--out";
+    struct stat st;
+    if (stat(a->out, &st) == 0 && S_ISDIR(st.st_mode))
+        return ff_error_set(err, "%s %s: is a directory, expected a results file", flag, a->out);
+    char parent[FF_PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", a->out);
+    char *slash = strrchr(parent, '/');
+    if (slash == parent) slash[1] = '\0';
+    else if (slash != NULL) *slash = '\0';
+    else snprintf(parent, sizeof parent, ".");
+    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode))
+        return ff_error_set(err, "%s %s: the directory %s does not exist", flag, a->out, parent);
+    if (access(parent, W_OK) != 0)
+        return ff_error_set(err, "%s %s: cannot write in %s: %s", flag, a->out, parent,
+                            strerror(errno));
+    return 0;
+}
+
+static int has_runner(const profile_args_t *a, sweep_runner_t runner) {
+    for (int i = 0; i < a->mode_count; i++)
+        if (a->modes[i]->runner == runner) return 1;
+    return 0;
+}
+
+/* ---- python and torch ----------------------------------------------------- */
+
+/* name searched on PATH (or taken as is when it holds a '/') into out.
+ * @return 0 when it is an executable file. */
+static int find_program(const char *name, char *out) {
+    if (strchr(name, '/') != NULL) {
+        snprintf(out, FF_PATH_MAX, "%s", name);
+        return access(out, X_OK);
+    }
+    const char *path = getenv("PATH");
+    char dirs[FF_PATH_MAX];
+    snprintf(dirs, sizeof dirs, "%s", path != NULL ? path : "/usr/bin:/bin");
+    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d != NULL;
+         d = strtok_r(NULL, ":", &save)) {
+        if (ff_path_format(out, NULL, "%s/%s", d, name) == 0 && access(out, X_OK) == 0) return 0;
+    }
+    return -1;
+}
+
+/* Whether python imports torch and numpy (what ff_torch.py needs). */
+static int python_has_torch(const char *python) {
+    pid_t pid = fork();
+    if (pid < 0) return 0;
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) {
+            dup2(devnull, STDOUT_FILENO);
+            dup2(devnull, STDERR_FILENO);
+        }
+        execl(python, python, "-c", "import torch, numpy", (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return 0;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* Finds a python3 that imports torch (a->python, or Debian's
+ * /usr/bin/python3, then python3 on PATH) and checks the script, before
+ * the sweep. @return 0, or -1 with err giving the install line. */
+static int find_torch(profile_args_t *a, const char *mode, ff_error_t *err) {
+    const char *candidates[2] = {a->python[0] != '\0' ? a->python : "/usr/bin/python3",
+                                 a->python[0] != '\0' ? NULL : "python3"};
+    char tried[2 * FF_PATH_MAX + 16] = "";
+    int found_any = 0;
+    for (int i = 0; i < 2 && candidates[i] != NULL; i++) {
+        char path[FF_PATH_MAX];
+        if (find_program(candidates[i], path) != 0) continue;
+        found_any = 1;
+        if (python_has_torch(path)) {
+            snprintf(a->python, sizeof a->python, "%s", path);
+            if (access(a->torch_script, R_OK) != 0)
+                return ff_error_set(err, "--modes %s: %s: cannot read the PyTorch reference "
+                                    "(%s; use --torch-script PATH)",
+                                    mode, a->torch_script, strerror(errno));
+            return 0;
+        }
+        size_t n = strlen(tried);
+        snprintf(tried + n, sizeof tried - n, "%s%s", n ? ", " : "", path);
+    }
+    if (!found_any)
+        return ff_error_set(err, "--modes %s needs python3 with PyTorch, and %s was not found; "
+                            "install it with: " TORCH_INSTALL, mode, candidates[0]);
+    return ff_error_set(err, "--modes %s needs PyTorch, which %s cannot import; install it "
+                        "with: " TORCH_INSTALL, mode, tried);
 }
 
 /* ---- the machine --------------------------------------------------------- */
@@ -273,18 +327,44 @@ static cJSON *machine_json(int threads) {
         if (fscanf(f, "MemTotal: %llu kB", &mem_kib) != 1) mem_kib = 0;
         fclose(f);
     }
-    struct utsname u;
+    char kernel[512], now[32];
+    ff_sysinfo_kernel(kernel, sizeof kernel);
+    ff_sysinfo_utc_now(now, sizeof now);
     cJSON_AddStringToObject(m, "cpu", model);
     cJSON_AddNumberToObject(m, "cores", (double)sysconf(_SC_NPROCESSORS_ONLN));
     cJSON_AddNumberToObject(m, "memory_bytes", (double)mem_kib * 1024.0);
-    if (uname(&u) == 0) {
-        char kernel[600];
-        snprintf(kernel, sizeof kernel, "%s %s %s", u.sysname, u.release, u.machine);
-        cJSON_AddStringToObject(m, "kernel", kernel);
-    }
+    cJSON_AddStringToObject(m, "kernel", kernel);
     cJSON_AddStringToObject(m, "blas", ff_dense_blas_name());
     cJSON_AddNumberToObject(m, "blas_threads", threads);
+    /* The code: this program's source commit and build (each run's own
+     * result records its trainer's). */
+    cJSON_AddStringToObject(m, "commit", ff_sysinfo_commit());
+    cJSON_AddStringToObject(m, "build_type", ff_sysinfo_build_type());
+    /* Whether the machine was idle: the load when the sitting started and
+     * when the file was last written. */
+    cJSON_AddStringToObject(m, "started", now);
+    cJSON_AddStringToObject(m, "finished", now);
+    double load = ff_sysinfo_loadavg_1m();
+    if (isfinite(load)) {
+        cJSON_AddNumberToObject(m, "load_average_1m_start", load);
+        cJSON_AddNumberToObject(m, "load_average_1m_end", load);
+    } else {
+        cJSON_AddNullToObject(m, "load_average_1m_start");
+        cJSON_AddNullToObject(m, "load_average_1m_end");
+    }
+    cJSON_AddNumberToObject(m, "cells_run", 0);
     return m;
+}
+
+/* The end of the sitting so far: the time, the load, the cells run. */
+static void machine_update(cJSON *m, int cells_run) {
+    char now[32];
+    ff_sysinfo_utc_now(now, sizeof now);
+    double load = ff_sysinfo_loadavg_1m();
+    cJSON_ReplaceItemInObjectCaseSensitive(m, "finished", cJSON_CreateString(now));
+    cJSON_ReplaceItemInObjectCaseSensitive(
+        m, "load_average_1m_end", isfinite(load) ? cJSON_CreateNumber(load) : cJSON_CreateNull());
+    cJSON_ReplaceItemInObjectCaseSensitive(m, "cells_run", cJSON_CreateNumber(cells_run));
 }
 
 /* ---- one run -------------------------------------------------------------- */
@@ -308,9 +388,13 @@ static int run_plain(char *const argv[], int stderr_fd, run_outcome_t *o) {
     }
     int status;
     struct rusage ru;
+    int signalled = 0;
     while (wait4(pid, &status, 0, &ru) < 0) {
         if (errno != EINTR) return -1;
-        if (interrupted) kill(pid, SIGTERM);
+        if (interrupted && !signalled) {
+            kill(pid, SIGTERM);
+            signalled = 1;
+        }
     }
     o->wall = ff_now() - t0;
     o->exited = WIFEXITED(status);
@@ -320,16 +404,15 @@ static int run_plain(char *const argv[], int stderr_fd, run_outcome_t *o) {
     return 0;
 }
 
-static char *read_text(const char *path, size_t max_tail) {
+/* The last max_tail bytes of a file this program wrote, NUL-terminated. */
+static char *read_tail(const char *path, long max_tail) {
     FILE *f = fopen(path, "rb");
     if (f == NULL) return NULL;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    long start = size > (long)max_tail ? size - (long)max_tail : 0;
-    fseek(f, start, SEEK_SET);
-    char *text = malloc((size_t)(size - start) + 1);
-    size_t n = text != NULL ? fread(text, 1, (size_t)(size - start), f) : 0;
-    if (text != NULL) text[n] = '\0';
+    char *text = NULL;
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    long start = size > max_tail ? size - max_tail : 0;
+    if (size >= 0 && fseek(f, start, SEEK_SET) == 0) text = malloc((size_t)(size - start) + 1);
+    if (text != NULL) text[fread(text, 1, (size_t)(size - start), f)] = '\0';
     fclose(f);
     return text;
 }
@@ -343,17 +426,32 @@ static void rm_rf(const char *path) {
     if (pid > 0) waitpid(pid, NULL, 0);
 }
 
-static cJSON *one_run(const profile_args_t *a, const ff_cgroup_env_t *cg, ff_mode_t mode,
-                      uint32_t depth, const char *work, uint64_t pixels) {
+/* A trainer's result JSON, strictly parsed, or NULL (why in err). */
+static cJSON *read_result(const char *path, ff_error_t *err) {
+    char *text = NULL;
+    size_t size = 0;
+    cJSON *doc = NULL;
+    if (ff_fileio_read_small(path, RESULT_MAX_BYTES, &text, &size, err) == 0)
+        ff_json_parse(path, text, size, &doc, err);
+    free(text);
+    return doc;
+}
+
+/* Runs one cell and returns its record, or NULL when the sweep was
+ * interrupted during the cell (it is run again on resume). */
+static cJSON *one_run(const profile_args_t *a, const ff_cgroup_env_t *cg,
+                      const sweep_mode_t *mode, uint32_t depth, const char *work,
+                      uint64_t pixels) {
     char json_path[FF_PATH_MAX], err_path[FF_PATH_MAX], run_dir[FF_PATH_MAX];
     /* --work is at most FF_PATH_MAX - 65 bytes: these fit. */
-    ff_path_format(json_path, NULL, "%s/%s-%u.json", work, ff_mode_name(mode), depth);
-    ff_path_format(err_path, NULL, "%s/%s-%u.stderr", work, ff_mode_name(mode), depth);
-    ff_path_format(run_dir, NULL, "%s/%s-%u.run", work, ff_mode_name(mode), depth);
+    ff_path_format(json_path, NULL, "%s/%s-%u.json", work, mode->name, depth);
+    ff_path_format(err_path, NULL, "%s/%s-%u.stderr", work, mode->name, depth);
+    ff_path_format(run_dir, NULL, "%s/%s-%u.run", work, mode->name, depth);
     unlink(json_path);
     rm_rf(run_dir);
+    const ff_option_t *seed_opt = ff_option_find("--seed");
     char s_layers[16], s_hidden[16], s_batch[16], s_epochs[16], s_lr[32], s_train[24], s_test[24],
-        s_threads[16];
+        s_threads[16], s_seed[32];
     snprintf(s_layers, sizeof s_layers, "%u", depth);
     snprintf(s_hidden, sizeof s_hidden, "%u", a->base.hidden);
     snprintf(s_batch, sizeof s_batch, "%u", a->base.batch);
@@ -361,26 +459,35 @@ static cJSON *one_run(const profile_args_t *a, const ff_cgroup_env_t *cg, ff_mod
     snprintf(s_lr, sizeof s_lr, "%.17g", a->base.lr);
     snprintf(s_train, sizeof s_train, "%llu", (unsigned long long)a->base.train_limit);
     snprintf(s_test, sizeof s_test, "%llu", (unsigned long long)a->base.test_limit);
-    snprintf(s_threads, sizeof s_threads, "%d", a->base.threads);
-    char *argv[40];
+    snprintf(s_threads, sizeof s_threads, "%u", a->base.threads);
+    ff_config_format(&a->base, seed_opt, s_seed, sizeof s_seed);
+    char *argv[48];
     int n = 0;
-    argv[n++] = (char *)a->fftrain;
-    argv[n++] = "--mode";
-    argv[n++] = (char *)ff_mode_name(mode);
+    if (mode->runner == SWEEP_TORCH) {
+        argv[n++] = (char *)a->python;
+        argv[n++] = (char *)a->torch_script;
+        argv[n++] = "--mode", argv[n++] = (char *)mode->torch_mode;
+    } else {
+        argv[n++] = (char *)a->fftrain;
+        argv[n++] = "--mode", argv[n++] = (char *)mode->name;
+    }
     argv[n++] = "--layers", argv[n++] = s_layers;
     argv[n++] = "--hidden", argv[n++] = s_hidden;
     argv[n++] = "--batch", argv[n++] = s_batch;
     argv[n++] = "--epochs", argv[n++] = s_epochs;
     argv[n++] = "--lr", argv[n++] = s_lr;
+    argv[n++] = "--seed", argv[n++] = s_seed;
     argv[n++] = "--train-limit", argv[n++] = s_train;
     argv[n++] = "--test-limit", argv[n++] = s_test;
     argv[n++] = "--threads", argv[n++] = s_threads;
     argv[n++] = "--data", argv[n++] = (char *)a->base.data_dir;
     argv[n++] = "--json", argv[n++] = json_path;
     argv[n++] = "--quiet";
-    if (mode == FF_MODE_FF_STREAM) argv[n++] = "--run", argv[n++] = run_dir;
+    if (mode->runner == SWEEP_FFTRAIN && mode->ff_mode == FF_MODE_FF_STREAM)
+        argv[n++] = "--run", argv[n++] = run_dir;
     argv[n] = NULL;
 
+    double load = ff_sysinfo_loadavg_1m();
     run_outcome_t o = {0};
     int fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int started;
@@ -404,9 +511,11 @@ static cJSON *one_run(const profile_args_t *a, const ff_cgroup_env_t *cg, ff_mod
         if (started != 0) snprintf(err.msg, sizeof err.msg, "fork: %s", strerror(errno));
     }
     if (fd >= 0) close(fd);
+    cJSON *rec = NULL;
+    if (interrupted) goto cleanup;
 
-    cJSON *rec = cJSON_CreateObject();
-    cJSON_AddStringToObject(rec, "mode", ff_mode_name(mode));
+    rec = cJSON_CreateObject();
+    cJSON_AddStringToObject(rec, "mode", mode->name);
     cJSON_AddNumberToObject(rec, "layers", depth);
     const char *status = "failed";
     if (started == 0 && o.oom_killed) status = "oom-killed";
@@ -422,30 +531,36 @@ static cJSON *one_run(const profile_args_t *a, const ff_cgroup_env_t *cg, ff_mod
     else
         cJSON_AddNullToObject(rec, "cgroup_peak_bytes");
     cJSON_AddNumberToObject(rec, "wall_seconds", o.wall);
+    if (isfinite(load)) cJSON_AddNumberToObject(rec, "load_average_1m", load);
+    else cJSON_AddNullToObject(rec, "load_average_1m");
     ff_config_t shape = a->base;
-    shape.mode = mode;
+    shape.mode = mode->ff_mode;
     shape.layers = depth;
     /* Weights and the two Adam moments of the whole network: what an
      * in-memory trainer must hold at once. */
     cJSON_AddNumberToObject(rec, "weights_adam_bytes",
                             3.0 * sizeof(float) * (double)ff_memmodel_network_parameters(&shape, pixels));
-    char *text = read_text(json_path, 1 << 22);
-    cJSON *result = text != NULL ? cJSON_Parse(text) : NULL;
-    free(text);
+    ff_error_t result_err = {{0}};
+    cJSON *result = strcmp(status, "ok") == 0 ? read_result(json_path, &result_err) : NULL;
     cJSON *acc = result != NULL ? cJSON_GetObjectItemCaseSensitive(result, "test_accuracy") : NULL;
-    if (strcmp(status, "ok") == 0 && cJSON_IsNumber(acc))
+    if (cJSON_IsNumber(acc) && isfinite(acc->valuedouble))
         cJSON_AddNumberToObject(rec, "test_accuracy", acc->valuedouble);
     else
         cJSON_AddNullToObject(rec, "test_accuracy");
-    if (result != NULL) cJSON_AddItemToObject(rec, "fftrain", result);
-    else cJSON_AddNullToObject(rec, "fftrain");
-    char *tail = read_text(err_path, 2000);
+    /* The trainer's own result: fftrain's, or ff_torch.py's. */
+    const char *result_key = mode->runner == SWEEP_TORCH ? "torch" : "fftrain";
+    if (result != NULL) cJSON_AddItemToObject(rec, result_key, result);
+    else cJSON_AddNullToObject(rec, result_key);
+    if (strcmp(status, "ok") == 0 && result == NULL)
+        cJSON_AddStringToObject(rec, "result_error", result_err.msg);
+    char *tail = read_tail(err_path, 2000);
     if (started != 0) {
         cJSON_AddStringToObject(rec, "stderr_tail", err.msg);
     } else if (strcmp(status, "ok") != 0) {
         cJSON_AddStringToObject(rec, "stderr_tail", tail != NULL ? tail : "");
     }
     free(tail);
+cleanup:
     unlink(err_path);
     unlink(json_path);
     rm_rf(run_dir);
@@ -458,7 +573,7 @@ static cJSON *config_json(const profile_args_t *a, int argc, char **argv) {
     cJSON *c = cJSON_CreateObject();
     cJSON *modes = cJSON_AddArrayToObject(c, "modes");
     for (int i = 0; i < a->mode_count; i++)
-        cJSON_AddItemToArray(modes, cJSON_CreateString(ff_mode_name(a->modes[i])));
+        cJSON_AddItemToArray(modes, cJSON_CreateString(a->modes[i]->name));
     cJSON *depths = cJSON_AddArrayToObject(c, "layers");
     for (int i = 0; i < a->depth_count; i++)
         cJSON_AddItemToArray(depths, cJSON_CreateNumber(a->depths[i]));
@@ -466,8 +581,13 @@ static cJSON *config_json(const profile_args_t *a, int argc, char **argv) {
     cJSON_AddNumberToObject(c, "batch", a->base.batch);
     cJSON_AddNumberToObject(c, "epochs", a->base.epochs);
     cJSON_AddNumberToObject(c, "lr", a->base.lr);
+    /* As fftrain writes it: seeds pass 2^53, so a decimal string. */
+    char seed[32];
+    ff_config_format(&a->base, ff_option_find("--seed"), seed, sizeof seed);
+    cJSON_AddStringToObject(c, "seed", seed);
     cJSON_AddNumberToObject(c, "train_limit", (double)a->base.train_limit);
     cJSON_AddNumberToObject(c, "test_limit", (double)a->base.test_limit);
+    cJSON_AddNumberToObject(c, "threads", a->base.threads);
     cJSON_AddStringToObject(c, "data", a->base.data_dir);
     if (a->mem_limit > 0) cJSON_AddNumberToObject(c, "mem_limit_bytes", (double)a->mem_limit);
     else cJSON_AddNullToObject(c, "mem_limit_bytes");
@@ -480,17 +600,19 @@ static cJSON *config_json(const profile_args_t *a, int argc, char **argv) {
     return c;
 }
 
-/* The model's prediction for every mode and depth. */
+/* The model's prediction for every fftrain mode and depth (the PyTorch
+ * reference has none). */
 static cJSON *model_json(const profile_args_t *a, uint64_t pixels, uint64_t train, uint64_t test) {
     cJSON *arr = cJSON_CreateArray();
     for (int mi = 0; mi < a->mode_count; mi++) {
+        if (a->modes[mi]->runner != SWEEP_FFTRAIN) continue;
         for (int di = 0; di < a->depth_count; di++) {
             ff_config_t cfg = a->base;
-            cfg.mode = a->modes[mi];
+            cfg.mode = a->modes[mi]->ff_mode;
             cfg.layers = a->depths[di];
             ff_memmodel_t m = ff_memmodel(&cfg, pixels, train, test);
             cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "mode", ff_mode_name(cfg.mode));
+            cJSON_AddStringToObject(o, "mode", a->modes[mi]->name);
             cJSON_AddNumberToObject(o, "layers", cfg.layers);
             cJSON_AddNumberToObject(o, "bytes", (double)m.total);
             cJSON_AddNumberToObject(o, "parameters_bytes", (double)m.parameters);
@@ -503,40 +625,147 @@ static cJSON *model_json(const profile_args_t *a, uint64_t pixels, uint64_t trai
     return arr;
 }
 
-static int save(const char *path, cJSON *doc) {
+static int save(const char *path, cJSON *doc, ff_error_t *err) {
     char *text = cJSON_Print(doc);
-    ff_error_t err;
-    int rc = text != NULL ? ff_fileio_write_atomic(path, text, strlen(text), &err) : -1;
-    if (rc != 0) fprintf(stderr, "ffprofile: %s\n", text ? err.msg : "out of memory");
+    if (text == NULL) return ff_error_set(err, "%s: out of memory building the results", path);
+    int rc = ff_fileio_write_atomic(path, text, strlen(text), err);
     free(text);
     return rc;
 }
 
-static void print_row(const cJSON *rec) {
+/* The sweep's earlier results (--resume): read strictly, checked against
+ * this sweep's configuration. @return the document or NULL with err. */
+static cJSON *load_previous(const char *path, const cJSON *config, ff_error_t *err) {
+    char *text = NULL;
+    size_t size = 0;
+    cJSON *doc = NULL;
+    int ok = 0;
+    if (ff_fileio_read_small(path, RESULTS_MAX_BYTES, &text, &size, err) != 0) {
+        if (errno == ENOENT)
+            ff_error_set(err, "--resume %s: no such file (start the sweep with --out %s)", path,
+                         path);
+        goto cleanup;
+    }
+    if (ff_json_parse(path, text, size, &doc, err) != 0) goto cleanup;
+    const cJSON *format = cJSON_GetObjectItemCaseSensitive(doc, "format");
+    if (!cJSON_IsString(format) || strcmp(format->valuestring, "ffstream-profile") != 0) {
+        ff_error_set(err, "%s: not an ffprofile results file (\"format\" is not "
+                     "\"ffstream-profile\")", path);
+        goto cleanup;
+    }
+    if (sweep_compare_config(cJSON_GetObjectItemCaseSensitive(doc, "config"), config, path,
+                             err) != 0 ||
+        sweep_check_runs(cJSON_GetObjectItemCaseSensitive(doc, "runs"), path, err) != 0)
+        goto cleanup;
+    ok = 1;
+cleanup:
+    free(text);
+    if (!ok) {
+        cJSON_Delete(doc);
+        doc = NULL;
+    }
+    return doc;
+}
+
+/* The position of a cell in the sweep's order (depth by depth, the modes
+ * in --modes order within a depth), or INT_MAX for no cell of the sweep. */
+static int cell_order(const profile_args_t *a, const cJSON *rec) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(rec, "mode");
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(rec, "layers");
+    for (int di = 0; di < a->depth_count; di++)
+        for (int mi = 0; mi < a->mode_count; mi++)
+            if (cJSON_IsString(m) && strcmp(m->valuestring, a->modes[mi]->name) == 0 &&
+                cJSON_IsNumber(l) && l->valuedouble == a->depths[di])
+                return di * a->mode_count + mi;
+    return INT_MAX;
+}
+
+/* Adds rec to runs at its place in the sweep's order. The records are
+ * taken out and put back in order (cJSON_InsertItemInArray is not
+ * dependable across cJSON versions); runs holds at most one record per
+ * cell, SWEEP_MODE_COUNT x SWEEP_MAX_DEPTHS. */
+static void insert_in_order(const profile_args_t *a, cJSON *runs, cJSON *rec) {
+    static cJSON *items[SWEEP_MODE_COUNT * SWEEP_MAX_DEPTHS + 1];
+    size_t n = 0;
+    while (runs->child != NULL && n < sizeof items / sizeof items[0] - 1)
+        items[n++] = cJSON_DetachItemViaPointer(runs, runs->child);
+    /* Insertion into the ordered list (stable: equal orders keep theirs). */
+    size_t at = n;
+    while (at > 0 && cell_order(a, items[at - 1]) > cell_order(a, rec)) at--;
+    memmove(&items[at + 1], &items[at], (n - at) * sizeof items[0]);
+    items[at] = rec;
+    n++;
+    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(runs, items[i]);
+}
+
+static void print_header(void) {
+    printf("%-12s %6s %12s %12s %10s %9s  %s\n", "mode", "layers", "peak RSS MB", "cgroup MB",
+           "seconds", "accuracy", "status");
+    fflush(stdout);
+}
+
+static void print_row(const cJSON *rec, const char *note) {
     const cJSON *acc = cJSON_GetObjectItemCaseSensitive(rec, "test_accuracy");
     const cJSON *cgp = cJSON_GetObjectItemCaseSensitive(rec, "cgroup_peak_bytes");
+    const cJSON *rss = cJSON_GetObjectItemCaseSensitive(rec, "peak_rss_bytes");
+    const cJSON *wall = cJSON_GetObjectItemCaseSensitive(rec, "wall_seconds");
     char acc_s[16] = "-", cg_s[24] = "-";
     if (cJSON_IsNumber(acc)) snprintf(acc_s, sizeof acc_s, "%.2f%%", 100 * acc->valuedouble);
     if (cJSON_IsNumber(cgp)) snprintf(cg_s, sizeof cg_s, "%.1f", cgp->valuedouble / 1048576.0);
-    printf("%-12s %6d %12.1f %12s %10.1f %9s  %s\n",
+    printf("%-12s %6d %12.1f %12s %10.1f %9s  %s%s\n",
            cJSON_GetObjectItemCaseSensitive(rec, "mode")->valuestring,
            (int)cJSON_GetObjectItemCaseSensitive(rec, "layers")->valuedouble,
-           cJSON_GetObjectItemCaseSensitive(rec, "peak_rss_bytes")->valuedouble / 1048576.0, cg_s,
-           cJSON_GetObjectItemCaseSensitive(rec, "wall_seconds")->valuedouble, acc_s,
-           cJSON_GetObjectItemCaseSensitive(rec, "status")->valuestring);
+           cJSON_IsNumber(rss) ? rss->valuedouble / 1048576.0 : 0.0, cg_s,
+           cJSON_IsNumber(wall) ? wall->valuedouble : 0.0, acc_s,
+           cJSON_GetObjectItemCaseSensitive(rec, "status")->valuestring, note);
     fflush(stdout);
+}
+
+/* "ffprofile: bp, 7 layers: 3 done, 1 failed, 8 left, elapsed 1m02s, ETA 4m10s":
+ * the cell about to run (depth index di0, mode index mi0) and the cells
+ * from it to the end of the sweep not done yet. */
+static void print_progress(const profile_args_t *a, const cJSON *runs, int done, int failed,
+                           double elapsed, int di0, int mi0) {
+    sweep_cell_t left[SWEEP_MODE_COUNT * SWEEP_MAX_DEPTHS];
+    size_t n_left = 0;
+    for (int di = di0; di < a->depth_count; di++)
+        for (int mi = di == di0 ? mi0 : 0; mi < a->mode_count; mi++)
+            if (sweep_find_done(runs, a->modes[mi]->name, a->depths[di]) == NULL)
+                left[n_left++] = (sweep_cell_t){a->modes[mi]->name, a->depths[di]};
+    char el[32], eta[32], failed_s[32] = "";
+    sweep_format_duration(elapsed, el, sizeof el);
+    sweep_format_duration(sweep_eta(runs, left, n_left), eta, sizeof eta);
+    if (failed > 0) snprintf(failed_s, sizeof failed_s, ", %d failed", failed);
+    fprintf(stderr, "ffprofile: %s, %u layers: %d done%s, %zu left, elapsed %s, ETA %s\n",
+            a->modes[mi0]->name, a->depths[di0], done, failed_s, n_left, el, eta);
 }
 
 int main(int argc, char **argv) {
     profile_args_t a;
-    if (parse_args(argc, argv, &a) != 0) return 2;
-    if (access(a.fftrain, X_OK) != 0) {
+    ff_error_t err = {{0}};
+    int prc = parse_args(argc, argv, &a, &err);
+    if (prc == 1) {
+        usage(stdout);
+        return 0;
+    }
+    if (prc != 0 || check_out(&a, &err) != 0) {
+        fprintf(stderr, "ffprofile: %s\n", err.msg);
+        return 2;
+    }
+    if (has_runner(&a, SWEEP_FFTRAIN) && access(a.fftrain, X_OK) != 0) {
         fprintf(stderr, "ffprofile: %s: not an executable fftrain (use --fftrain PATH)\n",
                 a.fftrain);
         return 2;
     }
+    for (int i = 0; i < a.mode_count; i++) {
+        if (a.modes[i]->runner != SWEEP_TORCH) continue;
+        if (find_torch(&a, a.modes[i]->name, &err) != 0) {
+            fprintf(stderr, "ffprofile: %s\n", err.msg);
+            return 2;
+        }
+        break;
+    }
     ff_cgroup_env_t cg = {0};
-    ff_error_t err;
     if (a.mem_limit > 0 && ff_cgroup_probe(&cg, &err) != 0) {
         fprintf(stderr, "ffprofile: --mem-limit needs a writable memory cgroup: %s\n", err.msg);
         return 1;
@@ -561,19 +790,79 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *config = config_json(&a, argc, argv);
+    cJSON *previous = NULL;
+    if (a.resume && (previous = load_previous(a.out, config, &err)) == NULL) {
+        fprintf(stderr, "ffprofile: %s\n", err.msg);
+        cJSON_Delete(config);
+        cJSON_Delete(doc);
+        return 2;
+    }
+    cJSON_AddStringToObject(doc, "format", "ffstream-profile");
+    cJSON_AddNumberToObject(doc, "version", 2);
+    cJSON_AddItemToObject(doc, "config", config);
+    cJSON *machine = machine_json((int)a.base.threads);
+    cJSON_AddItemToObject(doc, "machine", machine);
+    /* The machine blocks of the sweep's earlier sittings, oldest first. */
+    cJSON *earlier = cJSON_AddArrayToObject(doc, "earlier_sittings");
+    cJSON_AddNumberToObject(doc, "train_samples", (double)n_train);
+    cJSON_AddNumberToObject(doc, "test_samples", (double)n_test);
+    cJSON_AddItemToObject(doc, "model", model_json(&a, pixels, n_train, n_test));
+    cJSON *runs = cJSON_AddArrayToObject(doc, "runs");
+    cJSON_AddBoolToObject(doc, "interrupted", 0);
+    cJSON_AddBoolToObject(doc, "complete", 0);
+    int total = a.depth_count * a.mode_count, done = 0;
+    if (previous != NULL) {
+        cJSON *old_earlier = cJSON_GetObjectItemCaseSensitive(previous, "earlier_sittings");
+        cJSON *s;
+        cJSON_ArrayForEach(s, old_earlier) cJSON_AddItemToArray(earlier, cJSON_Duplicate(s, 1));
+        cJSON *old_machine = cJSON_GetObjectItemCaseSensitive(previous, "machine");
+        if (cJSON_IsObject(old_machine))
+            cJSON_AddItemToArray(earlier, cJSON_Duplicate(old_machine, 1));
+        /* Cells done for good are kept, failed ones run again. */
+        cJSON *old_runs = cJSON_GetObjectItemCaseSensitive(previous, "runs");
+        for (int di = 0; di < a.depth_count; di++)
+            for (int mi = 0; mi < a.mode_count; mi++) {
+                cJSON *rec = sweep_find_done(old_runs, a.modes[mi]->name, a.depths[di]);
+                if (rec == NULL) continue;
+                cJSON_AddItemToArray(runs, cJSON_DetachItemViaPointer(old_runs, rec));
+                done++;
+            }
+        const cJSON *old_commit = cJSON_GetObjectItemCaseSensitive(old_machine, "commit");
+        if (!a.quiet && cJSON_IsString(old_commit) &&
+            strcmp(old_commit->valuestring, ff_sysinfo_commit()) != 0)
+            fprintf(stderr, "ffprofile: note: %s was started at commit %s, this is %s\n", a.out,
+                    old_commit->valuestring, ff_sysinfo_commit());
+        cJSON_Delete(previous);
+        if (!a.quiet)
+            fprintf(stderr, "ffprofile: resuming %s: %d of %d cells recorded (ok or oom-killed), "
+                            "%d to run\n", a.out, done, total, total - done);
+    }
+    /* Written before the first cell: the file is valid (and writable) from
+     * the start, whatever stops the sweep. */
+    if (save(a.out, doc, &err) != 0) {
+        fprintf(stderr, "ffprofile: %s\n", err.msg);
+        cJSON_Delete(doc);
+        return 1;
+    }
+
     char work[FF_PATH_MAX];
     int own_work = a.work[0] == '\0';
     if (own_work) {
         const char *tmp = getenv("TMPDIR");
-        snprintf(work, sizeof work, "%s/ffprofile-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-        if (mkdtemp(work) == NULL) {
-            fprintf(stderr, "ffprofile: cannot create a work directory: %s\n", strerror(errno));
+        if (ff_path_format(work, &err, "%s/ffprofile-XXXXXX", tmp && tmp[0] ? tmp : "/tmp") != 0 ||
+            mkdtemp(work) == NULL) {
+            fprintf(stderr, "ffprofile: cannot create a work directory: %s\n",
+                    err.msg[0] ? err.msg : strerror(errno));
+            cJSON_Delete(doc);
             return 1;
         }
     } else {
         snprintf(work, sizeof work, "%s", a.work);
         if (mkdir(work, 0755) != 0 && errno != EEXIST) {
-            fprintf(stderr, "ffprofile: %s: %s\n", work, strerror(errno));
+            fprintf(stderr, "ffprofile: --work %s: %s\n", work, strerror(errno));
+            cJSON_Delete(doc);
             return 1;
         }
     }
@@ -583,37 +872,50 @@ int main(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    cJSON *doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "format", "ffstream-profile");
-    cJSON_AddNumberToObject(doc, "version", 1);
-    cJSON_AddItemToObject(doc, "config", config_json(&a, argc, argv));
-    cJSON_AddItemToObject(doc, "machine", machine_json(a.base.threads));
-    cJSON_AddNumberToObject(doc, "train_samples", (double)n_train);
-    cJSON_AddNumberToObject(doc, "test_samples", (double)n_test);
-    cJSON_AddItemToObject(doc, "model", model_json(&a, pixels, n_train, n_test));
-    cJSON *runs = cJSON_AddArrayToObject(doc, "runs");
     if (!a.quiet) {
-        printf("%-12s %6s %12s %12s %10s %9s  %s\n", "mode", "layers", "peak RSS MB",
-               "cgroup MB", "seconds", "accuracy", "status");
-        fflush(stdout);
+        print_header();
+        const cJSON *r;
+        cJSON_ArrayForEach(r, runs) print_row(r, " (earlier sitting)");
     }
-    int failures = 0, total = 0;
-    for (int di = 0; di < a.depth_count && !interrupted; di++) {
-        for (int mi = 0; mi < a.mode_count && !interrupted; mi++) {
+    double t0 = ff_now();
+    int failures = 0, cells_run = 0, save_failed = 0;
+    for (int di = 0; di < a.depth_count && !interrupted && !save_failed; di++) {
+        for (int mi = 0; mi < a.mode_count && !interrupted && !save_failed; mi++) {
+            if (sweep_find_done(runs, a.modes[mi]->name, a.depths[di]) != NULL) continue;
+            if (!a.quiet)
+                print_progress(&a, runs, done, failures, ff_now() - t0, di, mi);
             cJSON *rec = one_run(&a, &cg, a.modes[mi], a.depths[di], work, pixels);
-            if (!a.quiet) print_row(rec);
-            failures += strcmp(cJSON_GetObjectItemCaseSensitive(rec, "status")->valuestring, "ok") != 0;
-            cJSON_AddItemToArray(runs, rec);
-            total++;
-            save(a.out, doc);
+            if (rec == NULL) break; /* interrupted: the cell runs again on resume */
+            if (!a.quiet) print_row(rec, "");
+            failures += !sweep_record_done(rec);
+            done += sweep_record_done(rec);
+            insert_in_order(&a, runs, rec);
+            cells_run++;
+            machine_update(machine, cells_run);
+            if (save(a.out, doc, &err) != 0) {
+                fprintf(stderr, "ffprofile: %s; the sweep stops (resume with --resume %s)\n",
+                        err.msg, a.out);
+                save_failed = 1;
+            }
         }
     }
-    cJSON_AddBoolToObject(doc, "interrupted", interrupted != 0);
-    int rc = save(a.out, doc);
+    machine_update(machine, cells_run);
+    cJSON_ReplaceItemInObjectCaseSensitive(doc, "interrupted", cJSON_CreateBool(interrupted != 0));
+    cJSON_ReplaceItemInObjectCaseSensitive(doc, "complete", cJSON_CreateBool(done == total));
+    int rc = save_failed ? -1 : save(a.out, doc, &err);
+    if (rc != 0 && !save_failed) fprintf(stderr, "ffprofile: %s\n", err.msg);
     cJSON_Delete(doc);
     if (own_work) rm_rf(work);
-    if (!a.quiet)
-        printf("%s: %d runs, %d not ok%s\n", a.out, total, failures,
-               interrupted ? " (interrupted)" : "");
+    if (!a.quiet) {
+        char el[32];
+        sweep_format_duration(ff_now() - t0, el, sizeof el);
+        fprintf(stderr, "ffprofile: %d of %d cells done, %d failed in this sitting, elapsed %s\n",
+                done, total, failures, el);
+        printf("%s: %d runs in this sitting, %d not ok; %d of %d cells done%s\n", a.out,
+               cells_run, failures, done, total, interrupted ? " (interrupted)" : "");
+        if (done < total)
+            fprintf(stderr, "ffprofile: continue with: ffprofile [the same options] --resume %s\n",
+                    a.out);
+    }
     return rc != 0 ? 1 : (interrupted ? 130 : 0);
 }

@@ -10,7 +10,8 @@
 #     10x the limit -> results/cgroup.json, results/cgroup.svg (skipped with
 #     the reason when no writable memory cgroup exists).
 # tools/run.sh --full runs the original experiment instead: layers 2..47
-# step 5, hidden 2000, batch 5000, 1 epoch, all 60,000 images (hours).
+# step 5, hidden 2000, batch 5000, 1 epoch, all 60,000 images (hours); run
+# again, it resumes the sweep in results/memory-full.json.
 # OUT=DIR writes the results elsewhere (default results/).
 set -eu
 cd "$(dirname "$0")/.."
@@ -25,7 +26,13 @@ png() { command -v rsvg-convert >/dev/null 2>&1 && echo "--png $1" || true; }
 
 if [ "${1:-}" = "--full" ]; then
     echo "== the original experiment: 3 trainers x layers 2..47, all data"
-    ./build/ffprofile --full --out "$out/memory-full.json"
+    # Hours: a sweep stopped (Ctrl-C, a reboot) continues where it stopped
+    # when this script is run again.
+    if [ -f "$out/memory-full.json" ]; then
+        ./build/ffprofile --full --resume "$out/memory-full.json"
+    else
+        ./build/ffprofile --full --out "$out/memory-full.json"
+    fi
     ./build/ffplot "$out/memory-full.json" -o "$out/memory-full.svg" $(png "$out/memory-full.png")
     echo "results: $out/memory-full.json $out/memory-full.svg"
     exit 0

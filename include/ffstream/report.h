@@ -7,6 +7,10 @@
 #include "ffstream/error.h"
 #include "ffstream/train.h"
 
+/* Records the load average and the date at the program's start, for the
+ * document's run_info (call first thing in main). */
+void ff_report_mark_start(void);
+
 /* Builds the result document and returns it as a malloc'd string (free()).
  * @return NULL when out of memory. */
 char *ff_report_json(const ff_config_t *cfg, const ff_result_t *res);

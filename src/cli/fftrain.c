@@ -51,6 +51,7 @@ static void on_stop_signal(int sig) {
 }
 
 int main(int argc, char **argv) {
+    ff_report_mark_start();
     ff_config_t cfg;
     ff_error_t err = {{0}};
     ff_config_defaults(&cfg);

@@ -10,6 +10,17 @@
 #include "ffstream/dense.h"
 #include "ffstream/fileio.h"
 #include "ffstream/memstat.h"
+#include "ffstream/sysinfo.h"
+
+/* The load and the date when the program started (ff_report_mark_start);
+ * NAN and "" until then. */
+static double start_load = NAN;
+static char start_date[32];
+
+void ff_report_mark_start(void) {
+    start_load = ff_sysinfo_loadavg_1m();
+    ff_sysinfo_utc_now(start_date, sizeof start_date);
+}
 
 /* JSON has no NaN: write null for figures that do not apply. */
 static void add_number(cJSON *obj, const char *name, double v) {
@@ -48,6 +59,23 @@ char *ff_report_json(const ff_config_t *cfg, const ff_result_t *res) {
     cJSON_AddStringToObject(root, "weights_fnv1a64", hash);
     cJSON_AddStringToObject(root, "version", FF_VERSION);
     cJSON_AddStringToObject(root, "blas", ff_dense_blas_name());
+    /* Which code ran, on what, and how busy the machine was. */
+    cJSON *info = cJSON_AddObjectToObject(root, "run_info");
+    if (info != NULL) {
+        char kernel[512], now[32];
+        ff_sysinfo_kernel(kernel, sizeof kernel);
+        ff_sysinfo_utc_now(now, sizeof now);
+        cJSON_AddStringToObject(info, "commit", ff_sysinfo_commit());
+        cJSON_AddStringToObject(info, "build_type", ff_sysinfo_build_type());
+        /* 0 asks OpenBLAS for its thread count without changing it. */
+        cJSON_AddNumberToObject(info, "blas_threads", ff_dense_set_threads(0));
+        cJSON_AddStringToObject(info, "kernel", kernel);
+        if (start_date[0] != '\0') cJSON_AddStringToObject(info, "started", start_date);
+        else cJSON_AddNullToObject(info, "started");
+        cJSON_AddStringToObject(info, "finished", now);
+        add_number(info, "load_average_1m_start", start_load);
+        add_number(info, "load_average_1m_end", ff_sysinfo_loadavg_1m());
+    }
 
     if (cfg->mode == FF_MODE_FF_STREAM) {
         cJSON_AddNumberToObject(root, "working_set_bytes", (double)res->working_set_bytes);
