@@ -483,6 +483,11 @@ static cJSON *one_run(const profile_args_t *a, const ff_cgroup_env_t *cg,
     argv[n++] = "--data", argv[n++] = (char *)a->base.data_dir;
     argv[n++] = "--json", argv[n++] = json_path;
     argv[n++] = "--quiet";
+    if (mode->runner == SWEEP_FFTRAIN) {
+        /* The configured run, measured as it is: no chunks fitted to the
+         * limit and no refusal before the work; the cgroup enforces it. */
+        argv[n++] = "--mem-budget", argv[n++] = "none";
+    }
     if (mode->runner == SWEEP_FFTRAIN && mode->ff_mode == FF_MODE_FF_STREAM)
         argv[n++] = "--run", argv[n++] = run_dir;
     argv[n] = NULL;
