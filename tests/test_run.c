@@ -4,10 +4,12 @@
  * naming both versions; out-of-range counts, a bad hash spelling, an
  * unknown field and a FIFO in place of run.json are refused by name; a
  * resume with another flag, mode or data is refused naming it; temporary
- * files of a killed run are removed, other files kept. */
+ * files of a killed run are removed, other files kept. RUN/layers.json
+ * (the per-layer figures) round-trips and its damage is refused by name. */
 #include <sys/stat.h>
 
 #include "testutil.h"
+#include "ffstream/layerstats.h"
 #include "ffstream/run.h"
 
 static char dir[FF_PATH_MAX];
@@ -180,12 +182,66 @@ static void test_temporaries(void) {
           strcmp(path, "R/cache/test-012.cache") == 0);
 }
 
+static void expect_stats_error(const char *text, const char *fragment) {
+    ff_layer_result_t layers[3];
+    memset(layers, 0, sizeof layers);
+    ff_error_t err;
+    CHECKF(ff_layerstats_parse("x/layers.json", text, strlen(text), layers, 3, &err) == -1,
+           "accepted: %s", text);
+    CHECK_CONTAINS(err.msg, fragment);
+}
+
+static void test_layerstats(void) {
+    ff_layer_result_t a[3], b[3];
+    memset(a, 0, sizeof a);
+    memset(b, 0, sizeof b);
+    a[0] = (ff_layer_result_t){.measured = 1, .seconds = 1.5, .peak_rss_bytes = 123456789,
+                               .cgroup_peak_bytes = 987654321, .bytes_read = UINT64_C(1) << 40,
+                               .bytes_written = 7, .disk_bytes = 4096};
+    a[2] = (ff_layer_result_t){.measured = 1, .seconds = 0.25, .peak_rss_bytes = 1};
+    ff_error_t err;
+    CHECK(ff_layerstats_save(dir, a, 3, &err) == 0);
+    CHECK(ff_layerstats_load(dir, b, 3, &err) == 0);
+    CHECK(b[0].measured && !b[1].measured && b[2].measured);
+    CHECK(b[0].seconds == 1.5 && b[0].peak_rss_bytes == 123456789 &&
+          b[0].cgroup_peak_bytes == 987654321 && b[0].bytes_read == UINT64_C(1) << 40 &&
+          b[0].bytes_written == 7 && b[0].disk_bytes == 4096);
+    CHECK(b[2].seconds == 0.25 && b[2].cgroup_peak_bytes == 0);
+    /* A run with fewer layers than the file lists refuses the extra one. */
+    CHECK(ff_layerstats_load(dir, b, 2, &err) == -1);
+    CHECK_CONTAINS(err.msg, "index");
+    const char *head = "{\"format\":\"ffstream-layer-stats\",\"version\":1,\"layers\":[";
+    const char *rec = "\"seconds\":1,\"peak_rss_bytes\":1,\"cgroup_peak_bytes\":null,"
+                      "\"bytes_read\":1,\"bytes_written\":1,\"disk_bytes\":1";
+    char text[1024];
+    snprintf(text, sizeof text, "%s{\"index\":0,%s},{\"index\":0,%s}]}", head, rec, rec);
+    expect_stats_error(text, "listed twice");
+    snprintf(text, sizeof text, "%s{\"index\":0,%s,\"extra\":1}]}", head, rec);
+    expect_stats_error(text, "extra");
+    snprintf(text, sizeof text, "%s{\"index\":0,\"seconds\":-1,\"peak_rss_bytes\":1,"
+             "\"cgroup_peak_bytes\":null,\"bytes_read\":1,\"bytes_written\":1,"
+             "\"disk_bytes\":1}]}", head);
+    expect_stats_error(text, "seconds");
+    snprintf(text, sizeof text, "%s{\"index\":0,\"seconds\":1,\"peak_rss_bytes\":1,"
+             "\"bytes_read\":1,\"bytes_written\":1,\"disk_bytes\":1}]}", head);
+    expect_stats_error(text, "cgroup_peak_bytes");
+    expect_stats_error("{\"format\":\"other\",\"version\":1,\"layers\":[]}", "format");
+    expect_stats_error("{\"format\":\"ffstream-layer-stats\",\"version\":2,\"layers\":[]}",
+                       "version 2");
+    expect_stats_error("[1,2]", "object");
+    /* A missing file is no figures, not an error. */
+    char sub[FF_PATH_MAX];
+    check_path(sub, dir, "none");
+    CHECK(ff_layerstats_load(sub, b, 3, &err) == 0);
+}
+
 int main(void) {
     check_tempdir(dir, "run");
     test_round_trip();
     test_rejections();
     test_resume_check();
     test_temporaries();
+    test_layerstats();
     char cmd[FF_PATH_MAX + 16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -6,7 +6,12 @@
  * colour of their ffstream counterpart. The input is read strictly and
  * every value checked: a non-finite or absurd number is skipped, and every
  * loop over ticks and points is bounded, so no input makes an endless
- * chart. --png converts with rsvg-convert when the machine has it. */
+ * chart. --png converts with rsvg-convert when the machine has it.
+ *
+ * Given one fftrain result (a "per_layer" array) instead, it draws the run
+ * layer by layer: the sampled peaks of the resident set and of the cgroup
+ * against the plan and the budget, the seconds, and the bytes read and
+ * written, with the network's state against the machine's memory above. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -219,7 +224,8 @@ static int by_double(const void *a, const void *b) {
 static void usage(FILE *out) {
     fprintf(out, "usage: ffplot RESULTS.json -o CHART.svg [--png CHART.png] [--title TEXT]\n"
                  "Draws peak memory (MiB), wall time (s) and test accuracy (%%) against the\n"
-                 "number of layers from an ffprofile results file. --png converts with\n"
+                 "number of layers from an ffprofile results file; from one fftrain result\n"
+                 "(--json), memory, seconds and I/O layer by layer. --png converts with\n"
                  "rsvg-convert when it is installed (Debian: librsvg2-bin) and says so when\n"
                  "it is not.\n");
 }
@@ -401,6 +407,150 @@ static void draw(FILE *f, const chart_t *c, const cJSON *doc, const char *title_
     fputs("</svg>\n", f);
 }
 
+/* ---- one fftrain run, layer by layer ---------------------------------------- */
+
+typedef struct {
+    point_t rss[MAX_POINTS], cgroup[MAX_POINTS], secs[MAX_POINTS], rd[MAX_POINTS], wr[MAX_POINTS];
+    int n_rss, n_cgroup, n_secs, n_rd, n_wr;
+    double xs[MAX_POINTS];
+    int nx;
+    double mem_max, sec_max, io_max, plan_mib, budget_mib, xmin, xmax;
+} layers_chart_t;
+
+static void gather_layers(layers_chart_t *c, const cJSON *doc) {
+    const double MiB = 1048576.0;
+    const cJSON *plan = cJSON_GetObjectItemCaseSensitive(doc, "plan");
+    double plan_b = number_in(plan, "memory_peak_bytes", 1, MAX_MIB_DRAWN * MiB);
+    double budget_b = number_in(plan, "budget_bytes", 1, MAX_MIB_DRAWN * MiB);
+    c->plan_mib = isnan(plan_b) ? 0 : plan_b / MiB;
+    c->budget_mib = isnan(budget_b) ? 0 : budget_b / MiB;
+    c->mem_max = c->plan_mib > c->budget_mib ? c->plan_mib : c->budget_mib;
+    c->xmin = MAX_LAYERS_DRAWN;
+    const cJSON *l;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(doc, "per_layer")) {
+        double index = number_in(l, "index", 0, MAX_LAYERS_DRAWN);
+        if (isnan(index) || c->n_secs >= MAX_POINTS) continue;
+        double x = index + 1;
+        double rss = number_in(l, "peak_rss_bytes", 0, MAX_MIB_DRAWN * MiB) / MiB;
+        double cg = number_in(l, "cgroup_peak_bytes", 0, MAX_MIB_DRAWN * MiB) / MiB;
+        double t = number_in(l, "seconds", 0, MAX_SECONDS_DRAWN);
+        double rd = number_in(l, "bytes_read", 0, MAX_MIB_DRAWN * MiB) / MiB;
+        double wr = number_in(l, "bytes_written", 0, MAX_MIB_DRAWN * MiB) / MiB;
+        int used = 0;
+        if (!isnan(rss)) c->rss[c->n_rss++] = (point_t){x, rss, 0}, used = 1;
+        if (!isnan(cg)) c->cgroup[c->n_cgroup++] = (point_t){x, cg, 0}, used = 1;
+        if (!isnan(t) && t > 0) c->secs[c->n_secs++] = (point_t){x, t, 0}, used = 1;
+        if (!isnan(rd)) c->rd[c->n_rd++] = (point_t){x, rd, 0}, used = 1;
+        if (!isnan(wr)) c->wr[c->n_wr++] = (point_t){x, wr, 0}, used = 1;
+        if (!used) continue;
+        if (rss > c->mem_max) c->mem_max = rss;
+        if (cg > c->mem_max) c->mem_max = cg;
+        if (t > c->sec_max) c->sec_max = t;
+        if (rd > c->io_max) c->io_max = rd;
+        if (wr > c->io_max) c->io_max = wr;
+        if (x < c->xmin) c->xmin = x;
+        if (x > c->xmax) c->xmax = x;
+    }
+    /* About eight depth ticks, whatever the depth. */
+    double step = nice_step(c->xmax - c->xmin + 1, 8);
+    if (step < 1) step = 1; /* layers are whole */
+    for (int i = 0; i <= MAX_TICKS && c->nx < MAX_POINTS; i++) {
+        double x = i == 0 ? c->xmin : floor(c->xmin / step) * step + i * step;
+        if (x > c->xmax) break;
+        if (x >= c->xmin) c->xs[c->nx++] = x;
+    }
+    qsort(c->rss, (size_t)c->n_rss, sizeof(point_t), by_x);
+    qsort(c->cgroup, (size_t)c->n_cgroup, sizeof(point_t), by_x);
+    qsort(c->secs, (size_t)c->n_secs, sizeof(point_t), by_x);
+    qsort(c->rd, (size_t)c->n_rd, sizeof(point_t), by_x);
+    qsort(c->wr, (size_t)c->n_wr, sizeof(point_t), by_x);
+}
+
+/* A horizontal reference line across panel p at y, labelled. */
+static void hline(FILE *f, const panel_t *p, double y, const char *color, const char *label) {
+    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+               "stroke-width=\"1.5\" stroke-dasharray=\"10,5\"/>\n<text x=\"%.1f\" y=\"%.1f\" "
+               "font-size=\"11\" fill=\"%s\">", p->x0, py(p, y), p->x0 + p->w, py(p, y), color,
+            p->x0 + 6, py(p, y) - 5, color);
+    xml_text(f, label);
+    fputs("</text>\n", f);
+}
+
+static void legend_item(FILE *f, double x, double y, const char *color, const char *text) {
+    fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" "
+               "stroke-width=\"2.2\"/><text x=\"%.0f\" y=\"%.0f\" font-size=\"12\">", x, y, x + 26,
+            y, color, x + 32, y + 4);
+    xml_text(f, text);
+    fputs("</text>\n", f);
+}
+
+static void draw_layers(FILE *f, const layers_chart_t *c, const cJSON *doc, const char *title_arg) {
+    const double W = 1240, H = 540, GiB = 1073741824.0;
+    const cJSON *state = cJSON_GetObjectItemCaseSensitive(doc, "state");
+    const cJSON *info = cJSON_GetObjectItemCaseSensitive(doc, "run_info");
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Arial, sans-serif\">\n"
+               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
+    char title[512], sub[768];
+    if (title_arg != NULL)
+        snprintf(title, sizeof title, "%s", title_arg);
+    else
+        snprintf(title, sizeof title, "%s: %.0f layers x %.0f units, %.0f training images, %.0f epoch(s)",
+                 string_of(doc, "mode", "fftrain"), number_or(doc, "layers", 0),
+                 number_or(doc, "hidden", 0), number_or(doc, "train_samples", 0),
+                 number_or(doc, "epochs", 0));
+    fprintf(f, "<text x=\"%.0f\" y=\"28\" text-anchor=\"middle\" font-size=\"17\" "
+               "font-weight=\"bold\">", W / 2);
+    xml_text(f, title);
+    fputs("</text>\n", f);
+    const char *commit = string_of(info, "commit", "unknown");
+    char budget[64] = "";
+    if (isfinite(number_in(state, "to_budget", 0, 1e12)))
+        snprintf(budget, sizeof budget, ", %.0fx the budget", number_or(state, "to_budget", 0));
+    snprintf(sub, sizeof sub,
+             "weights + Adam state %.2f GiB = %.2fx the machine's %.1f GiB of RAM%s; test "
+             "accuracy %.2f%%; commit %.12s%s, %.10s",
+             number_or(state, "bytes", 0) / GiB, number_or(state, "to_ram", 0),
+             number_or(state, "machine_ram_bytes", 0) / GiB, budget,
+             100 * number_or(doc, "test_accuracy", 0), commit,
+             strstr(commit, "-dirty") != NULL ? "-dirty" : "", string_of(info, "started", "date unknown"));
+    fprintf(f, "<text x=\"%.0f\" y=\"48\" text-anchor=\"middle\" font-size=\"12\" fill=\"#555\">",
+            W / 2);
+    xml_text(f, sub);
+    fputs("</text>\n", f);
+    panel_t pm = {80, 90, 470, 340, c->xmin, c->xmax, c->mem_max * 1.12 + 1};
+    panel_t pt = {640, 90, 250, 340, c->xmin, c->xmax, c->sec_max * 1.12 + 0.1};
+    panel_t pi = {960, 90, 250, 340, c->xmin, c->xmax, c->io_max * 1.12 + 1};
+    if (c->xmax == c->xmin) {
+        pm.xmin = pt.xmin = pi.xmin = c->xmin - 1;
+        pm.xmax = pt.xmax = pi.xmax = c->xmax + 1;
+    }
+    draw_axes(f, &pm, "Memory per layer (sampled peaks)", "layer", "MiB", c->xs, c->nx);
+    draw_axes(f, &pt, "Seconds per layer", "layer", "seconds", c->xs, c->nx);
+    draw_axes(f, &pi, "Disk I/O per layer", "layer", "MiB", c->xs, c->nx);
+    char label[128];
+    if (c->budget_mib > 0) {
+        snprintf(label, sizeof label, "budget %.0f MiB", c->budget_mib);
+        hline(f, &pm, c->budget_mib, "#d62728", label);
+    }
+    if (c->plan_mib > 0) {
+        snprintf(label, sizeof label, "plan %.0f MiB (the model's peak)", c->plan_mib);
+        hline(f, &pm, c->plan_mib, "#555", label);
+    }
+    draw_series(f, &pm, c->cgroup, c->n_cgroup, "#7570b3", STYLE_MEASURED);
+    draw_series(f, &pm, c->rss, c->n_rss, "#1b9e77", STYLE_MEASURED);
+    draw_series(f, &pt, c->secs, c->n_secs, "#1b9e77", STYLE_MEASURED);
+    draw_series(f, &pi, c->rd, c->n_rd, "#1b9e77", STYLE_MEASURED);
+    draw_series(f, &pi, c->wr, c->n_wr, "#d95f02", STYLE_MEASURED);
+    double ly = 495;
+    legend_item(f, 80, ly, "#1b9e77", "resident set (RSS)");
+    legend_item(f, 260, ly, "#7570b3", "cgroup (page cache included)");
+    legend_item(f, 960, ly, "#1b9e77", "read");
+    legend_item(f, 1060, ly, "#d95f02", "written");
+    fputs("</svg>\n", f);
+}
+
 /* Runs rsvg-convert on svg and returns the PNG it writes to its standard
  * output (at most PNG_MAX_BYTES), or NULL with why. */
 static char *render_png(const char *svg, size_t *size, char *why, size_t cap) {
@@ -486,6 +636,7 @@ int main(int argc, char **argv) {
     cJSON *doc = NULL;
     FILE *f = NULL;
     static chart_t chart;
+    static layers_chart_t layers;
     ff_error_t err;
     /* read_small refuses a directory, a FIFO or a device (without blocking
      * on the FIFO) and checks the size before allocating. */
@@ -494,22 +645,35 @@ int main(int argc, char **argv) {
         fprintf(stderr, "ffplot: %s\n", err.msg);
         goto cleanup;
     }
-    if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "runs"))) {
-        fprintf(stderr, "ffplot: %s: not an ffprofile results file (no \"runs\" array)\n", in);
+    const int per_layer = !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "runs")) &&
+                          cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "per_layer"));
+    if (!per_layer && !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "runs"))) {
+        fprintf(stderr, "ffplot: %s: neither an ffprofile results file (a \"runs\" array) nor "
+                        "an fftrain result (a \"per_layer\" array)\n", in);
         goto cleanup;
     }
-    gather(&chart, doc);
-    if (chart.ns == 0 || chart.nx == 0) {
-        fprintf(stderr, "ffplot: %s: no runs to plot (no run with a finite depth and measure)\n",
-                in);
-        goto cleanup;
+    if (per_layer) {
+        gather_layers(&layers, doc);
+        if (layers.n_secs == 0) {
+            fprintf(stderr, "ffplot: %s: no layer to plot (no layer with a finite index and "
+                            "time)\n", in);
+            goto cleanup;
+        }
+    } else {
+        gather(&chart, doc);
+        if (chart.ns == 0 || chart.nx == 0) {
+            fprintf(stderr,
+                    "ffplot: %s: no runs to plot (no run with a finite depth and measure)\n", in);
+            goto cleanup;
+        }
     }
     f = open_memstream(&svg, &svg_size);
     if (f == NULL) {
         fprintf(stderr, "ffplot: out of memory for the chart\n");
         goto cleanup;
     }
-    draw(f, &chart, doc, title_arg);
+    if (per_layer) draw_layers(f, &layers, doc, title_arg);
+    else draw(f, &chart, doc, title_arg);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
         f = NULL;

@@ -12,9 +12,16 @@
 # tools/run.sh --full runs the original experiment instead: layers 2..47
 # step 5, hidden 2000, batch 5000, 1 epoch, all 60,000 images (hours); run
 # again, it resumes the sweep in results/memory-full.json.
+# tools/run.sh --beyond-ram runs tools/beyond_ram.sh: a network whose
+# weights and Adam state exceed this machine's RAM, trained in a 1 GiB
+# cgroup (about 40 minutes here; resumable).
 # OUT=DIR writes the results elsewhere (default results/).
 set -eu
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--beyond-ram" ]; then
+    shift
+    exec sh tools/beyond_ram.sh "$@"
+fi
 . tools/setup.sh
 FFSTREAM_PACKAGES="$FFSTREAM_PACKAGES librsvg2-bin"
 ffstream_install

@@ -70,7 +70,7 @@ if [ $fuzz = 1 ]; then
         ffstream_build build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
             -Dbuildtype=debugoptimized
     ) || exit 1
-    for t in idx layerfile run actcache; do
+    for t in idx layerfile run actcache layerstats; do
         work=$(mktemp -d)
         cp tests/fuzz/corpus/$t/* "$work/"
         regressions=tests/fuzz/regressions/$t

@@ -77,4 +77,9 @@ const char *ff_cgroup_version_name(ff_cgroup_version_t version);
  * read. */
 int ff_cgroup_own_limit(uint64_t *limit, char *where, size_t where_size, ff_error_t *err);
 
+/* The file that reads the memory in use by this process's own cgroup (v1
+ * memory.usage_in_bytes, v2 memory.current), page cache included.
+ * @return 1 with path filled, 0 when there is none (path ""), -1 with err. */
+int ff_cgroup_own_usage_file(char *path, size_t size, ff_error_t *err);
+
 #endif

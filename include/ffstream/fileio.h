@@ -37,6 +37,16 @@ int ff_fileio_write_all(int fd, const void *buf, size_t size);
 /* fsync. @return 0 or -1 with errno set. */
 int ff_fileio_fsync(int fd);
 
+/* Bytes this process has moved to and from files since it started: every
+ * read and write of the primitives above and of the asynchronous queue
+ * (aio.c counts its completions here). Safe from any thread. */
+void ff_fileio_count(uint64_t read_bytes, uint64_t written_bytes);
+void ff_fileio_counters(uint64_t *read_bytes, uint64_t *written_bytes);
+
+/* Disk used by the regular files under dir, four levels deep (st_blocks:
+ * what the filesystem allocated); 0 when dir does not exist. */
+uint64_t ff_fileio_tree_bytes(const char *dir);
+
 /* Opens an existing file for reading (flags are added to O_RDONLY) and
  * checks it is a regular file before anything can block on it: a FIFO,
  * device or directory is refused with err naming the path and its type.

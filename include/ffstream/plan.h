@@ -29,12 +29,13 @@ typedef struct {
 int ff_plan_make(ff_plan_t *plan, ff_config_t *cfg, const ff_dataset_t *train,
                  const ff_dataset_t *test, ff_error_t *err);
 
+/* BYTES as "N bytes" or with two decimals in KiB, MiB, GiB or TiB. */
+void ff_plan_bytes(char out[32], uint64_t bytes);
+
 /* Checks the free space of the run directory's filesystem (statvfs)
  * against what the run still has to write (the plan minus what the
  * directory holds). @return 0 or -1 with err naming the directory and both
  * numbers. */
-/* BYTES as "N bytes" or with two decimals in KiB, MiB, GiB or TiB. */
-void ff_plan_bytes(char out[32], uint64_t bytes);
 int ff_plan_check_disk(ff_plan_t *plan, const ff_config_t *cfg, ff_error_t *err);
 
 /* The plan as text, and as a JSON document (free()), or NULL when out of

@@ -59,9 +59,14 @@ typedef struct {
     /* Every layer, when the store keeps them all in memory (evaluation at
      * the end runs through them); NULL otherwise. */
     ff_layer_t *(*all_layers)(void *self);
-    /* Layer k's figures for the result (its checkpoint's header): for
-     * layers this process did not train. */
+    /* Layer k's figures for the result (its checkpoint's header, and what
+     * it cost when that was recorded): for layers this process did not
+     * train. */
     int (*describe)(void *self, uint32_t k, ff_layer_result_t *out, ff_error_t *err);
+    /* The figures of every layer done so far (layers[0..count), measured
+     * ones flagged), kept with the run when it can be resumed; NULL when
+     * the store keeps nothing between processes. */
+    int (*record)(void *self, const ff_layer_result_t *layers, uint32_t count, ff_error_t *err);
     /* FNV-1a of every layer's parameters, in order. */
     uint64_t (*weights_hash)(void *self);
     /* The run is trained: final files (ff-mem's layers, if asked). */

@@ -6,6 +6,7 @@
 #define FFSTREAM_SYSINFO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The git commit the build came from (40 hex digits, "-dirty" appended when
  * tracked files had changes), or "unknown" when built outside git. */
@@ -20,6 +21,9 @@ void ff_sysinfo_kernel(char *out, size_t cap);
 
 /* The 1-minute load average from /proc/loadavg, or NAN when unreadable. */
 double ff_sysinfo_loadavg_1m(void);
+
+/* The machine's physical memory (MemTotal in /proc/meminfo), or 0. */
+uint64_t ff_sysinfo_ram_bytes(void);
 
 /* The current UTC time as "2025-01-31T12:00:00Z" into out (cap >= 21). */
 void ff_sysinfo_utc_now(char *out, size_t cap);

@@ -17,6 +17,16 @@ typedef struct {
     double goodness_pos;  /* mean goodness of positive rows, last epoch (FF) */
     double goodness_neg;  /* mean goodness of negative rows, last epoch (FF) */
     double seconds;       /* wall time spent on this layer, cache pass included */
+    /* Measured while this process worked on the layer (measured = 1; a
+     * layer finished by an earlier process has none): the sampled peaks of
+     * the resident set and of the own cgroup's usage (0: no cgroup), and
+     * the bytes the process read and wrote (files and asynchronous I/O). */
+    int measured;
+    uint64_t peak_rss_bytes, cgroup_peak_bytes;
+    uint64_t bytes_read, bytes_written;
+    /* Disk under the run directory when the layer is done, its inputs and
+     * outputs both still there (0 without a run directory). */
+    uint64_t disk_bytes;
 } ff_layer_result_t;
 
 typedef struct {
@@ -53,6 +63,10 @@ typedef struct {
     uint64_t head_hash;     /* FNV-1a of the head's parameters (0 without a head) */
     ff_mem_stats_t memory;  /* the program's own accounting, at the end */
     uint64_t peak_rss_bytes;
+    /* From the plan made before the run (fftrain fills them; 0: none): the
+     * model's peak memory and disk, the budget, and the whole network's
+     * weights and Adam moments, which an in-memory trainer holds at once. */
+    uint64_t plan_memory_bytes, plan_disk_bytes, budget_bytes, state_bytes;
 } ff_result_t;
 
 void ff_result_free(ff_result_t *res);

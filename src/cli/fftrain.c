@@ -121,6 +121,10 @@ int main(int argc, char **argv) {
     case FF_MODE_FF_RECURRENT: rc = ff_train_ffrec(&cfg, &train, &test, &res, &err); break;
     default: rc = ff_train_ffmem(&cfg, &train, &test, &res, &err); break;
     }
+    res.plan_memory_bytes = plan.memory.total;
+    res.plan_disk_bytes = cfg.run_dir[0] != '\0' ? plan.disk.total : 0;
+    res.budget_bytes = plan.budget;
+    res.state_bytes = 3 * sizeof(float) * ff_memmodel_network_parameters(&cfg, plan.pixels);
     int status = 0;
     if (res.started_fresh)
         fprintf(stderr, "fftrain: %s held no run.json (the run was stopped before it wrote one): "

@@ -28,6 +28,46 @@ static void add_number(cJSON *obj, const char *name, double v) {
     else cJSON_AddNullToObject(obj, name);
 }
 
+/* The run against its plan and the machine: the plan's peaks and what was
+ * measured (the largest per-layer figures), and the size of the network's
+ * state against the machine's memory and the budget. */
+static void add_scale(cJSON *root, const ff_config_t *cfg, const ff_result_t *res) {
+    uint64_t rss = 0, cgroup = 0, disk = 0;
+    int measured = 0;
+    for (uint32_t i = 0; i < res->layer_count; i++) {
+        const ff_layer_result_t *l = &res->per_layer[i];
+        if (!l->measured) continue;
+        measured = 1;
+        if (l->peak_rss_bytes > rss) rss = l->peak_rss_bytes;
+        if (l->cgroup_peak_bytes > cgroup) cgroup = l->cgroup_peak_bytes;
+        if (l->disk_bytes > disk) disk = l->disk_bytes;
+    }
+    cJSON *plan = cJSON_AddObjectToObject(root, "plan");
+    if (plan != NULL) {
+        cJSON_AddNumberToObject(plan, "memory_peak_bytes", (double)res->plan_memory_bytes);
+        cJSON_AddNumberToObject(plan, "disk_peak_bytes", (double)res->plan_disk_bytes);
+        cJSON_AddNumberToObject(plan, "budget_bytes", (double)res->budget_bytes);
+        cJSON_AddNumberToObject(plan, "accounted_peak_bytes", (double)res->memory.peak_total);
+        if (cfg->run_dir[0] != '\0' && measured)
+            cJSON_AddNumberToObject(plan, "measured_disk_peak_bytes", (double)disk);
+        else
+            cJSON_AddNullToObject(plan, "measured_disk_peak_bytes");
+        if (measured) cJSON_AddNumberToObject(plan, "layer_rss_peak_bytes", (double)rss);
+        else cJSON_AddNullToObject(plan, "layer_rss_peak_bytes");
+        if (cgroup > 0) cJSON_AddNumberToObject(plan, "layer_cgroup_peak_bytes", (double)cgroup);
+        else cJSON_AddNullToObject(plan, "layer_cgroup_peak_bytes");
+    }
+    cJSON *state = cJSON_AddObjectToObject(root, "state");
+    if (state != NULL) {
+        const uint64_t ram = ff_sysinfo_ram_bytes();
+        cJSON_AddNumberToObject(state, "bytes", (double)res->state_bytes);
+        cJSON_AddNumberToObject(state, "machine_ram_bytes", (double)ram);
+        add_number(state, "to_ram", ram ? (double)res->state_bytes / (double)ram : NAN);
+        add_number(state, "to_budget",
+                   res->budget_bytes ? (double)res->state_bytes / (double)res->budget_bytes : NAN);
+    }
+}
+
 char *ff_report_json(const ff_config_t *cfg, const ff_result_t *res) {
     cJSON *root = cJSON_CreateObject();
     if (root == NULL) return NULL;
@@ -90,6 +130,7 @@ char *ff_report_json(const ff_config_t *cfg, const ff_result_t *res) {
         if (res->resumed) cJSON_AddNumberToObject(root, "resumed_at_layer", res->resumed_at_layer);
     }
     if (cfg->run_dir[0] != '\0') cJSON_AddStringToObject(root, "run", cfg->run_dir);
+    add_scale(root, cfg, res);
     cJSON *layers = cJSON_AddArrayToObject(root, "per_layer");
     for (uint32_t i = 0; layers != NULL && i < res->layer_count; i++) {
         const ff_layer_result_t *l = &res->per_layer[i];
@@ -102,6 +143,16 @@ char *ff_report_json(const ff_config_t *cfg, const ff_result_t *res) {
         add_number(o, "goodness_pos", l->goodness_pos);
         add_number(o, "goodness_neg", l->goodness_neg);
         add_number(o, "seconds", l->seconds);
+        if (l->measured) {
+            cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)l->peak_rss_bytes);
+            if (l->cgroup_peak_bytes > 0)
+                cJSON_AddNumberToObject(o, "cgroup_peak_bytes", (double)l->cgroup_peak_bytes);
+            else
+                cJSON_AddNullToObject(o, "cgroup_peak_bytes");
+            cJSON_AddNumberToObject(o, "bytes_read", (double)l->bytes_read);
+            cJSON_AddNumberToObject(o, "bytes_written", (double)l->bytes_written);
+            if (cfg->run_dir[0] != '\0') cJSON_AddNumberToObject(o, "disk_bytes", (double)l->disk_bytes);
+        }
         cJSON_AddItemToArray(layers, o);
     }
     if (res->epoch_count > 0) {

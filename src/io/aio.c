@@ -9,6 +9,7 @@
  * the caller's and charged by the caller. One ff_aio_t serves one thread. */
 #include "ffstream/aio.h"
 
+#include "ffstream/fileio.h"
 #include "ffstream/hook.h"
 
 #include <assert.h>
@@ -437,9 +438,11 @@ static int reap_one(ff_aio_t *aio, aio_completion_t *out, ff_error_t *err) {
     if (request->op == AIO_OP_READ) {
         aio->stats.reads++;
         if (result > 0) aio->stats.bytes_read += (uint64_t)result;
+        if (result > 0) ff_fileio_count((uint64_t)result, 0);
     } else {
         aio->stats.writes++;
         if (result > 0) aio->stats.bytes_written += (uint64_t)result;
+        if (result > 0) ff_fileio_count(0, (uint64_t)result);
         /* Test builds can fail any asynchronous write, as a disk would. */
         int injected = ff_hook_fault(FF_HOOK_WRITE);
         if (injected != 0) result = -injected;

@@ -327,27 +327,52 @@ static int group_directory(const cgroup_mount_t *mount, const char *path, char *
     return 0;
 }
 
-int ff_cgroup_own_limit(uint64_t *limit, char *where, size_t where_size, ff_error_t *err) {
-    *limit = 0;
-    if (where_size > 0) where[0] = '\0';
+/* The directory of this process's own memory group and the version that
+ * carries the memory controller. @return 1 found, 0 none, -1 with err. */
+static int own_memory_group(char *dir, size_t size, ff_cgroup_version_t *version,
+                            cgroup_mount_t *mount_out, ff_error_t *err) {
     cgroup_mount_t v2 = {.found = false}, v1 = {.found = false};
     if (find_mounts(&v2, &v1, err) != 0) return -1;
-    char path[FF_PATH_MAX], dir[FF_PATH_MAX];
-    const cgroup_mount_t *mount = NULL;
-    const char *file = NULL;
+    char path[FF_PATH_MAX];
     ff_error_t ignored;
     /* The memory controller is on v1 when a v1 hierarchy carries it (a
      * hybrid system mounts an empty v2 tree beside it). */
     if (v1.found && own_group_path("memory", path, sizeof path, &ignored) == 0) {
-        mount = &v1;
-        file = "memory.limit_in_bytes";
+        *mount_out = v1;
+        *version = FF_CGROUP_V1;
     } else if (v2.found && own_group_path(NULL, path, sizeof path, &ignored) == 0) {
-        mount = &v2;
-        file = "memory.max";
+        *mount_out = v2;
+        *version = FF_CGROUP_V2;
     } else {
-        return 0; /* no memory controller: no limit */
+        return 0;
     }
-    if (group_directory(mount, path, dir, sizeof dir, err) != 0) return -1;
+    if (group_directory(mount_out, path, dir, size, err) != 0) return -1;
+    return 1;
+}
+
+int ff_cgroup_own_usage_file(char *path, size_t size, ff_error_t *err) {
+    if (size > 0) path[0] = '\0';
+    char dir[FF_PATH_MAX];
+    ff_cgroup_version_t version;
+    cgroup_mount_t mount;
+    int found = own_memory_group(dir, sizeof dir, &version, &mount, err);
+    if (found <= 0) return found;
+    const char *file = version == FF_CGROUP_V1 ? "memory.usage_in_bytes" : "memory.current";
+    if (join_path(path, size, dir, file) != 0)
+        return ff_error_set(err, "cgroup directory %s: path too long", dir);
+    return access(path, R_OK) == 0 ? 1 : 0;
+}
+
+int ff_cgroup_own_limit(uint64_t *limit, char *where, size_t where_size, ff_error_t *err) {
+    *limit = 0;
+    if (where_size > 0) where[0] = '\0';
+    char dir[FF_PATH_MAX];
+    ff_cgroup_version_t version;
+    cgroup_mount_t storage, *mount = &storage;
+    int found = own_memory_group(dir, sizeof dir, &version, mount, err);
+    if (found < 0) return -1;
+    if (found == 0) return 0; /* no memory controller: no limit */
+    const char *file = version == FF_CGROUP_V1 ? "memory.limit_in_bytes" : "memory.max";
     /* The tightest limit from the own group up to the mount's root. */
     for (;;) {
         char name[FF_PATH_MAX], text[64];

@@ -2,10 +2,12 @@
  * the atomic writer, checksums. */
 #include "ffstream/fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +35,20 @@ int ff_path_format(char *out, ff_error_t *err, const char *fmt, ...) {
     return 0;
 }
 
+static _Atomic uint64_t bytes_in, bytes_out;
+
+void ff_fileio_count(uint64_t read_bytes, uint64_t written_bytes) {
+    if (read_bytes) atomic_fetch_add_explicit(&bytes_in, read_bytes, memory_order_relaxed);
+    if (written_bytes) atomic_fetch_add_explicit(&bytes_out, written_bytes, memory_order_relaxed);
+}
+
+void ff_fileio_counters(uint64_t *read_bytes, uint64_t *written_bytes) {
+    *read_bytes = atomic_load_explicit(&bytes_in, memory_order_relaxed);
+    *written_bytes = atomic_load_explicit(&bytes_out, memory_order_relaxed);
+}
+
 int ff_fileio_read_exact(int fd, void *buf, size_t size, uint64_t offset) {
+    ff_fileio_count(size, 0);
     uint8_t *p = buf;
     while (size > 0) {
         ssize_t n = pread(fd, p, size > IO_CHUNK ? IO_CHUNK : size, (off_t)offset);
@@ -55,6 +70,7 @@ int ff_fileio_pwrite(int fd, const void *buf, size_t size, uint64_t offset) {
         errno = injected;
         return -1;
     }
+    ff_fileio_count(0, size);
     const uint8_t *p = buf;
     while (size > 0) {
         ssize_t n = pwrite(fd, p, size > IO_CHUNK ? IO_CHUNK : size, (off_t)offset);
@@ -77,6 +93,7 @@ int ff_fileio_write_all(int fd, const void *buf, size_t size) {
         errno = injected;
         return -1;
     }
+    ff_fileio_count(0, size);
     const uint8_t *p = buf;
     while (size > 0) {
         ssize_t n = write(fd, p, size > IO_CHUNK ? IO_CHUNK : size);
@@ -314,3 +331,27 @@ uint32_t ff_fileio_crc32(const void *data, size_t size) {
 }
 
 uint64_t ff_fileio_xxh3(const void *data, size_t size) { return XXH3_64bits(data, size); }
+
+/* Bytes of the regular files under dir (0 when it does not exist). */
+static uint64_t tree_bytes(const char *dir, int depth) {
+    DIR *d = opendir(dir);
+    if (d == NULL || depth > 4) {
+        if (d != NULL) closedir(d);
+        return 0;
+    }
+    uint64_t total = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        char path[FF_PATH_MAX];
+        struct stat st;
+        if (ff_path_format(path, NULL, "%s/%s", dir, e->d_name) != 0 || lstat(path, &st) != 0)
+            continue;
+        if (S_ISREG(st.st_mode)) total += (uint64_t)st.st_blocks * 512;
+        else if (S_ISDIR(st.st_mode)) total += tree_bytes(path, depth + 1);
+    }
+    closedir(d);
+    return total;
+}
+
+uint64_t ff_fileio_tree_bytes(const char *dir) { return tree_bytes(dir, 0); }

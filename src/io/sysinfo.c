@@ -36,6 +36,17 @@ double ff_sysinfo_loadavg_1m(void) {
     return load;
 }
 
+uint64_t ff_sysinfo_ram_bytes(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f == NULL) return 0;
+    char line[256];
+    unsigned long long kib = 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "MemTotal: %llu kB", &kib) == 1) break;
+    fclose(f);
+    return (uint64_t)kib * 1024u;
+}
+
 void ff_sysinfo_utc_now(char *out, size_t cap) {
     time_t now = time(NULL);
     struct tm tm;

@@ -9,9 +9,11 @@
 #include <string.h>
 
 #include "ffstream/eval.h"
+#include "ffstream/fileio.h"
 #include "ffstream/head.h"
 #include "ffstream/hook.h"
 #include "ffstream/memstat.h"
+#include "ffstream/memwatch.h"
 #include "ffstream/rng.h"
 #include "ffstream/step.h"
 #include "train_internal.h"
@@ -29,6 +31,7 @@ typedef struct {
     uint32_t *order;    /* [TRAIN chunks] this epoch's chunk order */
     uint32_t *next_order;
     ff_progress_t prog;
+    ff_memwatch_t *watch; /* per-layer peaks (NULL: none) */
     double eval_seconds;
 } loop_t;
 
@@ -331,10 +334,29 @@ cleanup:
 
 /* ---- the loop --------------------------------------------------------------- */
 
+/* With progress on: one line per finished layer, with what it cost and
+ * when the run should end (the layers still to come at this layer's pace). */
+static void layer_note(loop_t *L, uint32_t k, const ff_layer_result_t *r) {
+    if (!L->prog.enabled) return;
+    const double MiB = 1048576.0;
+    const uint32_t left = L->cfg->layers - k - 1;
+    const double done = ff_now() - L->prog.start, per = done / (double)(k + 1 - L->in->first_layer);
+    fprintf(stderr,
+            "%slayer %u/%u done in %.1f s: RSS peak %.1f MiB, cgroup peak %.1f MiB, read %.1f MiB, "
+            "written %.1f MiB; %u to go, about %.0f s\n",
+            L->prog.is_tty ? "\r\033[K" : "", k + 1, L->cfg->layers, r->seconds,
+            (double)r->peak_rss_bytes / MiB, (double)r->cgroup_peak_bytes / MiB,
+            (double)r->bytes_read / MiB, (double)r->bytes_written / MiB, left, per * left);
+    fflush(stderr);
+}
+
 static int run_layers(loop_t *L, ff_error_t *err) {
     const ff_config_t *cfg = L->cfg;
     for (uint32_t k = L->in->first_layer; k < cfg->layers; k++) {
         double t_layer = ff_now();
+        uint64_t read0, written0;
+        ff_fileio_counters(&read0, &written0);
+        ff_memwatch_take(L->watch);
         ff_layer_t *layer;
         ff_layer_progress_t p;
         if (ROWS(L, begin_layer, k, err) != 0) return -1;
@@ -355,9 +377,24 @@ static int run_layers(loop_t *L, ff_error_t *err) {
         r->goodness_neg = p.last.goodness_neg;
         if (layer_passes(L, k, layer, err) != 0) return -1;
         if (STORE(L, release, k, err) != 0) return -1;
+        /* What the layer cost, recorded before its inputs go: the disk
+         * then holds them and its outputs, the run's peak. */
+        r->seconds = ff_now() - t_layer;
+        ff_memwatch_peaks_t peaks = ff_memwatch_take(L->watch);
+        uint64_t read1, written1;
+        ff_fileio_counters(&read1, &written1);
+        r->measured = 1;
+        r->peak_rss_bytes = peaks.rss_peak;
+        r->cgroup_peak_bytes = peaks.cgroup_peak;
+        r->bytes_read = read1 - read0;
+        r->bytes_written = written1 - written0;
+        if (cfg->run_dir[0] != '\0') r->disk_bytes = ff_fileio_tree_bytes(cfg->run_dir);
+        if (L->store->ops->record != NULL &&
+            STORE(L, record, L->res->per_layer, cfg->layers, err) != 0)
+            return -1;
         ff_hook_kill("advanced", k, 0);
         L->rows->ops->drop_layer(L->rows->self, k);
-        r->seconds = ff_now() - t_layer;
+        layer_note(L, k, r);
         if (ff_train_stop_requested() && k + 1 < cfg->layers) return 1;
     }
     return 0;
@@ -407,6 +444,7 @@ int ff_loop_run(const ff_loop_t *in, ff_result_t *res, ff_error_t *err) {
         if (STORE(&L, describe, k, &res->per_layer[k], err) != 0) goto cleanup;
     uint64_t work = (uint64_t)(cfg->layers - in->first_layer) * (cfg->epochs + 1) * 2 * tr->units;
     ff_progress_init(&L.prog, cfg->quiet ? 0 : cfg->progress, work);
+    L.watch = ff_memwatch_start(FF_MEMWATCH_INTERVAL_MS);
     double t_start = ff_now();
 
     rc = run_layers(&L, err);
@@ -431,6 +469,7 @@ int ff_loop_run(const ff_loop_t *in, ff_result_t *res, ff_error_t *err) {
     res->weights_hash = in->store->ops->weights_hash(in->store->self);
     rc = 0;
 cleanup:
+    ff_memwatch_stop(L.watch);
     ff_mem_free(L.chain);
     ff_mem_free(L.order);
     ff_mem_free(L.scores);

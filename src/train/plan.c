@@ -3,14 +3,13 @@
 #include "ffstream/plan.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include "ffstream/cgroup.h"
 #include "ffstream/fileio.h"
+#include "ffstream/sysinfo.h"
 
 int ff_plan_make(ff_plan_t *plan, ff_config_t *cfg, const ff_dataset_t *train,
                  const ff_dataset_t *test, ff_error_t *err) {
@@ -39,27 +38,6 @@ int ff_plan_make(ff_plan_t *plan, ff_config_t *cfg, const ff_dataset_t *train,
     return 0;
 }
 
-/* Bytes of the regular files under dir (0 when it does not exist). */
-static uint64_t tree_bytes(const char *dir, int depth) {
-    DIR *d = opendir(dir);
-    if (d == NULL || depth > 4) {
-        if (d != NULL) closedir(d);
-        return 0;
-    }
-    uint64_t total = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        char path[FF_PATH_MAX];
-        struct stat st;
-        if (ff_path_format(path, NULL, "%s/%s", dir, e->d_name) != 0 || lstat(path, &st) != 0)
-            continue;
-        if (S_ISREG(st.st_mode)) total += (uint64_t)st.st_blocks * 512;
-        else if (S_ISDIR(st.st_mode)) total += tree_bytes(path, depth + 1);
-    }
-    closedir(d);
-    return total;
-}
 
 void ff_plan_bytes(char out[32], uint64_t bytes) {
     static const char *unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
@@ -92,7 +70,7 @@ int ff_plan_check_disk(ff_plan_t *plan, const ff_config_t *cfg, ff_error_t *err)
         else *slash = '\0';
     }
     plan->disk_free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-    plan->disk_present = tree_bytes(cfg->run_dir, 0);
+    plan->disk_present = ff_fileio_tree_bytes(cfg->run_dir);
     uint64_t need = plan->disk.total > plan->disk_present ? plan->disk.total - plan->disk_present : 0;
     if (need > plan->disk_free) {
         char n[32], t[32], c[32], k[32], f[32];
@@ -121,6 +99,13 @@ void ff_plan_print(FILE *out, const ff_config_t *cfg, const ff_plan_t *plan) {
     fprintf(out, "plan of a %s run: %u layers x %u units, %llu training and %llu test images\n",
             ff_mode_name(cfg->mode), cfg->layers, cfg->hidden, (unsigned long long)plan->train,
             (unsigned long long)plan->test);
+    const uint64_t ram = ff_sysinfo_ram_bytes();
+    const double state = 3.0 * sizeof(float) * (double)ff_memmodel_network_parameters(cfg, plan->pixels);
+    char state_s[32];
+    ff_plan_bytes(state_s, (uint64_t)state);
+    fprintf(out, "network state   %s of weights and Adam moments", state_s);
+    if (ram) fprintf(out, " (%.2fx this machine's RAM)", state / (double)ram);
+    fputc('\n', out);
     if (plan->budget)
         fprintf(out, "memory budget   %.1f MiB (%s)\n", mib(plan->budget), plan->budget_from);
     else
@@ -169,6 +154,10 @@ char *ff_plan_json(const ff_config_t *cfg, const ff_plan_t *plan) {
     ok = ok && cJSON_AddNumberToObject(root, "train_samples", (double)plan->train) != NULL;
     ok = ok && cJSON_AddNumberToObject(root, "test_samples", (double)plan->test) != NULL;
     ok = ok && cJSON_AddNumberToObject(root, "budget_bytes", (double)plan->budget) != NULL;
+    /* The whole network's weights and Adam moments, against the machine. */
+    const double state = 3.0 * sizeof(float) * (double)ff_memmodel_network_parameters(cfg, plan->pixels);
+    ok = ok && cJSON_AddNumberToObject(root, "state_bytes", state) != NULL;
+    ok = ok && cJSON_AddNumberToObject(root, "machine_ram_bytes", (double)ff_sysinfo_ram_bytes()) != NULL;
     ok = ok && cJSON_AddStringToObject(root, "budget_from", plan->budget_from) != NULL;
     ok = ok && cJSON_AddNumberToObject(root, "piece_images_chosen",
                                        (double)ff_config_piece_images(cfg)) != NULL;

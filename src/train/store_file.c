@@ -11,6 +11,7 @@
 
 #include "ffstream/background.h"
 #include "ffstream/hook.h"
+#include "ffstream/layerstats.h"
 #include "ffstream/memstat.h"
 
 typedef struct {
@@ -29,6 +30,7 @@ typedef struct {
     ff_layer_t layer;          /* the layer in memory */
     ff_background_t save;      /* its final checkpoint being written */
     save_job_t job;
+    ff_layer_result_t *recorded; /* [layers]: RUN/layers.json as read at the start */
 } file_store_t;
 
 static int save_main(void *arg, ff_error_t *err) {
@@ -167,7 +169,23 @@ static int file_describe(void *self, uint32_t k, ff_layer_result_t *out, ff_erro
     out->goodness_pos = info.meta.goodness_pos;
     out->goodness_neg = info.meta.goodness_neg;
     out->seconds = NAN; /* trained by an earlier process */
+    const ff_layer_result_t *r = &s->recorded[k];
+    if (r->measured) {
+        out->measured = 1;
+        out->seconds = r->seconds;
+        out->peak_rss_bytes = r->peak_rss_bytes;
+        out->cgroup_peak_bytes = r->cgroup_peak_bytes;
+        out->bytes_read = r->bytes_read;
+        out->bytes_written = r->bytes_written;
+        out->disk_bytes = r->disk_bytes;
+    }
     return 0;
+}
+
+static int file_record(void *self, const ff_layer_result_t *layers, uint32_t count,
+                       ff_error_t *err) {
+    file_store_t *s = self;
+    return ff_layerstats_save(s->cfg->run_dir, layers, count, err);
 }
 
 static uint64_t file_weights_hash(void *self) { return ((file_store_t *)self)->state->weights_hash; }
@@ -182,6 +200,7 @@ static void file_destroy(void *self) {
     if (s == NULL) return;
     ff_background_join(&s->save, NULL); /* before the layer it reads is freed */
     ff_layer_free(&s->layer);
+    ff_mem_free(s->recorded);
     ff_mem_free(s);
 }
 
@@ -192,6 +211,7 @@ static const ff_store_ops_t file_store_ops = {
     .release = file_release,
     .all_layers = file_all_layers,
     .describe = file_describe,
+    .record = file_record,
     .weights_hash = file_weights_hash,
     .finish = file_finish,
     .destroy = file_destroy,
@@ -210,5 +230,11 @@ int ff_store_file_create(ff_store_t *store, const ff_config_t *cfg, uint32_t wid
     s->state = state;
     store->ops = &file_store_ops;
     store->self = s;
+    /* What earlier processes recorded of the layers they finished. */
+    s->recorded = ff_mem_calloc(FF_MEM_OTHER, cfg->layers, sizeof *s->recorded);
+    if (s->recorded == NULL) return ff_error_set(err, "out of memory");
+    if (ff_layerstats_load(cfg->run_dir, s->recorded, cfg->layers, err) != 0)
+        return ff_error_wrap(err, "the figures of the layers already trained cannot be read "
+                                  "(delete the file to resume without them)");
     return 0;
 }

@@ -90,6 +90,7 @@ static const ff_store_ops_t mem_store_ops = {
     .release = mem_release,
     .all_layers = mem_all_layers,
     .describe = NULL, /* ff-mem always starts at layer 0 */
+    .record = NULL,
     .weights_hash = mem_weights_hash,
     .finish = mem_finish,
     .destroy = mem_destroy,
