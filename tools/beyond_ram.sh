@@ -63,8 +63,8 @@ common="--mode ff-stream --hidden $hidden --epochs 1 --batch 1000 --train-limit 
     --keep-optimizer all --threads 2"
 if [ "$layers" = auto ]; then
     # The state of 2 and 3 layers gives the first layer's and every other's.
-    ./build/fftrain $common --layers 2 --plan --json "$work/plan-2.json" >/dev/null
-    ./build/fftrain $common --layers 3 --plan --json "$work/plan-3.json" >/dev/null
+    ./build/fftrain $common --layers 2 --run "$run" --plan --json "$work/plan-2.json" >/dev/null
+    ./build/fftrain $common --layers 3 --run "$run" --plan --json "$work/plan-3.json" >/dev/null
     s2=$(field "$work/plan-2.json" state_bytes | cut -d. -f1)
     s3=$(field "$work/plan-3.json" state_bytes | cut -d. -f1)
     ram=$(field "$work/plan-2.json" machine_ram_bytes | cut -d. -f1)
