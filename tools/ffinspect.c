@@ -50,7 +50,9 @@ static void usage(FILE *out) {
           "                        layer present, shapes chaining); names each bad file\n"
           "                        and tensor\n"
           "  --diff A B            per tensor: identical, or the max absolute and relative\n"
-          "                        difference (relative: max |a-b| / max(|a|, FLT_MIN))\n"
+          "                        difference (relative: max |a-b| / max(|a|, FLT_MIN)\n"
+          "                        element by element; with --json also scaled: max |a-b|\n"
+          "                        / max |a| over the tensor, and the parameters' largest)\n"
           "  --export-safetensors OUT  one safetensors file, tensors layers.K.weight\n"
           "                        [out, in] and layers.K.bias (PyTorch nn.Linear)\n"
           "  --export-npy DIR      one .npy file per tensor: DIR/layers.K.weight.npy ...\n"
@@ -680,6 +682,23 @@ static void print_file_diff_human(const char *label, const ff_inspect_file_diff_
     }
 }
 
+/* max |a - b| / max |a|: the difference against the tensor's own scale. */
+static double tensor_scaled(const ff_inspect_tensor_diff_t *x) {
+    return x->identical || !(x->max_mag > 0) ? 0.0 : x->max_abs / x->max_mag;
+}
+
+/* The largest scaled difference of the parameters (weights and biases). */
+static double file_diff_params_scaled(const ff_inspect_file_diff_t *d) {
+    double most = 0;
+    for (uint32_t t = 0; t < d->tensor_count; t++) {
+        const ff_inspect_tensor_diff_t *x = &d->tensors[t];
+        if ((strcmp(x->name, "weight") == 0 || strcmp(x->name, "bias") == 0) && x->in_a &&
+            x->in_b && x->shapes_equal && tensor_scaled(x) > most)
+            most = tensor_scaled(x);
+    }
+    return most;
+}
+
 static cJSON *json_file_diff(const ff_inspect_file_diff_t *d, int64_t index) {
     cJSON *o = cJSON_CreateObject();
     if (o == NULL) return NULL;
@@ -712,6 +731,7 @@ static cJSON *json_file_diff(const ff_inspect_file_diff_t *d, int64_t index) {
         json_uint(e, "nan_mismatches", x->nan_mismatches);
         json_number(e, "max_abs_diff", x->max_abs);
         json_number(e, "max_rel_diff", x->max_rel);
+        json_number(e, "max_scaled_diff", tensor_scaled(x));
     }
     return o;
 }
@@ -736,6 +756,7 @@ static int diff_files(const char *a, const char *b, int json) {
         if (root != NULL) {
             cJSON_AddStringToObject(root, "kind", "files");
             json_number(root, "max_abs_diff", file_diff_max_abs(d));
+            json_number(root, "params_max_scaled_diff", file_diff_params_scaled(d));
         }
         print_json(root);
     } else {
@@ -760,12 +781,13 @@ static int diff_runs(const char *a, const char *b, int json) {
         ff_inspect_run_diff_free(&d);
         return EXIT_IO;
     }
-    double max_abs = 0;
+    double max_abs = 0, scaled = 0;
     uint32_t tensors = 0, differing = 0;
     for (uint32_t k = 0; k < d.layer_count; k++) {
         const ff_inspect_file_diff_t *l = &d.layers[k];
         double m = file_diff_max_abs(l);
         if (m > max_abs) max_abs = m;
+        if (file_diff_params_scaled(l) > scaled) scaled = file_diff_params_scaled(l);
         for (uint32_t t = 0; t < l->tensor_count; t++, tensors++)
             differing += !(l->readable && l->tensors[t].in_a && l->tensors[t].in_b &&
                            l->tensors[t].identical);
@@ -786,6 +808,7 @@ static int diff_runs(const char *a, const char *b, int json) {
             cJSON_AddNumberToObject(root, "differing_tensors", differing);
             cJSON_AddNumberToObject(root, "unreadable_layers", d.unreadable);
             json_number(root, "max_abs_diff", max_abs);
+            json_number(root, "params_max_scaled_diff", scaled);
             cJSON *list = cJSON_AddArrayToObject(root, "layers");
             for (uint32_t k = 0; list != NULL && k < d.layer_count; k++)
                 cJSON_AddItemToArray(list, json_file_diff(&d.layers[k], k));

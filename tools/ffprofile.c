@@ -56,6 +56,9 @@ typedef struct {
     char torch_script[FF_PATH_MAX];
     int quiet;
     int full;
+    char recipe[16];         /* "" = fftrain's default; else passed to FF modes */
+    int lr_given;            /* --lr was given: passed to every mode */
+    double bp_lr;            /* learning rate of bp and torch-bp (NAN: --lr) */
 } profile_args_t;
 
 static volatile sig_atomic_t interrupted = 0;
@@ -79,7 +82,10 @@ static void usage(FILE *out) {
         "  --hidden N          units per layer [2000]\n"
         "  --batch N           rows per step [5000]\n"
         "  --epochs N          [1]\n"
-        "  --lr X              [0.03]\n"
+        "  --lr X              [0.03; with --recipe, the recipe's for FF modes]\n"
+        "  --recipe NAME       fftrain's --recipe for the FF modes: original or best\n"
+        "                      (best: a recipe that learns; see the README) [original]\n"
+        "  --bp-lr X           learning rate of bp and torch-bp [--lr]\n"
         "  --seed N            [1]\n"
         "  --train-limit N     first N training images (0 = all) [0]\n"
         "  --test-limit N      first N test images (0 = all) [0]\n"
@@ -134,6 +140,7 @@ static int set_path(char *dst, const char *flag, const char *v, ff_error_t *err)
 static int parse_args(int argc, char **argv, profile_args_t *a, ff_error_t *err) {
     memset(a, 0, sizeof *a);
     ff_config_defaults(&a->base);
+    a->bp_lr = NAN;
     a->base.quiet = 1;
     if (sweep_parse_modes("ff-stream,ff-mem,bp", a->modes, &a->mode_count, err) != 0 ||
         sweep_parse_depths("2:22:5", a->depths, &a->depth_count, err) != 0)
@@ -162,6 +169,16 @@ static int parse_args(int argc, char **argv, profile_args_t *a, ff_error_t *err)
         for (int s = 0; shared[s] != NULL; s++) is_shared |= strcmp(f, shared[s]) == 0;
         if (is_shared) {
             if (ff_config_set(&a->base, ff_option_find(f), v, err) != 0) return -1;
+            if (strcmp(f, "--lr") == 0) a->lr_given = 1;
+        } else if (strcmp(f, "--recipe") == 0) {
+            if (strcmp(v, "original") != 0 && strcmp(v, "best") != 0)
+                return ff_error_set(err, "--recipe: '%s', expected original or best", v);
+            snprintf(a->recipe, sizeof a->recipe, "%s", v);
+        } else if (strcmp(f, "--bp-lr") == 0) {
+            ff_config_t probe = a->base;
+            if (ff_config_set(&probe, ff_option_find("--lr"), v, err) != 0)
+                return ff_error_wrap(err, "--bp-lr");
+            a->bp_lr = probe.lr;
         } else if (strcmp(f, "--modes") == 0) {
             if (sweep_parse_modes(v, a->modes, &a->mode_count, err) != 0) return -1;
         } else if (strcmp(f, "--layers") == 0) {
@@ -203,6 +220,10 @@ static int parse_args(int argc, char **argv, profile_args_t *a, ff_error_t *err)
         a->resume = 1;
     }
     if (a->out[0] == '\0') return ff_error_set(err, "--out FILE is required (see --help)");
+    for (int i = 0; i < a->mode_count; i++)
+        if (strcmp(a->modes[i]->name, "torch-ff") == 0 && strcmp(a->recipe, "best") == 0)
+            return ff_error_set(err, "--recipe best: the PyTorch reference (torch-ff) has only "
+                                "the original recipe; profile torch-ff without --recipe best");
     if (a->base.batch % 2 != 0)
         return ff_error_set(err, "--batch %u is odd; FF needs half positive, half negative rows",
                             a->base.batch);
@@ -456,7 +477,10 @@ static cJSON *one_run(const profile_args_t *a, const ff_cgroup_env_t *cg,
     snprintf(s_hidden, sizeof s_hidden, "%u", a->base.hidden);
     snprintf(s_batch, sizeof s_batch, "%u", a->base.batch);
     snprintf(s_epochs, sizeof s_epochs, "%u", a->base.epochs);
-    snprintf(s_lr, sizeof s_lr, "%.17g", a->base.lr);
+    const int bp_like = mode->ff_mode == FF_MODE_BP;
+    snprintf(s_lr, sizeof s_lr, "%.17g", bp_like && !isnan(a->bp_lr) ? a->bp_lr : a->base.lr);
+    /* Under a recipe the FF modes take its learning rate unless --lr says. */
+    const int pass_lr = bp_like || a->recipe[0] == '\0' || a->lr_given;
     snprintf(s_train, sizeof s_train, "%llu", (unsigned long long)a->base.train_limit);
     snprintf(s_test, sizeof s_test, "%llu", (unsigned long long)a->base.test_limit);
     snprintf(s_threads, sizeof s_threads, "%u", a->base.threads);
@@ -475,7 +499,9 @@ static cJSON *one_run(const profile_args_t *a, const ff_cgroup_env_t *cg,
     argv[n++] = "--hidden", argv[n++] = s_hidden;
     argv[n++] = "--batch", argv[n++] = s_batch;
     argv[n++] = "--epochs", argv[n++] = s_epochs;
-    argv[n++] = "--lr", argv[n++] = s_lr;
+    if (pass_lr) argv[n++] = "--lr", argv[n++] = s_lr;
+    if (mode->runner == SWEEP_FFTRAIN && !bp_like && a->recipe[0] != '\0')
+        argv[n++] = "--recipe", argv[n++] = (char *)a->recipe;
     argv[n++] = "--seed", argv[n++] = s_seed;
     argv[n++] = "--train-limit", argv[n++] = s_train;
     argv[n++] = "--test-limit", argv[n++] = s_test;
@@ -585,7 +611,10 @@ static cJSON *config_json(const profile_args_t *a, int argc, char **argv) {
     cJSON_AddNumberToObject(c, "hidden", a->base.hidden);
     cJSON_AddNumberToObject(c, "batch", a->base.batch);
     cJSON_AddNumberToObject(c, "epochs", a->base.epochs);
-    cJSON_AddNumberToObject(c, "lr", a->base.lr);
+    if (a->recipe[0] == '\0' || a->lr_given) cJSON_AddNumberToObject(c, "lr", a->base.lr);
+    else cJSON_AddNullToObject(c, "lr"); /* the recipe's, for the FF modes */
+    cJSON_AddStringToObject(c, "recipe", a->recipe[0] != '\0' ? a->recipe : "original");
+    cJSON_AddNumberToObject(c, "bp_lr", isnan(a->bp_lr) ? a->base.lr : a->bp_lr);
     /* As fftrain writes it: seeds pass 2^53, so a decimal string. */
     char seed[32];
     ff_config_format(&a->base, ff_option_find("--seed"), seed, sizeof seed);

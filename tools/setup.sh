@@ -3,7 +3,7 @@
 # installs the Debian packages that are missing and builds into build/.
 # FFSTREAM_BUILD (default build) and FFSTREAM_MESON_ARGS change the build.
 
-FFSTREAM_PACKAGES="gcc libc6-dev libopenblas-dev liburing-dev libzstd-dev libcjson-dev zlib1g-dev libxxhash-dev meson ninja-build pkg-config dataset-fashion-mnist"
+FFSTREAM_PACKAGES="gcc libc6-dev libopenblas-dev liburing-dev libzstd-dev libcjson-dev zlib1g-dev libxxhash-dev meson ninja-build pkg-config dataset-fashion-mnist libopenmpi-dev openmpi-bin"
 
 ffstream_missing_packages() {
     for p in $FFSTREAM_PACKAGES; do

@@ -24,6 +24,8 @@ const sweep_setting_t sweep_settings[] = {
     {"batch", "--batch"},
     {"epochs", "--epochs"},
     {"lr", "--lr"},
+    {"recipe", "--recipe"},
+    {"bp_lr", "--bp-lr"},
     {"seed", "--seed"},
     {"train_limit", "--train-limit"},
     {"test_limit", "--test-limit"},

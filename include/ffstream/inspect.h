@@ -163,6 +163,7 @@ typedef struct {
     uint64_t nan_mismatches; /* differing elements where one side is NaN */
     double max_abs;          /* max |a - b| over the other differing elements */
     double max_rel;          /* max |a - b| / max(|a|, FLT_MIN) over the same */
+    double max_mag;          /* max |a| over every element: the tensor's scale */
 } ff_inspect_tensor_diff_t;
 
 typedef struct {

@@ -15,6 +15,11 @@
  *       features through every layer at once (the store keeps them all)
  *   the softmax head (with --eval softmax), then the accuracies
  *
+ *   data parallel: each rank runs this loop on its share of every batch;
+ *       the gradient is summed over the ranks in rank order before each
+ *       Adam step, the weights hash compared at each layer's end, the
+ *       correct answers summed at the end (comm.h, shard.h)
+ *
  *   source -> step -> sink -> checkpoint:
  *     rows.read ---> step (normalise, forward, loss, gradient, Adam)
  *     rows.read ---> forward ---> rows.out (next layer) / scores
@@ -24,10 +29,12 @@
 
 #include <stdint.h>
 
+#include "ffstream/comm.h"
 #include "ffstream/config.h"
 #include "ffstream/error.h"
 #include "ffstream/progress.h"
 #include "ffstream/rows.h"
+#include "ffstream/shard.h"
 #include "ffstream/store.h"
 #include "ffstream/train.h"
 
@@ -40,6 +47,11 @@ typedef struct {
     const uint8_t *train_labels; /* [N] the head's targets */
     const uint8_t *test_labels;  /* [T] */
     const char *name;          /* "ff-mem", "ff-stream": progress lines */
+    /* Data parallel (NULL: one process): the ranks, which sum each batch's
+     * gradient in rank order before the Adam step, and this rank's share
+     * of every batch (the rows above are the share). */
+    ff_comm_t *comm;
+    const ff_shard_t *shard;
 } ff_loop_t;
 
 /* Trains, evaluates and fills res (per-layer figures, accuracies, hashes,

@@ -92,10 +92,13 @@ int ff_store_mem_create(ff_store_t *store, const ff_config_t *cfg, uint32_t widt
 /* ---- ff-stream: one layer at a time, checkpoints on disk ---- */
 
 /* A store over RUN/layers with the run state `state` (run.json's content,
- * owned by the caller and advanced by release). @return 0 or -1 with err. */
+ * owned by the caller and advanced by release). writer 0: a rank other
+ * than the first of a data-parallel run, which loads checkpoints but
+ * writes nothing (rank 0 writes for every rank: their layers are the
+ * same). @return 0 or -1 with err. */
 int ff_store_file_create(ff_store_t *store, const ff_config_t *cfg, uint32_t width0,
                          uint64_t data_fingerprint, uint64_t batches, ff_run_state_t *state,
-                         ff_error_t *err);
+                         int writer, ff_error_t *err);
 
 /* The codec options of a run's checkpoints (--checkpoint-codec). */
 ff_layerfile_options_t ff_store_layerfile_options(const ff_config_t *cfg);

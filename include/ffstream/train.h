@@ -67,6 +67,10 @@ typedef struct {
      * model's peak memory and disk, the budget, and the whole network's
      * weights and Adam moments, which an in-memory trainer holds at once. */
     uint64_t plan_memory_bytes, plan_disk_bytes, budget_bytes, state_bytes;
+    /* Data parallel (fftrain fills them): the ranks and each one's peak
+     * resident set (NULL for one process). */
+    uint32_t ranks;
+    uint64_t *rank_peak_rss; /* [ranks] */
 } ff_result_t;
 
 void ff_result_free(ff_result_t *res);

@@ -131,6 +131,13 @@ char *ff_report_json(const ff_config_t *cfg, const ff_result_t *res) {
     }
     if (cfg->run_dir[0] != '\0') cJSON_AddStringToObject(root, "run", cfg->run_dir);
     add_scale(root, cfg, res);
+    if (res->ranks > 1) {
+        cJSON *ranks = cJSON_AddObjectToObject(root, "ranks");
+        cJSON *peaks = ranks != NULL ? cJSON_AddArrayToObject(ranks, "peak_rss_bytes") : NULL;
+        if (ranks != NULL) cJSON_AddNumberToObject(ranks, "count", res->ranks);
+        for (uint32_t r = 0; peaks != NULL && res->rank_peak_rss != NULL && r < res->ranks; r++)
+            cJSON_AddItemToArray(peaks, cJSON_CreateNumber((double)res->rank_peak_rss[r]));
+    }
     cJSON *layers = cJSON_AddArrayToObject(root, "per_layer");
     for (uint32_t i = 0; layers != NULL && i < res->layer_count; i++) {
         const ff_layer_result_t *l = &res->per_layer[i];

@@ -502,6 +502,7 @@ static void compare_floats(const float *x, const float *y, size_t count,
                            ff_inspect_tensor_diff_t *d) {
     d->count = count;
     for (size_t i = 0; i < count; i++) {
+        if (fabsf(x[i]) > d->max_mag) d->max_mag = fabsf(x[i]);
         uint32_t bx, by;
         memcpy(&bx, &x[i], sizeof bx);
         memcpy(&by, &y[i], sizeof by);

@@ -32,6 +32,7 @@ typedef struct {
     uint32_t *next_order;
     ff_progress_t prog;
     ff_memwatch_t *watch; /* per-layer peaks (NULL: none) */
+    int stop_agreed;      /* over ranks: some rank was asked to stop */
     double eval_seconds;
 } loop_t;
 
@@ -84,6 +85,49 @@ static int prefetch_next(loop_t *L, const next_read_t *next, ff_error_t *err) {
 
 /* ---- training one layer ------------------------------------------------- */
 
+/* Whether to stop at this point: asked to (one process), or some rank was
+ * when the ranks last summed (so all stop at the same step). */
+static int stop_now(const loop_t *L) {
+    return L->in->comm != NULL ? L->stop_agreed : ff_train_stop_requested();
+}
+
+/* The batch's gradient and figures summed over the ranks in rank order
+ * (the same bits on every rank), the figures added to the epoch's. */
+static int sum_over_ranks(loop_t *L, ff_layer_t *layer, const ff_step_stats_t *mine,
+                          ff_step_stats_t *st, ff_error_t *err) {
+    ff_comm_t *c = L->in->comm;
+    if (c->ops->sum_floats(c, layer->grads, layer->param_count, err) != 0) return -1;
+    /* A stop (SIGINT, SIGTERM) is decided together: a rank that stopped
+     * alone would leave the others waiting. */
+    double f[6] = {mine->loss_sum, mine->good_pos_sum, mine->good_neg_sum, (double)mine->npos,
+                   (double)mine->nneg, ff_train_stop_requested() ? 1.0 : 0.0};
+    if (c->ops->sum_doubles(c, f, 6, err) != 0) return -1;
+    L->stop_agreed = f[5] > 0;
+    st->loss_sum += f[0];
+    st->good_pos_sum += f[1];
+    st->good_neg_sum += f[2];
+    st->npos += (size_t)f[3];
+    st->nneg += (size_t)f[4];
+    return 0;
+}
+
+/* Every rank must hold the same layer after training it: its hash against
+ * rank 0's. */
+static int check_same_weights(loop_t *L, uint32_t k, const ff_layer_t *layer, ff_error_t *err) {
+    ff_comm_t *c = L->in->comm;
+    uint64_t hashes[FF_MAX_RANKS];
+    if (c->size > FF_MAX_RANKS)
+        return ff_error_set(err, "%d ranks, at most %d", c->size, FF_MAX_RANKS);
+    uint64_t h = ff_hash_bytes(FF_FNV_OFFSET, layer->params, ff_layer_block_bytes(layer));
+    if (c->ops->gather_u64(c, h, hashes, err) != 0) return -1;
+    for (int r = 1; r < c->size; r++)
+        if (hashes[r] != hashes[0])
+            return ff_error_set(err, "layer %u: rank %d's weights differ from rank 0's (hash "
+                                "%016llx, rank 0 %016llx)", k + 1, r,
+                                (unsigned long long)hashes[r], (unsigned long long)hashes[0]);
+    return 0;
+}
+
 /* Trains layer k from `progress` to its last epoch; checkpoints after every
  * epoch but the last. A batch is summed over its pieces before its Adam
  * step (one piece: the batch itself). `after` is read once the last step is
@@ -105,6 +149,15 @@ static int train_layer(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progre
             const uint64_t b = L->order[bi], pieces = batch_pieces(L, b);
             size_t images = 0;
             for (uint64_t j = 0; j < pieces; j++) images += ff_set_chunk_units(sh, b * per + j);
+            /* Over ranks: the loss is the whole batch's, and the rows' places
+             * in it (the augmentation's streams) are the whole batch's. */
+            uint64_t offset = 0, whole = images;
+            ff_step_stats_t mine = {0}, *into = L->in->comm != NULL ? &mine : st;
+            if (L->in->comm != NULL) {
+                uint64_t count;
+                ff_shard_share(L->in->shard, b, &offset, &count);
+                whole = ff_shard_batch_images(L->in->shard, b);
+            }
             for (uint64_t j = 0; j < pieces; j++) {
                 uint64_t c = b * per + j;
                 float *x;
@@ -116,7 +169,8 @@ static int train_layer(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progre
                 else if (e + 1 < cfg->epochs)
                     next = (next_read_t){1, FF_SET_TRAIN, (uint64_t)L->next_order[0] * per};
                 if (prefetch_next(L, &next, err) != 0) return -1;
-                size_t mb = ff_set_chunk_units(sh, c), first = (size_t)(j * sh->units_per_chunk);
+                size_t mb = ff_set_chunk_units(sh, c);
+                size_t first = (size_t)(offset + j * sh->units_per_chunk);
                 /* The first layer's rows are stored un-augmented: fresh
                  * negatives and shifts are applied as they arrive, from
                  * (seed, epoch, batch) alone. */
@@ -127,10 +181,11 @@ static int train_layer(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progre
                 if (k == 0)
                     ff_data_jitter_batch(x, mb, layer->in, L->in->img_rows, L->in->img_cols,
                                          cfg->label, cfg->jitter, cfg->seed, e, b, first);
-                ff_step_grad(layer, &L->ws, x, mb, mb, images, images, j > 0, &sp, st);
+                ff_step_grad(layer, &L->ws, x, mb, mb, whole, whole, j > 0, &sp, into);
                 ROWS(L, release, FF_SET_TRAIN, c);
                 L->res->train_flops += 4.0 * 2.0 * (double)mb * layer->in * layer->out;
             }
+            if (L->in->comm != NULL && sum_over_ranks(L, layer, &mine, st, err) != 0) return -1;
             sp.adam.lr = ff_train_layer_lr(cfg, e, bi, nbatches);
             ff_step_apply(layer, &sp, st);
             steps_here++;
@@ -141,7 +196,7 @@ static int train_layer(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progre
                                st->good_pos_sum / (double)st->npos,
                                st->good_neg_sum / (double)st->nneg, 0);
             ff_hook_kill("train", k, steps_here);
-            if (ff_train_stop_requested() && bi + 1 < nbatches) {
+            if (stop_now(L) && bi + 1 < nbatches) {
                 /* Save mid-epoch: the next run starts at batch bi + 1. */
                 p->epochs_done = e;
                 p->batch_in_epoch = (uint32_t)(bi + 1);
@@ -158,7 +213,7 @@ static int train_layer(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progre
         /* The last epoch's checkpoint is the store's `trained`. */
         if (e + 1 < cfg->epochs) {
             if (STORE(L, checkpoint, k, layer, p, err) != 0) return -1;
-            if (ff_train_stop_requested()) return 1;
+            if (stop_now(L)) return 1;
         }
     }
     p->complete = 1;
@@ -367,6 +422,7 @@ static int run_layers(loop_t *L, ff_error_t *err) {
             if (k + 1 == cfg->layers && !L->rows->per_layer_sets) after.active = 0;
             int rc = train_layer(L, k, layer, &p, &after, err);
             if (rc != 0) return rc;
+            if (L->in->comm != NULL && check_same_weights(L, k, layer, err) != 0) return -1;
             if (STORE(L, trained, k, layer, &p, err) != 0) return -1;
         }
         ff_layer_result_t *r = &L->res->per_layer[k];
@@ -376,6 +432,8 @@ static int run_layers(loop_t *L, ff_error_t *err) {
         r->goodness_pos = p.last.goodness_pos;
         r->goodness_neg = p.last.goodness_neg;
         if (layer_passes(L, k, layer, err) != 0) return -1;
+        /* Every rank's next inputs are durable before run.json moves on. */
+        if (L->in->comm != NULL && L->in->comm->ops->barrier(L->in->comm, err) != 0) return -1;
         if (STORE(L, release, k, err) != 0) return -1;
         /* What the layer cost, recorded before its inputs go: the disk
          * then holds them and its outputs, the run's peak. */
@@ -395,7 +453,7 @@ static int run_layers(loop_t *L, ff_error_t *err) {
         ff_hook_kill("advanced", k, 0);
         L->rows->ops->drop_layer(L->rows->self, k);
         layer_note(L, k, r);
-        if (ff_train_stop_requested() && k + 1 < cfg->layers) return 1;
+        if (stop_now(L) && k + 1 < cfg->layers) return 1;
     }
     return 0;
 }
@@ -462,7 +520,14 @@ int ff_loop_run(const ff_loop_t *in, ff_result_t *res, ff_error_t *err) {
     if (in->rows->per_layer_sets && ROWS(&L, scores_load, cfg->layers, L.scores, err) != 0)
         goto cleanup;
     size_t correct = ff_eval_correct(L.scores, in->test_labels, te->units, FF_CLASSES);
-    res->goodness_accuracy = te->units ? (double)correct / (double)te->units : 0.0;
+    uint64_t tested = te->units;
+    if (in->comm != NULL) {
+        double counts[2] = {(double)correct, (double)tested};
+        if (in->comm->ops->sum_doubles(in->comm, counts, 2, err) != 0) goto cleanup;
+        correct = (size_t)counts[0];
+        tested = (uint64_t)counts[1];
+    }
+    res->goodness_accuracy = tested ? (double)correct / (double)tested : 0.0;
     res->test_accuracy = cfg->eval_softmax ? res->softmax_accuracy : res->goodness_accuracy;
     res->eval_seconds = L.eval_seconds;
     res->train_seconds = ff_now() - t_start - L.eval_seconds;

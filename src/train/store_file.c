@@ -31,6 +31,7 @@ typedef struct {
     ff_background_t save;      /* its final checkpoint being written */
     save_job_t job;
     ff_layer_result_t *recorded; /* [layers]: RUN/layers.json as read at the start */
+    int writer;                /* 0: loads checkpoints, writes nothing */
 } file_store_t;
 
 static int save_main(void *arg, ff_error_t *err) {
@@ -97,6 +98,7 @@ static int file_checkpoint(void *self, uint32_t k, const ff_layer_t *layer,
                            const ff_layer_progress_t *p, ff_error_t *err) {
     file_store_t *s = self;
     char path[FF_PATH_MAX];
+    if (!s->writer) return 0;
     if (ff_run_layer_path(path, s->cfg->run_dir, k, err) != 0) return -1;
     ff_layerfile_meta_t meta;
     ff_store_layer_meta(&meta, s->cfg, k, s->data_fingerprint, p);
@@ -109,6 +111,7 @@ static int file_checkpoint(void *self, uint32_t k, const ff_layer_t *layer,
 static int file_trained(void *self, uint32_t k, const ff_layer_t *layer,
                         const ff_layer_progress_t *p, ff_error_t *err) {
     file_store_t *s = self;
+    if (!s->writer) return 0;
     if (ff_run_layer_path(s->job.path, s->cfg->run_dir, k, err) != 0) return -1;
     ff_store_layer_meta(&s->job.meta, s->cfg, k, s->data_fingerprint, p);
     s->job.options = ff_store_layerfile_options(s->cfg);
@@ -135,7 +138,7 @@ static int file_release(void *self, uint32_t k, ff_error_t *err) {
     ff_layer_free(&s->layer); /* evict */
     if (k + 1 < s->cfg->layers) state->cache_layer = k + 1;
     else state->finished = 1;
-    return ff_run_write(s->cfg->run_dir, state, err);
+    return s->writer ? ff_run_write(s->cfg->run_dir, state, err) : 0;
 }
 
 static ff_layer_t *file_all_layers(void *self) {
@@ -185,7 +188,7 @@ static int file_describe(void *self, uint32_t k, ff_layer_result_t *out, ff_erro
 static int file_record(void *self, const ff_layer_result_t *layers, uint32_t count,
                        ff_error_t *err) {
     file_store_t *s = self;
-    return ff_layerstats_save(s->cfg->run_dir, layers, count, err);
+    return s->writer ? ff_layerstats_save(s->cfg->run_dir, layers, count, err) : 0;
 }
 
 static uint64_t file_weights_hash(void *self) { return ((file_store_t *)self)->state->weights_hash; }
@@ -219,7 +222,7 @@ static const ff_store_ops_t file_store_ops = {
 
 int ff_store_file_create(ff_store_t *store, const ff_config_t *cfg, uint32_t width0,
                          uint64_t data_fingerprint, uint64_t batches, ff_run_state_t *state,
-                         ff_error_t *err) {
+                         int writer, ff_error_t *err) {
     memset(store, 0, sizeof *store);
     file_store_t *s = ff_mem_calloc(FF_MEM_OTHER, 1, sizeof *s);
     if (s == NULL) return ff_error_set(err, "out of memory");
@@ -228,6 +231,7 @@ int ff_store_file_create(ff_store_t *store, const ff_config_t *cfg, uint32_t wid
     s->data_fingerprint = data_fingerprint;
     s->batches = batches;
     s->state = state;
+    s->writer = writer;
     store->ops = &file_store_ops;
     store->self = s;
     /* What earlier processes recorded of the layers they finished. */

@@ -5,16 +5,19 @@
  *              its checkpoint (store_file.c), in a run directory that a
  *              killed run resumes from. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "ffstream/aio.h"
+#include "ffstream/comm.h"
 #include "ffstream/loop.h"
 #include "ffstream/memmodel.h"
 #include "ffstream/memstat.h"
 #include "ffstream/rng.h"
 #include "ffstream/run.h"
+#include "ffstream/shard.h"
 #include "ffstream/train.h"
 
 /* What both trainers fill before the loop: counts and per-layer slots. */
@@ -124,27 +127,69 @@ static int open_run(const ff_config_t *cfg, uint64_t data_fp, uint64_t train, ui
     return ff_run_write(dir, state, err);
 }
 
+/* Ranks after the first read the run rank 0 opened or made, and check it
+ * against their own flags and data: a rank that differs is named with the
+ * first flag that does. */
+static int join_run(const ff_config_t *cfg, uint64_t data_fp, int rank, ff_run_state_t *state,
+                    ff_result_t *res, ff_error_t *err) {
+    int missing = 0;
+    if (ff_run_read(cfg->run_dir, state, &missing, err) != 0)
+        return ff_error_wrap(err, "rank %d: the run rank 0 opened", rank);
+    if (ff_run_check_resume(state, cfg, data_fp, err) != 0) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        const char *what = strncmp(why, "cannot resume: ", 15) == 0 ? why + 15 : why;
+        return ff_error_set(err, "rank %d differs from rank 0, whose run it joins (every rank "
+                            "needs the same flags and data): %s", rank, what);
+    }
+    res->resumed = cfg->resume && !res->started_fresh;
+    res->resumed_at_layer = state->cache_layer == FF_RUN_NO_CACHE ? 0 : state->cache_layer;
+    return 0;
+}
+
 int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t *test,
                       ff_result_t *res, ff_error_t *err) {
+    ff_comm_t *comm = ff_comm_world();
     const uint64_t N = train->count, T = test->count;
     if (result_init(res, cfg, N, T, err) != 0) return -1;
     const uint64_t data_fp = ff_train_data_fingerprint(train, test);
     const uint64_t tag = ff_config_fingerprint(cfg) ^ data_fp;
     const uint32_t width0 = (uint32_t)ff_data_input_dim(train->pixels, cfg->label);
     const uint32_t img_rows = train->rows, img_cols = train->cols;
+    /* Data parallel: this rank's share of every batch is an ordinary,
+     * smaller data set with batches of batch / ranks (shard.h); the run's
+     * configuration and fingerprints stay the whole run's. */
+    const ff_shard_t shard = ff_shard_make(cfg, comm->rank, comm->size, N, T);
+    ff_config_t local = *cfg;
+    local.batch = cfg->batch / (uint32_t)comm->size;
+    char dir[FF_PATH_MAX];
     ff_run_state_t state;
     ff_aio_t *aio = NULL;
     ff_rows_t rows = {0};
     ff_store_t store = {0};
     uint8_t *neg = NULL, *train_labels = NULL, *test_labels = NULL;
     int rc = -1;
-    if (open_run(cfg, data_fp, N, T, &state, res, err) != 0) goto cleanup;
+    if (ff_shard_check(&shard, err) != 0) return -1;
+    if (comm->size > 1 && (cfg->eval_softmax || cfg->mode != FF_MODE_FF_STREAM))
+        return ff_error_set(err, "over %d ranks: only --mode ff-stream with --eval goodness "
+                            "(the softmax head is trained in one process)", comm->size);
+    /* Rank 0 opens or makes the run; the others join it. */
+    if (comm->rank == 0 && open_run(cfg, data_fp, N, T, &state, res, err) != 0) goto fail_rank;
+    if (comm->ops->barrier(comm, err) != 0) goto cleanup;
+    if (comm->rank > 0 && join_run(cfg, data_fp, comm->rank, &state, res, err) != 0)
+        goto fail_rank;
+    /* A rank's caches live in RUN/rank-K (one process: RUN itself). */
+    if (comm->size > 1 ? ff_path_format(dir, err, "%s/rank-%d", cfg->run_dir, comm->rank)
+                       : ff_path_format(dir, err, "%s", cfg->run_dir))
+        goto cleanup;
+    if (comm->size > 1) {
+        if (ff_run_make_dirs(dir, err) != 0) goto cleanup;
+        ff_run_remove_temporaries(dir);
+    }
     if (ff_aio_create(&aio, (ff_aio_backend_t)cfg->io_backend, 4, err) != 0) goto cleanup;
     res->io_backend = ff_aio_backend_name(ff_aio_backend(aio));
-    if (ff_rows_cache_create(&rows, cfg, cfg->run_dir, N, T, width0, tag, aio, err) != 0)
-        goto cleanup;
     const uint64_t batches = (N + cfg->batch / 2 - 1) / (cfg->batch / 2);
-    if (ff_store_file_create(&store, cfg, width0, data_fp, batches, &state, err) != 0)
+    if (ff_store_file_create(&store, cfg, width0, data_fp, batches, &state, comm->rank == 0, err) != 0)
         goto cleanup;
     /* The labels outlive the dataset: the head's targets and the scoring. */
     train_labels = ff_mem_alloc(FF_MEM_DATASET, N);
@@ -153,20 +198,26 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
         ff_error_set(err, "out of memory for the labels");
         goto cleanup;
     }
-    memcpy(train_labels, train->labels, N);
-    memcpy(test_labels, test->labels, T);
-    ff_memmodel_t model = ff_memmodel(cfg, train->pixels, N, T);
+    /* The wrong labels are drawn over the whole set, then shared out. */
+    if ((neg = negative_labels(cfg, train, err)) == NULL) goto cleanup;
+    if (ff_shard_apply(&shard, train, neg, test, err) != 0) goto cleanup;
+    memcpy(train_labels, train->labels, train->count);
+    memcpy(test_labels, test->labels, test->count);
+    if (ff_rows_cache_create(&rows, &local, dir, train->count, test->count, width0, tag, aio, err) != 0)
+        goto cleanup;
+    ff_memmodel_t model = ff_memmodel(&local, train->pixels, train->count, test->count);
     res->working_set_bytes = model.total;
     if (state.cache_layer != FF_RUN_NO_CACHE)
         ff_rows_cache_remove_below(&rows, state.cache_layer);
 
     res->run_intact = 1; /* from here on an error leaves a run --resume can continue */
     if (state.cache_layer == FF_RUN_NO_CACHE && !state.finished) {
-        if ((neg = negative_labels(cfg, train, err)) == NULL) goto cleanup;
         ff_rows_data_t data = rows_data(cfg, train, test, neg);
         if (ff_rows_cache_write_inputs(&rows, &data, err) != 0) goto cleanup;
+        /* Every rank's first caches are complete before run.json says so. */
+        if (comm->ops->barrier(comm, err) != 0) goto cleanup;
         state.cache_layer = 0;
-        if (ff_run_write(cfg->run_dir, &state, err) != 0) goto cleanup;
+        if (comm->rank == 0 && ff_run_write(cfg->run_dir, &state, err) != 0) goto cleanup;
     }
     /* From here on the dataset lives on disk only. */
     ff_mem_free(neg);
@@ -174,11 +225,19 @@ int ff_train_ffstream(const ff_config_t *cfg, ff_dataset_t *train, ff_dataset_t 
     ff_data_free(train);
     ff_data_free(test);
 
-    ff_loop_t loop = {.cfg = cfg, .rows = &rows, .store = &store,
+    ff_loop_t loop = {.cfg = &local, .rows = &rows, .store = &store,
                       .first_layer = state.finished ? cfg->layers : state.cache_layer,
                       .img_rows = img_rows, .img_cols = img_cols, .train_labels = train_labels,
-                      .test_labels = test_labels, .name = "ff-stream"};
+                      .test_labels = test_labels, .name = "ff-stream",
+                      .comm = comm->size > 1 ? comm : NULL, .shard = &shard};
     rc = ff_loop_run(&loop, res, err);
+    goto cleanup;
+fail_rank:
+    /* Before any rank has written: the others are waiting in a collective. */
+    if (comm->size > 1) {
+        fprintf(stderr, "fftrain: rank %d: %s\n", comm->rank, err->msg);
+        ff_comm_abort(comm, 1);
+    }
 cleanup:
     if (store.ops != NULL) store.ops->destroy(store.self); /* joins the checkpoint writer */
     if (rows.ops != NULL) rows.ops->destroy(rows.self);    /* drains the pipeline */

@@ -1,0 +1,137 @@
+#!/bin/sh
+# test_mpi: data-parallel ff-stream under mpirun (Open MPI).
+#  - 1 rank against 2 ranks on real data: every weight within 1e-4 of its
+#    tensor's scale (the original recipe), the same accuracy within 0.3
+#    points (recipe best, whose sharp SymBa loss turns rounding into larger
+#    weight differences: a batch cut into pieces in one process moves its
+#    weights as much);
+#  - two 2-rank runs write byte-identical layer files;
+#  - one rank killed (SIGKILL) mid-run stops the job; --resume then ends
+#    with the files of an uninterrupted 2-rank run;
+#  - ranks given different flags are refused before any work, naming the
+#    rank and the flag; a batch that does not split over the ranks, and
+#    modes other than ff-stream, are refused naming the flag.
+# Skipped (77) without mpirun or in a build without MPI.
+# Usage: test_mpi.sh PATH/TO/fftrain PATH/TO/ffinspect
+set -u
+FFTRAIN=$1
+FFINSPECT=$2
+. "$(dirname "$0")/lib.sh"
+need_data
+if ! command -v mpirun >/dev/null 2>&1; then
+    echo "skip: no mpirun (apt-get install openmpi-bin libopenmpi-dev)"
+    exit 77
+fi
+if ! "$FFTRAIN" --version | grep -q "MPI: yes"; then
+    echo "skip: this fftrain was built without MPI (meson setup -Dmpi=enabled)"
+    exit 77
+fi
+# CI runs as root; 2 ranks on any machine. In the sanitizer build, Open
+# MPI's own allocations live until exit: leak reports would be its, not ours
+# (every other test keeps leak detection).
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+MPIRUN="timeout 300 mpirun --oversubscribe --bind-to none"
+
+NET="--mode ff-stream --layers 3 --hidden 128 --epochs 2 --batch 400 --lr 0.01 --train-limit 2000
+     --test-limit 500 --threads 1 --recipe best --eval goodness --data $data --quiet"
+
+SOFT="--mode ff-stream --layers 3 --hidden 128 --epochs 2 --batch 400 --lr 0.01 --train-limit 2000
+      --test-limit 500 --threads 1 --data $data --quiet"
+"$FFTRAIN" $SOFT --run "$tmp/soft1" || fail "1-process run (original recipe)"
+$MPIRUN -np 2 "$FFTRAIN" $SOFT --run "$tmp/soft2" || fail "2-rank run (original recipe)"
+"$FFINSPECT" --diff --json "$tmp/soft1" "$tmp/soft2" >"$tmp/diff.json"
+scaled=$(json_field "$tmp/diff.json" params_max_scaled_diff)
+check
+if [ -n "$scaled" ] && awk -v s="$scaled" 'BEGIN { exit !(s < 1e-4) }'; then
+    ok "1 rank against 2 ranks: weights differ by at most $scaled of their scale"
+else
+    fail "1 rank against 2 ranks: scaled weight difference '$scaled'"
+fi
+
+"$FFTRAIN" $NET --run "$tmp/one" --json "$tmp/one.json" || fail "1-process run"
+$MPIRUN -np 1 "$FFTRAIN" $NET --run "$tmp/np1" --json "$tmp/np1.json" || fail "1-rank mpirun"
+$MPIRUN -np 2 "$FFTRAIN" $NET --run "$tmp/two" --json "$tmp/two.json" || fail "2-rank run"
+$MPIRUN -np 2 "$FFTRAIN" $NET --run "$tmp/again" --json "$tmp/again.json" || fail "2-rank rerun"
+
+check
+same=1
+for i in 000 001 002; do cmp -s "$tmp/one/layers/$i.ffl" "$tmp/np1/layers/$i.ffl" || same=0; done
+[ $same = 1 ] && ok "mpirun -np 1 writes the files of one process" || fail "-np 1 differs from one process"
+
+acc1=$(json_field "$tmp/one.json" test_accuracy)
+acc2=$(json_field "$tmp/two.json" test_accuracy)
+check
+if [ -n "$acc1" ] && [ -n "$acc2" ] &&
+    awk -v a="$acc1" -v b="$acc2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.003 && a > 0.3) }'; then
+    ok "recipe best: 1 rank $acc1, 2 ranks $acc2"
+else
+    fail "recipe best: 1 rank '$acc1', 2 ranks '$acc2'"
+fi
+check
+if grep -q '"count":[[:space:]]*2' "$tmp/two.json" && [ -d "$tmp/two/rank-1/cache" ]; then
+    ok "the result counts 2 ranks; rank 1 kept its caches in RUN/rank-1"
+else
+    fail "ranks in the result or the rank directories: $(ls "$tmp/two")"
+fi
+check
+same=1
+for i in 000 001 002; do cmp -s "$tmp/two/layers/$i.ffl" "$tmp/again/layers/$i.ffl" || same=0; done
+w1=$(json_field "$tmp/two.json" weights_fnv1a64)
+w2=$(json_field "$tmp/again.json" weights_fnv1a64)
+[ $same = 1 ] && [ "$w1" = "$w2" ] && ok "two 2-rank runs: identical layer files (weights $w1)" ||
+    fail "2-rank reruns differ ($w1, $w2)"
+
+# ---- a rank killed mid-run, then --resume ----
+LONG="--mode ff-stream --layers 6 --hidden 256 --epochs 2 --batch 400 --lr 0.01 --train-limit 4000
+      --test-limit 500 --threads 1 --data $data --quiet"
+$MPIRUN -np 2 "$FFTRAIN" $LONG --run "$tmp/whole" || fail "uninterrupted 2-rank run"
+$MPIRUN -np 2 "$FFTRAIN" $LONG --run "$tmp/killed" >"$tmp/killed.out" 2>&1 &
+job=$!
+# Wait for layer 2's checkpoint, then kill rank 1 alone.
+waited=0
+while [ ! -f "$tmp/killed/layers/001.ffl" ] && [ $waited -lt 600 ]; do sleep 0.2; waited=$((waited + 1)); done
+victim=""
+for p in $(pgrep -f "fftrain.*$tmp/killed" 2>/dev/null); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then victim=$p; fi
+done
+check
+if [ -n "$victim" ]; then
+    kill -9 "$victim"
+    wait $job
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        ok "rank 1 killed: the job stopped (exit $rc)"
+    else
+        fail "the job finished although rank 1 was killed"
+    fi
+    check
+    if $MPIRUN -np 2 "$FFTRAIN" $LONG --run "$tmp/killed" --resume; then
+        same=1
+        for i in 000 001 002 003 004 005; do
+            cmp -s "$tmp/whole/layers/$i.ffl" "$tmp/killed/layers/$i.ffl" || same=0
+        done
+        [ $same = 1 ] && ok "resumed after the killed rank: identical to the uninterrupted run" ||
+            fail "the resumed run's files differ from the uninterrupted run's"
+    else
+        fail "resume after the killed rank"
+    fi
+else
+    wait $job
+    fail "could not find rank 1 of the job to kill (it ran $waited polls): $(cat "$tmp/killed.out")"
+fi
+
+# ---- refusals ----
+check
+$MPIRUN -np 1 "$FFTRAIN" $NET --run "$tmp/mismatch" : -np 1 "$FFTRAIN" $NET --lr 0.02 \
+    --run "$tmp/mismatch" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -ne 0 ] && grep -q "rank 1 differs from rank 0" "$tmp/err" && grep -q -- "--lr" "$tmp/err"; then
+    ok "different flags refused: $(grep -m1 'rank 1' "$tmp/err")"
+else
+    fail "mismatched --lr: exit $rc, $(cat "$tmp/err")"
+fi
+expect_status 1 "do not split evenly over 3 ranks" $MPIRUN -np 3 "$FFTRAIN" $NET --batch 404 --run "$tmp/odd"
+expect_status 2 "only --mode ff-stream" $MPIRUN -np 2 "$FFTRAIN" --mode ff-mem --layers 2 \
+    --hidden 32 --batch 200 --train-limit 1000 --test-limit 200 --data "$data" --quiet
+test_summary test_mpi
