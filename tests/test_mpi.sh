@@ -12,10 +12,13 @@
 #    rank and the flag; a batch that does not split over the ranks, and
 #    modes other than ff-stream, are refused naming the flag.
 # Skipped (77) without mpirun or in a build without MPI.
-# Usage: test_mpi.sh PATH/TO/fftrain PATH/TO/ffinspect
+#  - ffprofile --mpi 2 sweeps ff-stream under mpirun, each rank's peak in
+#    its cells.
+# Usage: test_mpi.sh PATH/TO/fftrain PATH/TO/ffinspect PATH/TO/ffprofile
 set -u
 FFTRAIN=$1
 FFINSPECT=$2
+FFPROFILE=$3
 . "$(dirname "$0")/lib.sh"
 need_data
 if ! command -v mpirun >/dev/null 2>&1; then
@@ -134,4 +137,15 @@ fi
 expect_status 1 "do not split evenly over 3 ranks" $MPIRUN -np 3 "$FFTRAIN" $NET --batch 404 --run "$tmp/odd"
 expect_status 2 "only --mode ff-stream" $MPIRUN -np 2 "$FFTRAIN" --mode ff-mem --layers 2 \
     --hidden 32 --batch 200 --train-limit 1000 --test-limit 200 --data "$data" --quiet
+# ---- ffprofile --mpi ----
+check
+if timeout 300 "$FFPROFILE" --modes ff-stream --layers 2,3 --hidden 64 --batch 400 --epochs 1 \
+    --train-limit 2000 --test-limit 200 --threads 1 --data "$data" --mpi 2 --quiet \
+    --fftrain "$FFTRAIN" --out "$tmp/profile.json" 2>"$tmp/err"; then
+    peaks=$(tr -d ' \t\n' <"$tmp/profile.json" | grep -o '"ranks":{"count":2,"peak_rss_bytes":\[[0-9]*,[0-9]*\]' | wc -l)
+    [ "$peaks" -eq 2 ] && ok "ffprofile --mpi 2: both cells ran on 2 ranks with each rank's peak" ||
+        fail "ffprofile --mpi 2: $peaks cells with 2 ranks' peaks"
+else
+    fail "ffprofile --mpi 2: $(cat "$tmp/err")"
+fi
 test_summary test_mpi

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "ffstream/cgroup.h"
+#include "ffstream/comm.h"
 #include "ffstream/config.h"
 #include "ffstream/data.h"
 #include "ffstream/dense.h"
@@ -59,6 +60,7 @@ typedef struct {
     char recipe[16];         /* "" = fftrain's default; else passed to FF modes */
     int lr_given;            /* --lr was given: passed to every mode */
     double bp_lr;            /* learning rate of bp and torch-bp (NAN: --lr) */
+    uint32_t mpi;            /* ff-stream under mpirun -np mpi (0: one process) */
 } profile_args_t;
 
 static volatile sig_atomic_t interrupted = 0;
@@ -86,6 +88,9 @@ static void usage(FILE *out) {
         "  --recipe NAME       fftrain's --recipe for the FF modes: original or best\n"
         "                      (best: a recipe that learns; see the README) [original]\n"
         "  --bp-lr X           learning rate of bp and torch-bp [--lr]\n"
+        "  --mpi P             run ff-stream under mpirun -np P (data parallel; the\n"
+        "                      other modes run in one process); each rank's peak is\n"
+        "                      in the cell's fftrain result (ranks.peak_rss_bytes)\n"
         "  --seed N            [1]\n"
         "  --train-limit N     first N training images (0 = all) [0]\n"
         "  --test-limit N      first N test images (0 = all) [0]\n"
@@ -174,6 +179,14 @@ static int parse_args(int argc, char **argv, profile_args_t *a, ff_error_t *err)
             if (strcmp(v, "original") != 0 && strcmp(v, "best") != 0)
                 return ff_error_set(err, "--recipe: '%s', expected original or best", v);
             snprintf(a->recipe, sizeof a->recipe, "%s", v);
+        } else if (strcmp(f, "--mpi") == 0) {
+            char *end = NULL;
+            errno = 0;
+            unsigned long p = strtoul(v, &end, 10);
+            if (end == v || *end != '\0' || errno != 0 || p < 1 || p > FF_MAX_RANKS || v[0] == '-')
+                return ff_error_set(err, "--mpi: '%s', expected a rank count in 1..%d", v,
+                                    FF_MAX_RANKS);
+            a->mpi = (uint32_t)p;
         } else if (strcmp(f, "--bp-lr") == 0) {
             ff_config_t probe = a->base;
             if (ff_config_set(&probe, ff_option_find("--lr"), v, err) != 0)
@@ -403,7 +416,7 @@ static int run_plain(char *const argv[], int stderr_fd, run_outcome_t *o) {
     if (pid < 0) return -1;
     if (pid == 0) {
         if (stderr_fd >= 0) dup2(stderr_fd, STDERR_FILENO);
-        execv(argv[0], argv);
+        execvp(argv[0], argv);
         fprintf(stderr, "ffprofile: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
@@ -485,13 +498,20 @@ static cJSON *one_run(const profile_args_t *a, const ff_cgroup_env_t *cg,
     snprintf(s_test, sizeof s_test, "%llu", (unsigned long long)a->base.test_limit);
     snprintf(s_threads, sizeof s_threads, "%u", a->base.threads);
     ff_config_format(&a->base, seed_opt, s_seed, sizeof s_seed);
-    char *argv[48];
+    char *argv[64];
     int n = 0;
+    char s_ranks[16];
+    snprintf(s_ranks, sizeof s_ranks, "%u", a->mpi);
     if (mode->runner == SWEEP_TORCH) {
         argv[n++] = (char *)a->python;
         argv[n++] = (char *)a->torch_script;
         argv[n++] = "--mode", argv[n++] = (char *)mode->torch_mode;
     } else {
+        if (a->mpi > 0 && mode->ff_mode == FF_MODE_FF_STREAM) {
+            /* --bind-to none: ranks share the machine's cores with BLAS threads. */
+            argv[n++] = "mpirun", argv[n++] = "--oversubscribe", argv[n++] = "--bind-to";
+            argv[n++] = "none", argv[n++] = "-np", argv[n++] = s_ranks;
+        }
         argv[n++] = (char *)a->fftrain;
         argv[n++] = "--mode", argv[n++] = (char *)mode->name;
     }
@@ -626,6 +646,7 @@ static cJSON *config_json(const profile_args_t *a, int argc, char **argv) {
     if (a->mem_limit > 0) cJSON_AddNumberToObject(c, "mem_limit_bytes", (double)a->mem_limit);
     else cJSON_AddNullToObject(c, "mem_limit_bytes");
     cJSON_AddBoolToObject(c, "full", a->full);
+    cJSON_AddNumberToObject(c, "mpi_ranks", a->mpi);
     char cmd[4096] = "";
     size_t used = 0;
     for (int i = 0; i < argc && used < sizeof cmd - 1; i++)

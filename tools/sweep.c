@@ -26,6 +26,7 @@ const sweep_setting_t sweep_settings[] = {
     {"lr", "--lr"},
     {"recipe", "--recipe"},
     {"bp_lr", "--bp-lr"},
+    {"mpi_ranks", "--mpi"},
     {"seed", "--seed"},
     {"train_limit", "--train-limit"},
     {"test_limit", "--test-limit"},

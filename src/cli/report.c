@@ -133,8 +133,8 @@ char *ff_report_json(const ff_config_t *cfg, const ff_result_t *res) {
     add_scale(root, cfg, res);
     if (res->ranks > 1) {
         cJSON *ranks = cJSON_AddObjectToObject(root, "ranks");
-        cJSON *peaks = ranks != NULL ? cJSON_AddArrayToObject(ranks, "peak_rss_bytes") : NULL;
         if (ranks != NULL) cJSON_AddNumberToObject(ranks, "count", res->ranks);
+        cJSON *peaks = ranks != NULL ? cJSON_AddArrayToObject(ranks, "peak_rss_bytes") : NULL;
         for (uint32_t r = 0; peaks != NULL && res->rank_peak_rss != NULL && r < res->ranks; r++)
             cJSON_AddItemToArray(peaks, cJSON_CreateNumber((double)res->rank_peak_rss[r]));
     }
