@@ -125,8 +125,8 @@ accounted=$(field "$r" accounted_peak_bytes)
 plan_disk=$(field "$r" disk_peak_bytes)
 disk=$(field "$r" measured_disk_peak_bytes)
 echo "== beyond RAM: $layers layers x $hidden"
-echo "state            $(gib "$state") of weights and Adam moments, $(field "$r" to_ram)x the $(gib "$ram") of RAM"
-echo "cgroup peak      $(mib "$(field "$out/beyond-ram-cgroup.json" peak_bytes)") under a $limit limit (last sitting)"
+echo "state            $(gib "$state") of weights and Adam moments, $(awk -v r="$(field "$r" to_ram)" 'BEGIN { printf "%.3f", r }')x the $(gib "$ram") of RAM"
+echo "cgroup peak      $(mib "$(field "$out/beyond-ram-cgroup.json" cgroup_peak_bytes)") under a $limit limit (last sitting)"
 echo "peak RSS         $(mib "$(field "$r" peak_rss_bytes)")"
 echo "memory plan      $(mib "$plan_mem"), accounted $(mib "$accounted") ($(pct "$accounted" "$plan_mem"))"
 echo "disk plan        $(gib "$plan_disk"), measured $(gib "$disk") ($(pct "$disk" "$plan_disk"))"
