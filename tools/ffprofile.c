@@ -58,6 +58,7 @@ typedef struct {
     int quiet;
     int full;
     char recipe[16];         /* "" = fftrain's default; else passed to FF modes */
+    char eval[16];           /* "" = the recipe's; else --eval for FF modes */
     int lr_given;            /* --lr was given: passed to every mode */
     double bp_lr;            /* learning rate of bp and torch-bp (NAN: --lr) */
     uint32_t mpi;            /* ff-stream under mpirun -np mpi (0: one process) */
@@ -87,6 +88,8 @@ static void usage(FILE *out) {
         "  --lr X              [0.03; with --recipe, the recipe's for FF modes]\n"
         "  --recipe NAME       fftrain's --recipe for the FF modes: original or best\n"
         "                      (best: a recipe that learns; see the README) [original]\n"
+        "  --eval NAME         fftrain's --eval for the FF modes: goodness (FF alone)\n"
+        "                      or softmax (a head on the activities) [the recipe's]\n"
         "  --bp-lr X           learning rate of bp and torch-bp [--lr]\n"
         "  --mpi P             run ff-stream under mpirun -np P (data parallel; the\n"
         "                      other modes run in one process); each rank's peak is\n"
@@ -179,6 +182,10 @@ static int parse_args(int argc, char **argv, profile_args_t *a, ff_error_t *err)
             if (strcmp(v, "original") != 0 && strcmp(v, "best") != 0)
                 return ff_error_set(err, "--recipe: '%s', expected original or best", v);
             snprintf(a->recipe, sizeof a->recipe, "%s", v);
+        } else if (strcmp(f, "--eval") == 0) {
+            if (strcmp(v, "goodness") != 0 && strcmp(v, "softmax") != 0)
+                return ff_error_set(err, "--eval: '%s', expected goodness or softmax", v);
+            snprintf(a->eval, sizeof a->eval, "%s", v);
         } else if (strcmp(f, "--mpi") == 0) {
             char *end = NULL;
             errno = 0;
@@ -522,6 +529,8 @@ static cJSON *one_run(const profile_args_t *a, const ff_cgroup_env_t *cg,
     if (pass_lr) argv[n++] = "--lr", argv[n++] = s_lr;
     if (mode->runner == SWEEP_FFTRAIN && !bp_like && a->recipe[0] != '\0')
         argv[n++] = "--recipe", argv[n++] = (char *)a->recipe;
+    if (mode->runner == SWEEP_FFTRAIN && !bp_like && a->eval[0] != '\0')
+        argv[n++] = "--eval", argv[n++] = (char *)a->eval;
     argv[n++] = "--seed", argv[n++] = s_seed;
     argv[n++] = "--train-limit", argv[n++] = s_train;
     argv[n++] = "--test-limit", argv[n++] = s_test;
@@ -634,6 +643,7 @@ static cJSON *config_json(const profile_args_t *a, int argc, char **argv) {
     if (a->recipe[0] == '\0' || a->lr_given) cJSON_AddNumberToObject(c, "lr", a->base.lr);
     else cJSON_AddNullToObject(c, "lr"); /* the recipe's, for the FF modes */
     cJSON_AddStringToObject(c, "recipe", a->recipe[0] != '\0' ? a->recipe : "original");
+    cJSON_AddStringToObject(c, "eval", a->eval[0] != '\0' ? a->eval : "recipe");
     cJSON_AddNumberToObject(c, "bp_lr", isnan(a->bp_lr) ? a->base.lr : a->bp_lr);
     /* As fftrain writes it: seeds pass 2^53, so a decimal string. */
     char seed[32];
@@ -665,6 +675,12 @@ static cJSON *model_json(const profile_args_t *a, uint64_t pixels, uint64_t trai
             ff_config_t cfg = a->base;
             cfg.mode = a->modes[mi]->ff_mode;
             cfg.layers = a->depths[di];
+            /* What changes the FF modes' memory in the recipe and --eval:
+             * the head and the layers it reads. */
+            if (cfg.mode != FF_MODE_BP) {
+                if (strcmp(a->recipe, "best") == 0) cfg.eval_softmax = cfg.score_all_layers = 1;
+                if (a->eval[0] != '\0') cfg.eval_softmax = strcmp(a->eval, "softmax") == 0;
+            }
             ff_memmodel_t m = ff_memmodel(&cfg, pixels, train, test);
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "mode", a->modes[mi]->name);

@@ -25,6 +25,7 @@ const sweep_setting_t sweep_settings[] = {
     {"epochs", "--epochs"},
     {"lr", "--lr"},
     {"recipe", "--recipe"},
+    {"eval", "--eval"},
     {"bp_lr", "--bp-lr"},
     {"mpi_ranks", "--mpi"},
     {"seed", "--seed"},
