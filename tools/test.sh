@@ -5,7 +5,7 @@
 # (kill points and injected I/O faults; release builds have none). Ends with
 # one line "N passed, N failed, N skipped".
 # Then the fuzz targets of the parsers (IDX, layer file, run.json, cache
-# header) run for FUZZ_SECONDS each (default 30) in a clang build with
+# header, layers.json) run for FUZZ_SECONDS each (default 30) in a clang build with
 # libFuzzer and the sanitizers (build-fuzz/); an input that makes a target
 # fail is kept under tests/fuzz/regressions/ and counts as a failure.
 #   --fast        optimised test build only, no fuzzing

@@ -37,6 +37,16 @@ int ff_fileio_write_all(int fd, const void *buf, size_t size);
 /* fsync. @return 0 or -1 with errno set. */
 int ff_fileio_fsync(int fd);
 
+/* Little-endian integers of `bytes` bytes (1..8) in the binary headers. */
+static inline void ff_put_le(uint8_t *p, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint64_t ff_get_le(const uint8_t *p, int bytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
 /* Bytes this process has moved to and from files since it started: every
  * read and write of the primitives above and of the asynchronous queue
  * (aio.c counts its completions here). Safe from any thread. */

@@ -57,6 +57,11 @@ int ff_json_get_object(const ff_json_ctx_t *c, const cJSON *obj, const char *key
 int ff_json_check_keys(const ff_json_ctx_t *c, const cJSON *obj, const char *const *allowed,
                        ff_error_t *err);
 
+/* Writes root as formatted JSON to path with the atomic writer, then
+ * deletes root (always). ok 0 (a member could not be added) reports out of
+ * memory. @return 0 or -1 with err naming path. */
+int ff_json_write_atomic(const char *path, cJSON *root, int ok, ff_error_t *err);
+
 /* Adds "key": "%016llx". @return the item or NULL. */
 cJSON *ff_json_add_hex64(cJSON *obj, const char *key, uint64_t v);
 

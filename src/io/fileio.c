@@ -64,7 +64,10 @@ int ff_fileio_read_exact(int fd, void *buf, size_t size, uint64_t offset) {
     return 0;
 }
 
-int ff_fileio_pwrite(int fd, const void *buf, size_t size, uint64_t offset) {
+/* Writes exactly size bytes at offset (pwrite), or at the file position
+ * when offset < 0 (write), retried on short writes and EINTR; the one place
+ * a test build can fail a synchronous write. */
+static int write_exact(int fd, const void *buf, size_t size, int64_t offset) {
     int injected = ff_hook_fault(FF_HOOK_WRITE);
     if (injected != 0) {
         errno = injected;
@@ -73,7 +76,8 @@ int ff_fileio_pwrite(int fd, const void *buf, size_t size, uint64_t offset) {
     ff_fileio_count(0, size);
     const uint8_t *p = buf;
     while (size > 0) {
-        ssize_t n = pwrite(fd, p, size > IO_CHUNK ? IO_CHUNK : size, (off_t)offset);
+        const size_t want = size > IO_CHUNK ? IO_CHUNK : size;
+        ssize_t n = offset >= 0 ? pwrite(fd, p, want, (off_t)offset) : write(fd, p, want);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return -1;
         if (n == 0) {
@@ -82,31 +86,17 @@ int ff_fileio_pwrite(int fd, const void *buf, size_t size, uint64_t offset) {
         }
         p += n;
         size -= (size_t)n;
-        offset += (uint64_t)n;
+        if (offset >= 0) offset += n;
     }
     return 0;
 }
 
+int ff_fileio_pwrite(int fd, const void *buf, size_t size, uint64_t offset) {
+    return write_exact(fd, buf, size, (int64_t)offset);
+}
+
 int ff_fileio_write_all(int fd, const void *buf, size_t size) {
-    int injected = ff_hook_fault(FF_HOOK_WRITE);
-    if (injected != 0) {
-        errno = injected;
-        return -1;
-    }
-    ff_fileio_count(0, size);
-    const uint8_t *p = buf;
-    while (size > 0) {
-        ssize_t n = write(fd, p, size > IO_CHUNK ? IO_CHUNK : size);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return -1;
-        if (n == 0) {
-            errno = ENOSPC;
-            return -1;
-        }
-        p += n;
-        size -= (size_t)n;
-    }
-    return 0;
+    return write_exact(fd, buf, size, -1);
 }
 
 int ff_fileio_fsync(int fd) {

@@ -214,24 +214,6 @@ static void describe_layer(const ff_inspect_run_t *run, ff_inspect_run_layer_t *
     }
 }
 
-/* Bytes allocated to the regular files of dir and below. */
-static uint64_t disk_use(const char *dir, int depth) {
-    DIR *d = opendir(dir);
-    if (d == NULL) return 0;
-    uint64_t total = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        char path[FF_PATH_MAX];
-        struct stat st;
-        if (ff_path_format(path, NULL, "%s/%s", dir, e->d_name) != 0 || lstat(path, &st) != 0)
-            continue;
-        if (S_ISREG(st.st_mode)) total += (uint64_t)st.st_blocks * 512;
-        else if (S_ISDIR(st.st_mode) && depth < 2) total += disk_use(path, depth + 1);
-    }
-    closedir(d);
-    return total;
-}
 
 int ff_inspect_run_open(ff_inspect_run_t *run, const char *dir, ff_error_t *err) {
     memset(run, 0, sizeof *run);
@@ -246,9 +228,9 @@ int ff_inspect_run_open(ff_inspect_run_t *run, const char *dir, ff_error_t *err)
         return ff_error_set(err, "%s: out of memory for %u layers", dir, run->state.config.layers);
     for (uint32_t i = 0; i < run->state.config.layers; i++) describe_layer(run, &run->layers[i], i);
     char sub[FF_PATH_MAX];
-    if (ff_path_format(sub, NULL, "%s/layers", dir) == 0) run->disk_layers = disk_use(sub, 1);
-    if (ff_path_format(sub, NULL, "%s/cache", dir) == 0) run->disk_caches = disk_use(sub, 1);
-    uint64_t all = disk_use(dir, 0);
+    if (ff_path_format(sub, NULL, "%s/layers", dir) == 0) run->disk_layers = ff_fileio_tree_bytes(sub);
+    if (ff_path_format(sub, NULL, "%s/cache", dir) == 0) run->disk_caches = ff_fileio_tree_bytes(sub);
+    uint64_t all = ff_fileio_tree_bytes(dir);
     run->disk_other = all - run->disk_layers - run->disk_caches;
     return 0;
 }

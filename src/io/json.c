@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ffstream/fileio.h"
+
 int ff_json_valid_utf8(const char *text, size_t size) {
     const unsigned char *p = (const unsigned char *)text, *end = p + size;
     while (p < end) {
@@ -214,4 +216,13 @@ cJSON *ff_json_add_hex64(cJSON *obj, const char *key, uint64_t v) {
     char hex[17];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)v);
     return cJSON_AddStringToObject(obj, key, hex);
+}
+
+int ff_json_write_atomic(const char *path, cJSON *root, int ok, ff_error_t *err) {
+    char *text = ok && root != NULL ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (text == NULL) return ff_error_set(err, "%s: out of memory", path);
+    int rc = ff_fileio_write_atomic(path, text, strlen(text), err);
+    free(text);
+    return rc;
 }

@@ -387,17 +387,6 @@ ff_layerfile_options_t ff_layerfile_default_options(void) {
     return opt;
 }
 
-/* ---- little-endian fields ---- */
-
-static void put_le(uint8_t *p, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int bytes) {
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 /* The float block tensor i lives in: weight or bias of params, adam_m or
  * adam_v, each block laid out weight then bias. */
@@ -633,9 +622,9 @@ int ff_layerfile_save(const char *path, const ff_layer_t *layer, const ff_layerf
     }
     uint8_t pre[FF_LAYERFILE_PREAMBLE];
     memcpy(pre, FF_LAYERFILE_MAGIC, 8); /* the 7 letters and their NUL */
-    put_le(pre + 8, FF_LAYERFILE_VERSION, 4);
-    put_le(pre + 12, reserve, 4);
-    put_le(pre + 16, header_checksum(pre, header, reserve), 8);
+    ff_put_le(pre + 8, FF_LAYERFILE_VERSION, 4);
+    ff_put_le(pre + 12, reserve, 4);
+    ff_put_le(pre + 16, header_checksum(pre, header, reserve), 8);
     if (ff_fileio_pwrite(file.fd, pre, sizeof pre, 0) != 0 ||
         ff_fileio_pwrite(file.fd, header, reserve, FF_LAYERFILE_PREAMBLE) != 0) {
         ff_error_set(err, "%s: write failed: %s", file.tmp, strerror(errno));
@@ -948,13 +937,13 @@ static int open_layerfile(const char *path, int *fd_out, ff_layerfile_info_t *in
                      "file (empty or truncated?)", path, have, FF_LAYERFILE_PREAMBLE);
         goto cleanup;
     }
-    info->version = (uint32_t)get_le(pre + 8, 4);
+    info->version = (uint32_t)ff_get_le(pre + 8, 4);
     if (info->version != FF_LAYERFILE_VERSION) {
         ff_error_set(err, "%s: layer file format version %u, this build (ffstream " FF_VERSION
                      ") reads version %u", path, info->version, FF_LAYERFILE_VERSION);
         goto cleanup;
     }
-    uint32_t header_bytes = (uint32_t)get_le(pre + 12, 4);
+    uint32_t header_bytes = (uint32_t)ff_get_le(pre + 12, 4);
     if (header_bytes < 2 || header_bytes > FF_LAYERFILE_MAX_HEADER) {
         ff_error_set(err, "%s: header length %u bytes, expected 2..%u", path, header_bytes,
                      FF_LAYERFILE_MAX_HEADER);
@@ -975,7 +964,7 @@ static int open_layerfile(const char *path, int *fd_out, ff_layerfile_info_t *in
         goto cleanup;
     }
     text[header_bytes] = '\0';
-    uint64_t stored = get_le(pre + 16, 8), sum = header_checksum(pre, text, header_bytes);
+    uint64_t stored = ff_get_le(pre + 16, 8), sum = header_checksum(pre, text, header_bytes);
     if (stored != sum) {
         ff_error_set(err, "%s: header checksum mismatch (the preamble says %016" PRIx64 ", the "
                      "header gives %016" PRIx64 "): the header was edited or damaged", path,

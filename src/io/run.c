@@ -115,12 +115,7 @@ int ff_run_write(const char *dir, const ff_run_state_t *s, ff_error_t *err) {
     }
     uint64_t sum = ok ? document_checksum(root, &ok) : 0;
     ok = ok && ff_json_add_hex64(root, "checksum", sum) != NULL;
-    char *text = ok ? cJSON_Print(root) : NULL;
-    cJSON_Delete(root);
-    if (text == NULL) return ff_error_set(err, "%s: out of memory", path);
-    int rc = ff_fileio_write_atomic(path, text, strlen(text), err);
-    free(text);
-    return rc;
+    return ff_json_write_atomic(path, root, ok, err);
 }
 
 int ff_run_read(const char *dir, ff_run_state_t *s, int *missing, ff_error_t *err) {

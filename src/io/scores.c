@@ -11,15 +11,6 @@
 
 static const char scores_magic[8] = {'F', 'F', 'S', 'C', 'O', 'R', 'E', 0};
 
-static void put_le(uint8_t *p, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int bytes) {
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 /* XXH3 of the floats, seeded with the XXH3 of the header's first 32 bytes. */
 static uint64_t checksum(const uint8_t *header, const float *scores, size_t count) {
@@ -29,11 +20,11 @@ static uint64_t checksum(const uint8_t *header, const float *scores, size_t coun
 static void encode_header(uint8_t *h, const float *scores, size_t count, uint32_t layer,
                           uint64_t tag) {
     memcpy(h, scores_magic, 8);
-    put_le(h + 8, FF_SCORES_VERSION, 4);
-    put_le(h + 12, layer, 4);
-    put_le(h + 16, count, 8);
-    put_le(h + 24, tag, 8);
-    put_le(h + 32, checksum(h, scores, count), 8);
+    ff_put_le(h + 8, FF_SCORES_VERSION, 4);
+    ff_put_le(h + 12, layer, 4);
+    ff_put_le(h + 16, count, 8);
+    ff_put_le(h + 24, tag, 8);
+    ff_put_le(h + 32, checksum(h, scores, count), 8);
 }
 
 int ff_scores_write(const char *path, const float *scores, size_t count, uint32_t layer,
@@ -74,10 +65,10 @@ int ff_scores_read(const char *path, float *scores, size_t count, uint32_t layer
         const char *name;
         uint64_t got, want;
     } fields[] = {
-        {"version", get_le(h + 8, 4), FF_SCORES_VERSION},
-        {"layer", get_le(h + 12, 4), layer},
-        {"count", get_le(h + 16, 8), count},
-        {"tag", get_le(h + 24, 8), tag},
+        {"version", ff_get_le(h + 8, 4), FF_SCORES_VERSION},
+        {"layer", ff_get_le(h + 12, 4), layer},
+        {"count", ff_get_le(h + 16, 8), count},
+        {"tag", ff_get_le(h + 24, 8), tag},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (fields[i].got != fields[i].want) {
@@ -85,7 +76,7 @@ int ff_scores_read(const char *path, float *scores, size_t count, uint32_t layer
                          (unsigned long long)fields[i].got, (unsigned long long)fields[i].want);
             goto done;
         }
-    uint64_t sum = checksum(h, scores, count), stored = get_le(h + 32, 8);
+    uint64_t sum = checksum(h, scores, count), stored = ff_get_le(h + 32, 8);
     if (sum != stored) {
         ff_error_set(err, "%s: checksum mismatch (stored %016llx, content %016llx): the file is "
                      "damaged", path, (unsigned long long)stored, (unsigned long long)sum);

@@ -38,12 +38,7 @@ int ff_layerstats_save(const char *run_dir, const ff_layer_result_t *layers, uin
         ok = ok && cJSON_AddNumberToObject(o, "bytes_written", (double)l->bytes_written) != NULL;
         ok = ok && cJSON_AddNumberToObject(o, "disk_bytes", (double)l->disk_bytes) != NULL;
     }
-    char *text = ok ? cJSON_Print(root) : NULL;
-    cJSON_Delete(root);
-    if (text == NULL) return ff_error_set(err, "%s: out of memory", path);
-    int rc = ff_fileio_write_atomic(path, text, strlen(text), err);
-    free(text);
-    return rc;
+    return ff_json_write_atomic(path, root, ok, err);
 }
 
 static int get_bytes(const ff_json_ctx_t *c, const cJSON *o, const char *key, uint64_t *out,
