@@ -20,7 +20,7 @@
 # "Recurrent FF").
 # tools/run.sh --full runs the original experiment instead: layers 2..47
 # step 5, hidden 2000, batch 5000, 1 epoch, all 60,000 images (hours); run
-# again, it resumes the sweep in results/memory-full.json.
+# again, it resumes the sweep in results/full.json.
 # tools/run.sh --beyond-ram runs tools/beyond_ram.sh: a network whose
 # weights and Adam state exceed this machine's RAM, trained in a 1 GiB
 # cgroup (about 40 minutes here; resumable).
@@ -44,13 +44,13 @@ if [ "${1:-}" = "--full" ]; then
     echo "== the original experiment: 3 trainers x layers 2..47, all data"
     # Hours: a sweep stopped (Ctrl-C, a reboot) continues where it stopped
     # when this script is run again.
-    if [ -f "$out/memory-full.json" ]; then
-        ./build/ffprofile --full --resume "$out/memory-full.json"
+    if [ -f "$out/full.json" ]; then
+        ./build/ffprofile --full --resume "$out/full.json"
     else
-        ./build/ffprofile --full --out "$out/memory-full.json"
+        ./build/ffprofile --full --out "$out/full.json"
     fi
-    ./build/ffplot "$out/memory-full.json" -o "$out/memory-full.svg" $(png "$out/memory-full.png")
-    echo "results: $out/memory-full.json $out/memory-full.svg"
+    ./build/ffplot "$out/full.json" -o "$out/full.svg" $(png "$out/full.png")
+    echo "results: $out/full.json $out/full.svg"
     exit 0
 fi
 

@@ -774,6 +774,7 @@ static int sink_values(void *ctx, const float *values, size_t count, ff_error_t 
 /* Refuses to replace an existing output without --force. */
 static int check_output(const char *path, int force, ff_error_t *err) {
     struct stat st;
+    if (path == NULL) return ff_error_set(err, "export: no output path given");
     if (!force && lstat(path, &st) == 0)
         return ff_error_set(err, "%s: exists; pass --force to replace it", path);
     return 0;
