@@ -160,7 +160,8 @@ static void check_bad_input(const char *ffplot, const char *dir) {
     check_write_file(path, "{\"x\":1}\n", 8);
     CHECK(plot(ffplot, path, dir) == 1);
     err = plot_err(dir);
-    CHECK_CONTAINS(err, "not an ffprofile results file");
+    CHECK_CONTAINS(err, "neither an ffprofile results file (a \"runs\" array) nor an fftrain "
+                        "result");
     free(err);
     static const char nan_doc[] =
         "{\"runs\":[{\"mode\":\"bp\",\"layers\":2,\"status\":\"ok\",\"peak_rss_bytes\":NaN}]}";

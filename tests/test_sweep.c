@@ -76,7 +76,8 @@ static void test_compare(void) {
     cJSON *saved = parse("{\"modes\":[\"ff-mem\",\"bp\"],\"layers\":[2,7],\"hidden\":32,\"batch\":100,"
                          "\"epochs\":1,\"lr\":0.03,\"seed\":\"1\",\"train_limit\":500,"
                          "\"test_limit\":100,\"threads\":2,\"data\":\"d\",\"mem_limit_bytes\":null,"
-                         "\"command\":\"a\"}");
+                         "\"recipe\":\"best\",\"eval\":\"goodness\",\"bp_lr\":3e-05,"
+                         "\"full\":false,\"mpi_ranks\":0,\"command\":\"a\"}");
     cJSON *now = cJSON_Duplicate(saved, 1);
     /* The command line may differ. */
     cJSON_ReplaceItemInObject(now, "command", cJSON_CreateString("b"));
@@ -92,6 +93,12 @@ static void test_compare(void) {
     cJSON_DeleteItemFromObject(now, "threads");
     CHECK(sweep_compare_config(saved, now, "r.json", &err) != 0);
     CHECK_CONTAINS(err.msg, "threads (--threads) was 2 in that sweep, now absent");
+    cJSON_AddNumberToObject(now, "threads", 2);
+    cJSON_ReplaceItemInObject(now, "recipe", cJSON_CreateString("original"));
+    CHECK(sweep_compare_config(saved, now, "r.json", &err) != 0);
+    CHECK_CONTAINS(err.msg, "recipe (--recipe) was \"best\" in that sweep, now \"original\"");
+    cJSON_ReplaceItemInObject(now, "recipe", cJSON_CreateString("best"));
+    CHECK(sweep_compare_config(saved, now, "r.json", &err) == 0);
     cJSON_Delete(now);
     cJSON_Delete(saved);
 }

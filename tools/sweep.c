@@ -139,6 +139,7 @@ int sweep_compare_config(const cJSON *saved, const cJSON *now, const char *path,
         const char *key = sweep_settings[i].key;
         const cJSON *was = cJSON_GetObjectItemCaseSensitive(saved, key);
         const cJSON *is = cJSON_GetObjectItemCaseSensitive(now, key);
+        if (was == NULL && is == NULL) continue; /* neither sweep has it */
         if (was != NULL && is != NULL && cJSON_Compare(was, is, 1)) continue;
         char *was_text = was != NULL ? cJSON_PrintUnformatted(was) : NULL;
         char *is_text = is != NULL ? cJSON_PrintUnformatted(is) : NULL;
