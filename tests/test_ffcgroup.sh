@@ -53,7 +53,8 @@ fi
 for field in '"command":' '"cgroup_version":[[:space:]]*"v[12]"' '"limit_bytes":[[:space:]]*33554432' \
     '"exit_status":[[:space:]]*0' '"signal":[[:space:]]*null' '"oom_killed":[[:space:]]*false' \
     '"oom_kills":[[:space:]]*0' '"cgroup_peak_bytes":[[:space:]]*[0-9]' \
-    '"child_peak_rss_bytes":[[:space:]]*[1-9]' '"wall_seconds":[[:space:]]*[0-9]'; do
+    '"child_peak_rss_bytes":[[:space:]]*[1-9]' '"wall_seconds":[[:space:]]*[0-9]' \
+    '"child_user_seconds":[[:space:]]*[0-9]' '"child_system_seconds":[[:space:]]*[0-9]'; do
     checks=$((checks + 1))
     grep -Eq -- "$field" "$tmp/fits.json" || fail "fits.json lacks $field: $(cat "$tmp/fits.json")"
 done

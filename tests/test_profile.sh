@@ -95,6 +95,11 @@ checks=$((checks + 1))
 n=$(grep -o '"status":' "$tmp/p.c" | wc -l)
 [ "$n" -eq 6 ] && ok "6 run records" || fail "$n run records, expected 6"
 checks=$((checks + 1))
+u=$(grep -o '"user_seconds": *[0-9][0-9.e+-]*' "$tmp/p.c" | grep -vc '": *0$' || true)
+s=$(grep -o '"system_seconds": *[0-9][0-9.e+-]*' "$tmp/p.c" | wc -l)
+[ "$u" -eq 6 ] && [ "$s" -eq 6 ] && ok "user and system seconds in every record" ||
+    fail "$u records with user_seconds > 0 and $s with system_seconds, expected 6 each"
+checks=$((checks + 1))
 for m in ff-stream ff-mem bp; do
     grep -q "\"mode\": *\"$m\"" "$tmp/p.c" || fail "no record of $m"
 done

@@ -142,6 +142,9 @@ static char *result_json(char *const command[], const ff_cgroup_result_t *res) {
     ok = ok && cJSON_AddNumberToObject(root, "child_peak_rss_bytes",
                                        (double)res->child_maxrss_bytes) != NULL;
     ok = ok && cJSON_AddNumberToObject(root, "wall_seconds", res->wall_seconds) != NULL;
+    ok = ok && cJSON_AddNumberToObject(root, "child_user_seconds", res->child_user_seconds) != NULL;
+    ok = ok && cJSON_AddNumberToObject(root, "child_system_seconds", res->child_system_seconds) !=
+                   NULL;
     if (ok) text = cJSON_Print(root);
 done:
     cJSON_Delete(root);

@@ -413,7 +413,7 @@ static void machine_update(cJSON *m, int cells_run) {
 typedef struct {
     int exited, exit_status, term_signal, oom_killed;
     uint64_t peak_rss, cgroup_peak;
-    double wall;
+    double wall, user, system; /* seconds: wall clock, CPU in user mode, in the kernel */
 } run_outcome_t;
 
 /* Runs argv without a cgroup: fork, exec, wait4 for the rusage. */
@@ -442,6 +442,8 @@ static int run_plain(char *const argv[], int stderr_fd, run_outcome_t *o) {
     o->exit_status = o->exited ? WEXITSTATUS(status) : -1;
     o->term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     o->peak_rss = (uint64_t)ru.ru_maxrss * 1024u;
+    o->user = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6;
+    o->system = (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
     return 0;
 }
 
@@ -563,6 +565,8 @@ static cJSON *one_run(const profile_args_t *a, const ff_cgroup_env_t *cg,
             o.peak_rss = r.child_maxrss_bytes;
             o.cgroup_peak = r.peak_bytes;
             o.wall = r.wall_seconds;
+            o.user = r.child_user_seconds;
+            o.system = r.child_system_seconds;
             /* ff_cgroup_run took the signal to pass it on: stop the sweep too. */
             if (r.forwarded_signal != 0) interrupted = 1;
         }
@@ -591,6 +595,8 @@ static cJSON *one_run(const profile_args_t *a, const ff_cgroup_env_t *cg,
     else
         cJSON_AddNullToObject(rec, "cgroup_peak_bytes");
     cJSON_AddNumberToObject(rec, "wall_seconds", o.wall);
+    cJSON_AddNumberToObject(rec, "user_seconds", o.user);
+    cJSON_AddNumberToObject(rec, "system_seconds", o.system);
     if (isfinite(load)) cJSON_AddNumberToObject(rec, "load_average_1m", load);
     else cJSON_AddNullToObject(rec, "load_average_1m");
     ff_config_t shape = a->base;

@@ -40,6 +40,8 @@ typedef struct {
     uint64_t oom_kills;       /* value of that counter */
     uint64_t peak_bytes;      /* the group's peak memory */
     uint64_t child_maxrss_bytes; /* the command's own peak RSS (rusage) */
+    double child_user_seconds;   /* its CPU time in user mode (rusage) */
+    double child_system_seconds; /* and in the kernel: page faults, I/O */
     uint64_t limit_bytes;
     double wall_seconds;
     int forwarded_signal;     /* SIGINT/SIGTERM the caller received and passed on, else 0 */

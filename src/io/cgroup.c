@@ -838,6 +838,8 @@ int ff_cgroup_run(const ff_cgroup_env_t *env, char *const argv[], uint64_t limit
     res->wall_seconds = now_seconds() - start;
     res->forwarded_signal = forwarded_signal;
     res->child_maxrss_bytes = (uint64_t)usage.ru_maxrss * 1024u; /* Linux: KiB */
+    res->child_user_seconds = (double)usage.ru_utime.tv_sec + usage.ru_utime.tv_usec * 1e-6;
+    res->child_system_seconds = (double)usage.ru_stime.tv_sec + usage.ru_stime.tv_usec * 1e-6;
     if (WIFEXITED(status)) {
         res->exited = 1;
         res->exit_status = WEXITSTATUS(status);
