@@ -194,8 +194,12 @@ expect_error "cannot resume: layers (--layers) was [1,2,4] in that sweep, now [1
     --data "$data" --fftrain "$tmp/fake" --resume "$tmp/r.json"
 expect_error "--resume $tmp/r.json and --out $tmp/other.json name different files" $FAKE \
     --resume "$tmp/r.json" --out "$tmp/other.json"
+# --resume FILE alone takes the sweep's options from FILE; a file that does
+# not record them (an older ffprofile's) is refused with its command.
+sed 's/"arguments":/"argumentz":/' "$tmp/r.json" >"$tmp/old.json"
+expect_error "--resume $tmp/old.json: the file records no options" --resume "$tmp/old.json"
 rm -f "$FAKE_LOG"
-"$FFPROFILE" $FAKE --resume "$tmp/r.json" >"$tmp/r.out" 2>"$tmp/r.err"
+"$FFPROFILE" --resume "$tmp/r.json" >"$tmp/r.out" 2>"$tmp/r.err"
 rc=$?
 tr -d '\t\n' <"$tmp/r.json" >"$tmp/r.c"
 checks=$((checks + 1))

@@ -73,7 +73,7 @@ static void on_signal(int sig) {
 static void usage(FILE *out) {
     fprintf(out,
         "usage: ffprofile [options] --out FILE\n"
-        "       ffprofile [the sweep's options] --resume FILE\n"
+        "       ffprofile --resume FILE\n"
         "Runs fftrain (or the PyTorch reference) once per (mode, depth), each in its\n"
         "own process, and writes peak memory, time and accuracy of every run as JSON\n"
         "(see ffplot).\n"
@@ -110,9 +110,10 @@ static void usage(FILE *out) {
         "  --work DIR          where ff-stream runs keep their files [a temporary\n"
         "                      directory, removed afterwards]\n"
         "  --out FILE          results JSON (rewritten atomically after every run)\n"
-        "  --resume FILE       continue the sweep in FILE: cells recorded ok or\n"
-        "                      oom-killed are kept, failed and missing ones run; the\n"
-        "                      other options must be the sweep's own\n"
+        "  --resume FILE       continue the sweep in FILE with the options it\n"
+        "                      recorded: cells recorded ok or oom-killed are kept,\n"
+        "                      failed and missing ones run; options given beside it\n"
+        "                      must be the sweep's own\n"
         "  --quiet             no table and no progress line\n",
         SWEEP_MAX_DEPTHS, FF_MAX_LAYERS);
 }
@@ -663,6 +664,17 @@ static cJSON *config_json(const profile_args_t *a, int argc, char **argv) {
     else cJSON_AddNullToObject(c, "mem_limit_bytes");
     cJSON_AddBoolToObject(c, "full", a->full);
     cJSON_AddNumberToObject(c, "mpi_ranks", a->mpi);
+    /* The options without --out and --resume: what --resume FILE alone
+     * runs the sweep with again. */
+    cJSON *args = cJSON_AddArrayToObject(c, "arguments");
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "--out") == 0 || strcmp(argv[i], "--resume") == 0) && i + 1 < argc) {
+            i++;
+            continue;
+        }
+        if (strcmp(argv[i], "--quiet") == 0) continue; /* the sitting's own choice */
+        cJSON_AddItemToArray(args, cJSON_CreateString(argv[i]));
+    }
     char cmd[4096] = "";
     size_t used = 0;
     for (int i = 0; i < argc && used < sizeof cmd - 1; i++)
@@ -744,6 +756,63 @@ cleanup:
     return doc;
 }
 
+/* The options a sweep recorded (config.arguments) as an argv: argv0, the
+ * sweep's options, --resume path. The vector and the document its strings
+ * point into live as long as the process, like main's own argv.
+ * @return the vector or NULL with err. */
+static char **recorded_arguments(const char *path, char *argv0, int *argc, ff_error_t *err) {
+    char *text = NULL;
+    size_t size = 0;
+    static cJSON *doc; /* kept: the returned strings live in it */
+    if (ff_fileio_read_small(path, RESULTS_MAX_BYTES, &text, &size, err) != 0) {
+        if (errno == ENOENT)
+            ff_error_set(err, "--resume %s: no such file (start the sweep with --out %s)", path,
+                         path);
+        return NULL;
+    }
+    int rc = ff_json_parse(path, text, size, &doc, err);
+    free(text);
+    if (rc != 0) return NULL;
+    const cJSON *config = cJSON_GetObjectItemCaseSensitive(doc, "config");
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(config, "arguments");
+    const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(config, "command");
+    if (!cJSON_IsArray(args)) {
+        ff_error_set(err, "--resume %s: the file records no options (\"config\".\"arguments\"; "
+                     "an older ffprofile wrote it): give the sweep's options beside --resume; "
+                     "it was run as: %.600s", path,
+                     cJSON_IsString(cmd) ? cmd->valuestring : "(not recorded)");
+        return NULL;
+    }
+    int n = cJSON_GetArraySize(args);
+    if (n > 64) {
+        ff_error_set(err, "--resume %s: %d recorded arguments, at most 64", path, n);
+        return NULL;
+    }
+    char **v = calloc((size_t)n + 4, sizeof *v);
+    if (v == NULL) {
+        ff_error_set(err, "--resume %s: out of memory", path);
+        return NULL;
+    }
+    int k = 0;
+    v[k++] = argv0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, args) {
+        if (!cJSON_IsString(item) || strcmp(item->valuestring, "--out") == 0 ||
+            strcmp(item->valuestring, "--resume") == 0) {
+            ff_error_set(err, "--resume %s: \"config\".\"arguments\" holds %s (expected the "
+                         "sweep's options as strings, without --out and --resume)", path,
+                         cJSON_IsString(item) ? item->valuestring : "a value that is not a string");
+            free(v);
+            return NULL;
+        }
+        v[k++] = item->valuestring;
+    }
+    v[k++] = (char *)"--resume";
+    v[k++] = (char *)path;
+    *argc = k;
+    return v;
+}
+
 /* The position of a cell in the sweep's order (depth by depth, the modes
  * in --modes order within a depth), or INT_MAX for no cell of the sweep. */
 static int cell_order(const profile_args_t *a, const cJSON *rec) {
@@ -820,6 +889,17 @@ static void print_progress(const profile_args_t *a, const cJSON *runs, int done,
 int main(int argc, char **argv) {
     profile_args_t a;
     ff_error_t err = {{0}};
+    static char **recorded; /* replaces argv for the whole run */
+    if (argc == 3 && strcmp(argv[1], "--resume") == 0) {
+        /* --resume FILE alone: the sweep's own options, then --resume FILE. */
+        int n = 0;
+        if ((recorded = recorded_arguments(argv[2], argv[0], &n, &err)) == NULL) {
+            fprintf(stderr, "ffprofile: %s\n", err.msg);
+            return 2;
+        }
+        argc = n;
+        argv = recorded;
+    }
     int prc = parse_args(argc, argv, &a, &err);
     if (prc == 1) {
         usage(stdout);
