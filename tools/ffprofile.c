@@ -757,13 +757,13 @@ cleanup:
 }
 
 /* The options a sweep recorded (config.arguments) as an argv: argv0, the
- * sweep's options, --resume path. The vector and the document its strings
- * point into live as long as the process, like main's own argv.
- * @return the vector or NULL with err. */
-static char **recorded_arguments(const char *path, char *argv0, int *argc, ff_error_t *err) {
+ * sweep's options, --resume path. Its strings point into *doc: free the
+ * vector, then delete *doc. @return the vector or NULL with err. */
+static char **recorded_arguments(const char *path, char *argv0, int *argc, cJSON **out_doc,
+                                 ff_error_t *err) {
     char *text = NULL;
     size_t size = 0;
-    static cJSON *doc; /* kept: the returned strings live in it */
+    cJSON *doc = NULL;
     if (ff_fileio_read_small(path, RESULTS_MAX_BYTES, &text, &size, err) != 0) {
         if (errno == ENOENT)
             ff_error_set(err, "--resume %s: no such file (start the sweep with --out %s)", path,
@@ -773,6 +773,13 @@ static char **recorded_arguments(const char *path, char *argv0, int *argc, ff_er
     int rc = ff_json_parse(path, text, size, &doc, err);
     free(text);
     if (rc != 0) return NULL;
+    char **v = NULL;
+    const cJSON *format = cJSON_GetObjectItemCaseSensitive(doc, "format");
+    if (!cJSON_IsString(format) || strcmp(format->valuestring, "ffstream-profile") != 0) {
+        ff_error_set(err, "%s: not an ffprofile results file (\"format\" is not "
+                     "\"ffstream-profile\")", path);
+        goto fail;
+    }
     const cJSON *config = cJSON_GetObjectItemCaseSensitive(doc, "config");
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(config, "arguments");
     const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(config, "command");
@@ -781,17 +788,16 @@ static char **recorded_arguments(const char *path, char *argv0, int *argc, ff_er
                      "an older ffprofile wrote it): give the sweep's options beside --resume; "
                      "it was run as: %.600s", path,
                      cJSON_IsString(cmd) ? cmd->valuestring : "(not recorded)");
-        return NULL;
+        goto fail;
     }
     int n = cJSON_GetArraySize(args);
     if (n > 64) {
         ff_error_set(err, "--resume %s: %d recorded arguments, at most 64", path, n);
-        return NULL;
+        goto fail;
     }
-    char **v = calloc((size_t)n + 4, sizeof *v);
-    if (v == NULL) {
+    if ((v = calloc((size_t)n + 4, sizeof *v)) == NULL) {
         ff_error_set(err, "--resume %s: out of memory", path);
-        return NULL;
+        goto fail;
     }
     int k = 0;
     v[k++] = argv0;
@@ -802,15 +808,19 @@ static char **recorded_arguments(const char *path, char *argv0, int *argc, ff_er
             ff_error_set(err, "--resume %s: \"config\".\"arguments\" holds %s (expected the "
                          "sweep's options as strings, without --out and --resume)", path,
                          cJSON_IsString(item) ? item->valuestring : "a value that is not a string");
-            free(v);
-            return NULL;
+            goto fail;
         }
         v[k++] = item->valuestring;
     }
     v[k++] = (char *)"--resume";
     v[k++] = (char *)path;
     *argc = k;
+    *out_doc = doc;
     return v;
+fail:
+    free(v);
+    cJSON_Delete(doc);
+    return NULL;
 }
 
 /* The position of a cell in the sweep's order (depth by depth, the modes
@@ -886,20 +896,28 @@ static void print_progress(const profile_args_t *a, const cJSON *runs, int done,
             a->modes[mi0]->name, a->depths[di0], done, failed_s, n_left, el, eta);
 }
 
+static int profile_main(int argc, char **argv);
+
 int main(int argc, char **argv) {
+    if (argc != 3 || strcmp(argv[1], "--resume") != 0) return profile_main(argc, argv);
+    /* --resume FILE alone: the sweep's own options, then --resume FILE. */
+    ff_error_t err = {{0}};
+    int n = 0;
+    cJSON *doc = NULL;
+    char **recorded = recorded_arguments(argv[2], argv[0], &n, &doc, &err);
+    if (recorded == NULL) {
+        fprintf(stderr, "ffprofile: %s\n", err.msg);
+        return 2;
+    }
+    int rc = profile_main(n, recorded);
+    free(recorded);
+    cJSON_Delete(doc);
+    return rc;
+}
+
+static int profile_main(int argc, char **argv) {
     profile_args_t a;
     ff_error_t err = {{0}};
-    static char **recorded; /* replaces argv for the whole run */
-    if (argc == 3 && strcmp(argv[1], "--resume") == 0) {
-        /* --resume FILE alone: the sweep's own options, then --resume FILE. */
-        int n = 0;
-        if ((recorded = recorded_arguments(argv[2], argv[0], &n, &err)) == NULL) {
-            fprintf(stderr, "ffprofile: %s\n", err.msg);
-            return 2;
-        }
-        argc = n;
-        argv = recorded;
-    }
     int prc = parse_args(argc, argv, &a, &err);
     if (prc == 1) {
         usage(stdout);
