@@ -214,7 +214,24 @@ static int fftrain(int argc, char **argv, ff_comm_t *comm, const char *who) {
     return status;
 }
 
+/* OpenBLAS's idle threads spin after each product for about 2^28 cycles
+ * (its default THREAD_TIMEOUT), holding the cores that the element-wise
+ * team (pool.h) needs between products. The library reads a shorter spin
+ * from the environment only when it loads, so fftrain sets one and starts
+ * itself again, once; a value the user set is kept. */
+static void shorten_blas_spin(char **argv) {
+#ifdef FF_HAVE_OPENBLAS_THREADS
+    if (getenv("OPENBLAS_THREAD_TIMEOUT") != NULL) return;
+    if (setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    /* No restart (no /proc): the run goes on with the default spin. */
+#else
+    (void)argv;
+#endif
+}
+
 int main(int argc, char **argv) {
+    shorten_blas_spin(argv);
     ff_report_mark_start();
     ff_error_t err = {{0}};
     if (ff_comm_init(&argc, &argv, &err) != 0) {

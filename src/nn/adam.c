@@ -4,9 +4,31 @@
 
 #include <math.h>
 
+#include "ffstream/pool.h"
+
 ff_adam_params_t ff_adam_defaults(double lr) {
     ff_adam_params_t p = {.lr = lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.0};
     return p;
+}
+
+typedef struct {
+    float *param, *m, *v;
+    const float *grad;
+    float step_size, bc2_sqrt, fb1, fb2, one_minus_b1, one_minus_b2, wd, eps;
+} adam_job_t;
+
+/* Elements [begin, end): each on its own, so any split gives the same bits. */
+static void adam_range(void *ctx, size_t begin, size_t end) {
+    const adam_job_t *j = ctx;
+    float *param = j->param, *m = j->m, *v = j->v;
+    for (size_t i = begin; i < end; i++) {
+        float g = j->grad[i];
+        if (j->wd != 0.0f) g = g + j->wd * param[i];
+        m[i] = m[i] * j->fb1 + j->one_minus_b1 * g;
+        v[i] = v[i] * j->fb2 + j->one_minus_b2 * g * g;
+        float denom = sqrtf(v[i]) / j->bc2_sqrt + j->eps;
+        param[i] = param[i] + (-j->step_size) * m[i] / denom;
+    }
 }
 
 void ff_adam_update(float *param, float *m, float *v, const float *grad, size_t n,
@@ -14,19 +36,13 @@ void ff_adam_update(float *param, float *m, float *v, const float *grad, size_t 
     double b1 = p->beta1, b2 = p->beta2;
     double bias_correction1 = 1.0 - pow(b1, (double)step);
     double bias_correction2 = 1.0 - pow(b2, (double)step);
-    float step_size = (float)(p->lr / bias_correction1);
-    float bc2_sqrt = (float)sqrt(bias_correction2);
-    float fb1 = (float)b1, fb2 = (float)b2;
-    float one_minus_b1 = (float)(1.0 - b1), one_minus_b2 = (float)(1.0 - b2);
-    float wd = (float)p->weight_decay, eps = (float)p->eps;
-    for (size_t i = 0; i < n; i++) {
-        float g = grad[i];
-        if (wd != 0.0f) g = g + wd * param[i];
-        m[i] = m[i] * fb1 + one_minus_b1 * g;
-        v[i] = v[i] * fb2 + one_minus_b2 * g * g;
-        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
-        param[i] = param[i] + (-step_size) * m[i] / denom;
-    }
+    adam_job_t j = {.param = param, .m = m, .v = v, .grad = grad,
+                    .step_size = (float)(p->lr / bias_correction1),
+                    .bc2_sqrt = (float)sqrt(bias_correction2),
+                    .fb1 = (float)b1, .fb2 = (float)b2,
+                    .one_minus_b1 = (float)(1.0 - b1), .one_minus_b2 = (float)(1.0 - b2),
+                    .wd = (float)p->weight_decay, .eps = (float)p->eps};
+    ff_pool_for(n, 32768, adam_range, &j);
 }
 
 void ff_adam_update_ref(float *param, float *m, float *v, const float *grad, size_t n,

@@ -1,8 +1,11 @@
 /* dense.c: layer kernels. Matrix products go through cblas_sgemm on whole
- * batches; the O(rows*width) element-wise parts are plain loops (they cost
- * about 1/in of the products). Reductions run in a fixed order so results are
- * identical run to run. */
+ * batches; the O(rows*width) element-wise parts are plain loops split by
+ * rows (or columns) over the element-wise team (pool.h), each index
+ * computed as the sequential loop computes it. Reductions run in a fixed
+ * order, so results are identical run to run and for any thread count. */
 #include "ffstream/dense.h"
+
+#include "ffstream/pool.h"
 
 #include <assert.h>
 #include <cblas.h>
@@ -18,17 +21,38 @@ double ff_sigmoid(double x) {
     return e / (1.0 + e);
 }
 
-void ff_dense_normalize(float *xn, float *norms, const float *x, size_t rows, size_t dim) {
-    for (size_t i = 0; i < rows; i++) {
-        const float *xi = x + i * dim;
-        float *oi = xn + i * dim;
+/* Rows per part of the team: at least about 32K elements, so a handoff
+ * (some microseconds) is small against the work. */
+static size_t grain_rows(size_t width) {
+    const size_t elements = 32768;
+    return width >= elements ? 1 : elements / (width > 0 ? width : 1);
+}
+
+typedef struct {
+    float *out, *aux;
+    const float *in, *bias;
+    size_t width;
+    int kind;
+} rows_job_t;
+
+static void normalize_rows(void *ctx, size_t begin, size_t end) {
+    const rows_job_t *j = ctx;
+    const size_t dim = j->width;
+    for (size_t i = begin; i < end; i++) {
+        const float *xi = j->in + i * dim;
+        float *oi = j->out + i * dim;
         double sum = 0.0;
-        for (size_t j = 0; j < dim; j++) sum += (double)xi[j] * xi[j];
+        for (size_t c = 0; c < dim; c++) sum += (double)xi[c] * xi[c];
         float norm = (float)sqrt(sum);
         float inv = 1.0f / (norm + FF_NORM_EPS);
-        for (size_t j = 0; j < dim; j++) oi[j] = xi[j] * inv;
-        if (norms != NULL) norms[i] = norm;
+        for (size_t c = 0; c < dim; c++) oi[c] = xi[c] * inv;
+        if (j->aux != NULL) j->aux[i] = norm;
     }
+}
+
+void ff_dense_normalize(float *xn, float *norms, const float *x, size_t rows, size_t dim) {
+    rows_job_t j = {.out = xn, .aux = norms, .in = x, .width = dim};
+    ff_pool_for(rows, grain_rows(dim), normalize_rows, &j);
 }
 
 void ff_dense_normalize_ref(float *xn, float *norms, const float *x, size_t rows, size_t dim) {
@@ -56,11 +80,17 @@ void ff_dense_normalize_backward(float *dx, const float *dxn, const float *x,
     }
 }
 
+static void bias_rows(void *ctx, size_t begin, size_t end) {
+    const rows_job_t *j = ctx;
+    for (size_t i = begin; i < end; i++) memcpy(j->out + i * j->width, j->bias, j->width * sizeof(float));
+}
+
 void ff_dense_linear(float *y, const float *x, const float *weight, const float *bias,
                      size_t rows, size_t in, size_t out) {
     if (rows == 0) return;
     /* Seed y with the bias so sgemm accumulates onto it (beta = 1). */
-    for (size_t i = 0; i < rows; i++) memcpy(y + i * out, bias, out * sizeof(float));
+    rows_job_t j = {.out = y, .bias = bias, .width = out};
+    ff_pool_for(rows, grain_rows(out), bias_rows, &j);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f, x,
                 (int)in, weight, (int)in, 1.0f, y, (int)out);
 }
@@ -75,11 +105,17 @@ void ff_dense_linear_ref(float *y, const float *x, const float *weight, const fl
         }
 }
 
+static void relu_rows(void *ctx, size_t begin, size_t end) {
+    const rows_job_t *j = ctx;
+    float *y = j->out;
+    for (size_t i = begin * j->width; i < end * j->width; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+}
+
 void ff_dense_forward(float *y, const float *x, const float *weight, const float *bias,
                       size_t rows, size_t in, size_t out) {
     ff_dense_linear(y, x, weight, bias, rows, in, out);
-    size_t n = rows * out;
-    for (size_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    rows_job_t j = {.out = y, .width = out};
+    ff_pool_for(rows, grain_rows(out), relu_rows, &j);
 }
 
 void ff_dense_forward_ref(float *y, const float *x, const float *weight, const float *bias,
@@ -89,21 +125,102 @@ void ff_dense_forward_ref(float *y, const float *x, const float *weight, const f
         if (y[i] < 0.0f) y[i] = 0.0f;
 }
 
+static void goodness_rows(void *ctx, size_t begin, size_t end) {
+    const rows_job_t *j = ctx;
+    const size_t out = j->width;
+    double scale = j->kind == FF_GOODNESS_MEAN ? 1.0 / (double)out : 1.0;
+    for (size_t i = begin; i < end; i++) {
+        const float *yi = j->in + i * out;
+        double sum = 0.0;
+        for (size_t c = 0; c < out; c++) sum += (double)yi[c] * yi[c];
+        j->out[i] = (float)(sum * scale);
+    }
+}
+
 void ff_dense_goodness(float *goodness, const float *y, size_t rows, size_t out,
                        ff_goodness_t kind) {
-    double scale = kind == FF_GOODNESS_MEAN ? 1.0 / (double)out : 1.0;
-    for (size_t i = 0; i < rows; i++) {
-        const float *yi = y + i * out;
-        double sum = 0.0;
-        for (size_t j = 0; j < out; j++) sum += (double)yi[j] * yi[j];
-        goodness[i] = (float)(sum * scale);
-    }
+    rows_job_t j = {.out = goodness, .in = y, .width = out, .kind = (int)kind};
+    ff_pool_for(rows, grain_rows(out), goodness_rows, &j);
 }
 
 double ff_dense_ff_loss(float *dz, float *goodness, const float *y, size_t npos, size_t nneg,
                         size_t out, float theta, ff_goodness_t kind) {
     ff_loss_params_t p = {.kind = FF_LOSS_SOFTPLUS, .goodness = kind, .theta = theta};
     return ff_dense_local_loss(dz, goodness, y, npos, nneg, out, &p);
+}
+
+/* One row's share of the loss: adds its loss to *loss_pos or *loss_neg and
+ * @return dloss / dg_i. The sequential pass (the loss, in row order) and the
+ * split pass (dz) call it alike, so both see the same bits. */
+static double row_term(const ff_loss_params_t *p, const float *goodness, size_t i, size_t npos,
+                       double count_pos, double count_neg, double *loss_pos, double *loss_neg) {
+    int positive = i < npos;
+    double logit = (double)goodness[i] - p->theta;
+    double dgood;
+    switch (p->kind) {
+    case FF_LOSS_LINEAR:
+        if (positive) {
+            *loss_pos -= logit;
+            dgood = -1.0 / count_pos;
+        } else {
+            *loss_neg += logit;
+            dgood = 1.0 / count_neg;
+        }
+        break;
+    case FF_LOSS_PROBABILISTIC: {
+        double prob = ff_sigmoid(logit), dprob = prob * (1.0 - prob);
+        if (positive) {
+            *loss_pos -= log(prob + FF_PROBABILISTIC_EPS);
+            dgood = -dprob / (prob + FF_PROBABILISTIC_EPS) / count_pos;
+        } else {
+            *loss_neg -= log(1.0 - prob + FF_PROBABILISTIC_EPS);
+            dgood = dprob / (1.0 - prob + FF_PROBABILISTIC_EPS) / count_neg;
+        }
+        break;
+    }
+    case FF_LOSS_SYMBA: {
+        /* Each pair's loss is counted once, with its positive row. */
+        size_t pair = positive ? i : i - npos;
+        double margin = (double)p->alpha * ((double)goodness[pair] - goodness[npos + pair]);
+        double pull = (double)p->alpha * ff_sigmoid(-margin) / count_pos;
+        if (positive) *loss_pos += ff_softplus(-margin);
+        dgood = positive ? -pull : pull;
+        break;
+    }
+    default:
+        if (positive) {
+            *loss_pos += ff_softplus(-logit);
+            dgood = -ff_sigmoid(-logit) / count_pos;
+        } else {
+            *loss_neg += ff_softplus(logit);
+            dgood = ff_sigmoid(logit) / count_neg;
+        }
+        break;
+    }
+    return dgood;
+}
+
+typedef struct {
+    float *dz;
+    const float *goodness, *y;
+    size_t npos, out;
+    double count_pos, count_neg, scale;
+    const ff_loss_params_t *p;
+} dz_job_t;
+
+static void dz_rows(void *ctx, size_t begin, size_t end) {
+    const dz_job_t *j = ctx;
+    for (size_t i = begin; i < end; i++) {
+        double unused_pos = 0.0, unused_neg = 0.0;
+        double dgood = row_term(j->p, j->goodness, i, j->npos, j->count_pos, j->count_neg,
+                                &unused_pos, &unused_neg);
+        /* dg/dy_j = 2 y_j * scale; y_j = 0 where the ReLU is off, so this is
+         * also the gradient with respect to the pre-activation. */
+        float coef = (float)(2.0 * j->scale * dgood);
+        const float *yi = j->y + i * j->out;
+        float *di = j->dz + i * j->out;
+        for (size_t c = 0; c < j->out; c++) di[c] = coef * yi[c];
+    }
 }
 
 double ff_dense_local_loss(float *dz, float *goodness, const float *y, size_t npos, size_t nneg,
@@ -115,58 +232,14 @@ double ff_dense_local_loss(float *dz, float *goodness, const float *y, size_t np
     const double count_pos = (double)(p->batch_pos > 0 ? p->batch_pos : npos);
     const double count_neg = (double)(p->batch_neg > 0 ? p->batch_neg : nneg);
     ff_dense_goodness(goodness, y, rows, out, p->goodness);
+    /* The loss in row order, on the caller: O(rows). */
     double loss_pos = 0.0, loss_neg = 0.0;
-    for (size_t i = 0; i < rows; i++) {
-        int positive = i < npos;
-        double logit = (double)goodness[i] - p->theta;
-        double dgood; /* dloss / dg_i */
-        switch (p->kind) {
-        case FF_LOSS_LINEAR:
-            if (positive) {
-                loss_pos -= logit;
-                dgood = -1.0 / count_pos;
-            } else {
-                loss_neg += logit;
-                dgood = 1.0 / count_neg;
-            }
-            break;
-        case FF_LOSS_PROBABILISTIC: {
-            double prob = ff_sigmoid(logit), dprob = prob * (1.0 - prob);
-            if (positive) {
-                loss_pos -= log(prob + FF_PROBABILISTIC_EPS);
-                dgood = -dprob / (prob + FF_PROBABILISTIC_EPS) / count_pos;
-            } else {
-                loss_neg -= log(1.0 - prob + FF_PROBABILISTIC_EPS);
-                dgood = dprob / (1.0 - prob + FF_PROBABILISTIC_EPS) / count_neg;
-            }
-            break;
-        }
-        case FF_LOSS_SYMBA: {
-            /* Each pair's loss is counted once, with its positive row. */
-            size_t pair = positive ? i : i - npos;
-            double margin = (double)p->alpha * ((double)goodness[pair] - goodness[npos + pair]);
-            double pull = (double)p->alpha * ff_sigmoid(-margin) / count_pos;
-            if (positive) loss_pos += ff_softplus(-margin);
-            dgood = positive ? -pull : pull;
-            break;
-        }
-        default:
-            if (positive) {
-                loss_pos += ff_softplus(-logit);
-                dgood = -ff_sigmoid(-logit) / count_pos;
-            } else {
-                loss_neg += ff_softplus(logit);
-                dgood = ff_sigmoid(logit) / count_neg;
-            }
-            break;
-        }
-        /* dg/dy_j = 2 y_j * scale; y_j = 0 where the ReLU is off, so this is
-         * also the gradient with respect to the pre-activation. */
-        float coef = (float)(2.0 * scale * dgood);
-        const float *yi = y + i * out;
-        float *di = dz + i * out;
-        for (size_t j = 0; j < out; j++) di[j] = coef * yi[j];
-    }
+    for (size_t i = 0; i < rows; i++)
+        (void)row_term(p, goodness, i, npos, count_pos, count_neg, &loss_pos, &loss_neg);
+    /* dz, O(rows * out), split by rows. */
+    dz_job_t j = {.dz = dz, .goodness = goodness, .y = y, .npos = npos, .out = out,
+                  .count_pos = count_pos, .count_neg = count_neg, .scale = scale, .p = p};
+    ff_pool_for(rows, grain_rows(out), dz_rows, &j);
     double loss = 0.0;
     if (npos > 0) loss += loss_pos / count_pos;
     if (nneg > 0 && p->kind != FF_LOSS_SYMBA) loss += loss_neg / count_neg;
@@ -247,6 +320,28 @@ double ff_dense_local_loss_ref(float *dz, float *goodness, const float *y, size_
     return loss;
 }
 
+typedef struct {
+    float *dbias;
+    const float *dz;
+    size_t rows, out;
+} bias_grad_job_t;
+
+/* Columns [begin, end) of dbias += the column sums of dz, each column in
+ * row order. */
+static void bias_grad_cols(void *ctx, size_t begin, size_t end) {
+    const bias_grad_job_t *j = ctx;
+    for (size_t i = 0; i < j->rows; i++) {
+        const float *di = j->dz + i * j->out;
+        for (size_t o = begin; o < end; o++) j->dbias[o] += di[o];
+    }
+}
+
+static void bias_grad_add(float *dbias, const float *dz, size_t rows, size_t out) {
+    bias_grad_job_t j = {.dbias = dbias, .dz = dz, .rows = rows, .out = out};
+    /* A part takes at least 64 columns (a few cache lines of each row). */
+    ff_pool_for(out, rows * out >= 32768 ? 64 : out, bias_grad_cols, &j);
+}
+
 void ff_dense_backward_params(float *dweight, float *dbias, const float *dz, const float *x,
                               size_t rows, size_t in, size_t out) {
     if (rows == 0) {
@@ -257,10 +352,7 @@ void ff_dense_backward_params(float *dweight, float *dbias, const float *dz, con
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)rows, 1.0f, dz,
                 (int)out, x, (int)in, 0.0f, dweight, (int)in);
     for (size_t o = 0; o < out; o++) dbias[o] = 0.0f;
-    for (size_t i = 0; i < rows; i++) {
-        const float *di = dz + i * out;
-        for (size_t o = 0; o < out; o++) dbias[o] += di[o];
-    }
+    bias_grad_add(dbias, dz, rows, out);
 }
 
 void ff_dense_backward_params_add(float *dweight, float *dbias, const float *dz, const float *x,
@@ -268,10 +360,7 @@ void ff_dense_backward_params_add(float *dweight, float *dbias, const float *dz,
     if (rows == 0) return;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)rows, 1.0f, dz,
                 (int)out, x, (int)in, 1.0f, dweight, (int)in);
-    for (size_t i = 0; i < rows; i++) {
-        const float *di = dz + i * out;
-        for (size_t o = 0; o < out; o++) dbias[o] += di[o];
-    }
+    bias_grad_add(dbias, dz, rows, out);
 }
 
 void ff_dense_backward_params_ref(float *dweight, float *dbias, const float *dz,
@@ -371,6 +460,7 @@ double ff_dense_softmax_head_ref(float *dweight, float *dbias, const float *x,
 }
 
 int ff_dense_set_threads(int threads) {
+    if (threads > 0) ff_pool_set_threads(threads);
 #ifdef FF_HAVE_OPENBLAS_THREADS
     if (threads > 0) openblas_set_num_threads(threads);
     return openblas_get_num_threads();
