@@ -120,7 +120,7 @@ static const ff_option_t options[] = {
     {"--test-limit", "test_limit", FF_OPT_U64, AT(test_limit), 0, 4294967295.0, 0, NULL, "0", FP,
      "N", "use the first N test images (0 = all)"},
     {"--threads", "threads", FF_OPT_U32, AT(threads), 1, 1024, 0, NULL, NULL, FP, "N",
-     "BLAS threads [online CPUs]"},
+     "threads of the products (BLAS) and of the element-wise work [online CPUs]"},
     {"--mem-budget", "mem_budget", FF_OPT_SIZE, AT(mem_budget), NOLIMIT, NULL, "auto", REC,
      "SIZE",
      "memory the run may use (K, M, G): ff-stream sizes its chunks to fit it, the other modes "
