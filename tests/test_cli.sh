@@ -78,6 +78,14 @@ if have_data; then
         echo "$commit" | grep -Eq '^([0-9a-f]{40}(-dirty)?|unknown)$' || fail "$mode JSON: commit '$commit'"
         json_field "$tmp/$mode.json" load_average_1m_end | grep -Eq '^[0-9.]+$' ||
             fail "$mode JSON: load_average_1m_end is not a number"
+        if [ "$mode" = ff-mem ]; then
+            # Where the time went: each phase's seconds and matrix-product work.
+            flat=$(tr -d ' \t\n' <"$tmp/$mode.json")
+            for phase in step next_layer_pass evaluation; do
+                g=$(echo "$flat" | sed -n "s/.*\"$phase\":{\"seconds\":[0-9.e+-]*,\"gflop\":\([0-9.e+-]*\),.*/\1/p")
+                awk -v g="$g" 'BEGIN { exit !(g + 0 > 0) }' || fail "$mode JSON: phase $phase gflop '$g'"
+            done
+        fi
         if [ "$mode" = ff-recurrent ]; then
             # Per-layer FF figures: the first layer reads 784 pixels + 64 units.
             for field in '"goodness_pos":' '"goodness_neg":' '"seconds":' '"in":[[:space:]]*848'; do

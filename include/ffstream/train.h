@@ -46,6 +46,13 @@ typedef struct {
     ff_epoch_result_t *per_epoch; /* [epoch_count], bp only */
     uint64_t weights_hash;  /* FNV-1a of every layer's parameters, in order */
     double train_flops;     /* floating-point operations of training matrix products */
+    /* FF modes, by phase (seconds of wall time and matrix-product flops):
+     * the training steps (their reads and epoch checkpoints included), the
+     * passes that write the next layer's inputs and the head's features, and
+     * the evaluation passes over the test candidates. */
+    double step_seconds, step_flops;
+    double pass_seconds, pass_flops;
+    double eval_flops;
     /* ff-stream only (zero otherwise): */
     uint64_t working_set_bytes; /* analytic: active layer + batch and I/O buffers */
     uint64_t io_bytes_read, io_bytes_written;

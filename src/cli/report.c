@@ -68,6 +68,25 @@ static void add_scale(cJSON *root, const ff_config_t *cfg, const ff_result_t *re
     }
 }
 
+/* One phase's wall time, matrix-product work and rate. */
+static void add_phase(cJSON *phases, const char *name, double seconds, double flops) {
+    cJSON *ph = cJSON_AddObjectToObject(phases, name);
+    if (ph == NULL) return;
+    add_number(ph, "seconds", seconds);
+    add_number(ph, "gflop", flops / 1e9);
+    add_number(ph, "gflops_per_second", seconds > 0 ? flops / seconds / 1e9 : NAN);
+}
+
+/* Where an FF run's time went: the training steps, the passes writing the
+ * next layer's inputs (and the head's features), the evaluation passes. */
+static void add_phases(cJSON *root, const ff_result_t *res) {
+    cJSON *phases = cJSON_AddObjectToObject(root, "phases");
+    if (phases == NULL) return;
+    add_phase(phases, "step", res->step_seconds, res->step_flops);
+    add_phase(phases, "next_layer_pass", res->pass_seconds, res->pass_flops);
+    add_phase(phases, "evaluation", res->eval_seconds, res->eval_flops);
+}
+
 char *ff_report_json(const ff_config_t *cfg, const ff_result_t *res) {
     cJSON *root = cJSON_CreateObject();
     if (root == NULL) return NULL;
@@ -94,6 +113,7 @@ char *ff_report_json(const ff_config_t *cfg, const ff_result_t *res) {
     cJSON_AddNumberToObject(root, "peak_rss_bytes", (double)res->peak_rss_bytes);
     add_number(root, "train_gflops_per_second",
                res->train_seconds > 0 ? res->train_flops / res->train_seconds / 1e9 : NAN);
+    if (cfg->mode == FF_MODE_FF_MEM || cfg->mode == FF_MODE_FF_STREAM) add_phases(root, res);
     char hash[17];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)res->weights_hash);
     cJSON_AddStringToObject(root, "weights_fnv1a64", hash);

@@ -132,8 +132,8 @@ static int check_same_weights(loop_t *L, uint32_t k, const ff_layer_t *layer, ff
  * epoch but the last. A batch is summed over its pieces before its Adam
  * step (one piece: the batch itself). `after` is read once the last step is
  * taken. @return 0, 1 when a stop was requested (saved), -1 on error. */
-static int train_layer(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progress_t *p,
-                       const next_read_t *after, ff_error_t *err) {
+static int train_epochs(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progress_t *p,
+                        const next_read_t *after, ff_error_t *err) {
     const ff_config_t *cfg = L->cfg;
     const ff_set_shape_t *sh = shape(L, FF_SET_TRAIN);
     const uint64_t nbatches = batch_count(L), per = pieces_per_batch(L);
@@ -183,7 +183,7 @@ static int train_layer(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progre
                                          cfg->label, cfg->jitter, cfg->seed, e, b, first);
                 ff_step_grad(layer, &L->ws, x, mb, mb, whole, whole, j > 0, &sp, into);
                 ROWS(L, release, FF_SET_TRAIN, c);
-                L->res->train_flops += 4.0 * 2.0 * (double)mb * layer->in * layer->out;
+                L->res->step_flops += 4.0 * 2.0 * (double)mb * layer->in * layer->out;
             }
             if (L->in->comm != NULL && sum_over_ranks(L, layer, &mine, st, err) != 0) return -1;
             sp.adam.lr = ff_train_layer_lr(cfg, e, bi, nbatches);
@@ -220,6 +220,15 @@ static int train_layer(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progre
     return 0;
 }
 
+/* train_epochs, its wall time added to the steps' phase. */
+static int train_layer(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progress_t *p,
+                       const next_read_t *after, ff_error_t *err) {
+    const double t0 = ff_now();
+    int rc = train_epochs(L, k, layer, p, after, err);
+    L->res->step_seconds += ff_now() - t0;
+    return rc;
+}
+
 /* ---- passes -------------------------------------------------------------- */
 
 /* Streams every chunk of set through layers[0..count-1] (one layer, or the
@@ -250,7 +259,8 @@ static int pass(loop_t *L, ff_set_t set, ff_layer_t *const *layers, uint32_t fir
             if (j + 1 == count && write_next && ROWS(L, out_buffer, set, c, &y, err) != 0)
                 return -1;
             ff_step_forward(y, layer, &L->ws, in, rows);
-            L->res->train_flops += 2.0 * (double)rows * layer->in * layer->out;
+            *(score ? &L->res->eval_flops : &L->res->pass_flops) +=
+                2.0 * (double)rows * layer->in * layer->out;
             if (score && ff_train_layer_scored(cfg, first + j)) {
                 ff_dense_goodness(L->good, y, rows, layer->out, cfg->goodness);
                 ff_eval_accumulate(L->scores + c * sh->units_per_chunk * FF_CLASSES, L->good, n,
@@ -264,7 +274,7 @@ static int pass(loop_t *L, ff_set_t set, ff_layer_t *const *layers, uint32_t fir
                            "writing the next layer's inputs", NAN, NAN, NAN, 0);
         ff_hook_kill(phase, first, c + 1);
     }
-    if (score) L->eval_seconds += ff_now() - t0;
+    *(score ? &L->eval_seconds : &L->res->pass_seconds) += ff_now() - t0;
     return 0;
 }
 
@@ -531,6 +541,8 @@ int ff_loop_run(const ff_loop_t *in, ff_result_t *res, ff_error_t *err) {
     res->test_accuracy = cfg->eval_softmax ? res->softmax_accuracy : res->goodness_accuracy;
     res->eval_seconds = L.eval_seconds;
     res->train_seconds = ff_now() - t_start - L.eval_seconds;
+    /* Training counts the products of the steps and of the next layer's passes. */
+    res->train_flops = res->step_flops + res->pass_flops;
     res->weights_hash = in->store->ops->weights_hash(in->store->self);
     rc = 0;
 cleanup:
