@@ -48,6 +48,11 @@ expect_error "--lr: 'nan' is not a number in (0, 10]" --lr nan --out "$tmp/x.jso
 expect_error "--lr: '1e999' is not a number" --lr 1e999 --out "$tmp/x.json"
 expect_error "--out $tmp: is a directory, expected a results file" --out "$tmp" --data "$data"
 expect_error "--out $tmp/none/x.json: the directory $tmp/none does not exist" --out "$tmp/none/x.json"
+echo '{"kept": true}' >"$tmp/kept.json"
+expect_error "--out $tmp/kept.json: exists; continue its sweep with --resume $tmp/kept.json, or pass --force" \
+    --out "$tmp/kept.json" --data "$data"
+check
+grep -q kept "$tmp/kept.json" && ok "an existing --out is left as it was" || fail "--out without --force replaced the file"
 expect_error "--resume $tmp/none.json: no such file" --resume "$tmp/none.json" --batch 100 --data "$data"
 # The PyTorch modes, where python3 or torch is missing: refused before the
 # sweep with the install line.
@@ -167,7 +172,7 @@ fi
 checks=$((checks + 1))
 if grep -q "accuracy" "$tmp/g.out" && grep -q "50.00%" "$tmp/g.out"; then ok "the table shows accuracy"
 else fail "the table lacks accuracy: $(cat "$tmp/g.out")"; fi
-"$FFPROFILE" $FAKE --quiet --out "$tmp/g.json" >"$tmp/g.out" 2>"$tmp/g.err"
+"$FFPROFILE" $FAKE --quiet --force --out "$tmp/g.json" >"$tmp/g.out" 2>"$tmp/g.err"
 checks=$((checks + 1))
 [ ! -s "$tmp/g.err" ] && [ ! -s "$tmp/g.out" ] && ok "--quiet prints nothing" ||
     fail "--quiet printed: $(cat "$tmp/g.out" "$tmp/g.err")"
@@ -241,7 +246,7 @@ else
 fi
 # No finished cell of bp: bp is predicted from every mode's rate (10 s/layer
 # from ff-mem 1): ff-mem 2, 4 and bp 1, 2, 4 = 130 s.
-FAKE_FAIL="ff-mem-2 ff-mem-4 bp-1 bp-2 bp-4" "$FFPROFILE" $FAKE --quiet --out "$tmp/e.json"
+FAKE_FAIL="ff-mem-2 ff-mem-4 bp-1 bp-2 bp-4" "$FFPROFILE" $FAKE --quiet --force --out "$tmp/e.json"
 set_wall "$tmp/e.json" ff-mem 1 10
 FAKE_FAIL="ff-mem-2 ff-mem-4 bp-1 bp-2 bp-4" "$FFPROFILE" $FAKE --resume "$tmp/e.json" >/dev/null 2>"$tmp/e.err"
 checks=$((checks + 1))

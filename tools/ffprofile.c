@@ -51,6 +51,7 @@ typedef struct {
     uint64_t mem_limit;      /* 0 = none */
     char out[FF_PATH_MAX];
     int resume;              /* continue the sweep recorded in out */
+    int force;               /* --force: replace an existing out */
     char fftrain[FF_PATH_MAX];
     char work[FF_PATH_MAX];         /* run directories of ff-stream */
     char python[FF_PATH_MAX];       /* "" = /usr/bin/python3, else python3 on PATH */
@@ -109,7 +110,9 @@ static void usage(FILE *out) {
         "  --torch-script PATH ff_torch.py [next to ffprofile]\n"
         "  --work DIR          where ff-stream runs keep their files [a temporary\n"
         "                      directory, removed afterwards]\n"
-        "  --out FILE          results JSON (rewritten atomically after every run)\n"
+        "  --out FILE          results JSON (rewritten atomically after every run);\n"
+        "                      an existing FILE is refused without --force\n"
+        "  --force             replace an existing --out FILE\n"
         "  --resume FILE       continue the sweep in FILE with the options it\n"
         "                      recorded: cells recorded ok or oom-killed are kept,\n"
         "                      failed and missing ones run; options given beside it\n"
@@ -165,6 +168,7 @@ static int parse_args(int argc, char **argv, profile_args_t *a, ff_error_t *err)
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) return 1;
         if (strcmp(f, "--quiet") == 0) { a->quiet = 1; continue; }
         if (strcmp(f, "--full") == 0) { a->full = 1; continue; }
+        if (strcmp(f, "--force") == 0) { a->force = 1; continue; }
         if (strncmp(f, "--", 2) != 0)
             return ff_error_set(err, "unexpected argument '%s' (see --help)", f);
         if (v == NULL) return ff_error_set(err, "%s: missing value (see --help)", f);
@@ -258,6 +262,10 @@ static int check_out(const profile_args_t *a, ff_error_t *err) {
     struct stat st;
     if (stat(a->out, &st) == 0 && S_ISDIR(st.st_mode))
         return ff_error_set(err, "%s %s: is a directory, expected a results file", flag, a->out);
+    /* A sweep of hours is not lost to a repeated command. */
+    if (!a->resume && !a->force && lstat(a->out, &st) == 0)
+        return ff_error_set(err, "--out %s: exists; continue its sweep with --resume %s, or pass "
+                            "--force to replace it", a->out, a->out);
     char parent[FF_PATH_MAX];
     snprintf(parent, sizeof parent, "%s", a->out);
     char *slash = strrchr(parent, '/');
@@ -672,7 +680,8 @@ static cJSON *config_json(const profile_args_t *a, int argc, char **argv) {
             i++;
             continue;
         }
-        if (strcmp(argv[i], "--quiet") == 0) continue; /* the sitting's own choice */
+        /* the sitting's own choices */
+        if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "--force") == 0) continue;
         cJSON_AddItemToArray(args, cJSON_CreateString(argv[i]));
     }
     char cmd[4096] = "";

@@ -16,6 +16,7 @@
 #  4. with python3-torch installed (optional, not installed by this script),
 #     the PyTorch reference beside ffstream at 2, 7 and 12 layers of the
 #     original configuration -> results/torch.json, results/torch.svg.
+# Each run of this script replaces those results (ffprofile --force).
 # ff-recurrent is left out: about 45 minutes at the original shape (README,
 # "Recurrent FF").
 # tools/run.sh --full runs the original experiment instead: layers 2..47
@@ -57,20 +58,21 @@ fi
 echo "== memory at equal accuracy: ff-stream, ff-mem, bp; layers 2..22; hidden 1000, batch 200, 3 epochs"
 ./build/ffprofile --modes ff-stream,ff-mem,bp --layers 2:22:5 --hidden 1000 --batch 200 \
     --epochs 3 --recipe best --eval goodness --bp-lr 0.00003 --train-limit 10000 \
-    --test-limit 2000 --out "$out/memory.json"
+    --test-limit 2000 --force --out "$out/memory.json"
 ./build/ffplot "$out/memory.json" -o "$out/memory.svg" $(png "$out/memory.png") \
     --title "Memory at equal accuracy: FF (recipe best, goodness read-out) and bp (Adam 3e-5)"
 
 echo "== the original configuration: layers 2..22; hidden 2000, batch 5000, 1 epoch, lr 0.03"
 ./build/ffprofile --modes ff-stream,ff-mem,bp --layers 2:22:5 --hidden 2000 --batch 5000 \
-    --epochs 1 --train-limit 10000 --test-limit 2000 --out "$out/memory-original.json"
+    --epochs 1 --train-limit 10000 --test-limit 2000 --force --out "$out/memory-original.json"
 ./build/ffplot "$out/memory-original.json" -o "$out/memory-original.svg" \
     $(png "$out/memory-original.png")
 
 echo "== constrained: every run in a cgroup limited to 256 MiB, no swap"
 if probe=$(./build/ffcgroup --limit 64M --quiet -- true 2>&1); then
     ./build/ffprofile --modes ff-stream,ff-mem,bp --layers 3,12,60 --hidden 2000 --batch 1000 \
-        --epochs 1 --train-limit 4000 --test-limit 1000 --mem-limit 256M --out "$out/cgroup.json"
+        --epochs 1 --train-limit 4000 --test-limit 1000 --mem-limit 256M --force \
+        --out "$out/cgroup.json"
     ./build/ffplot "$out/cgroup.json" -o "$out/cgroup.svg" $(png "$out/cgroup.png")
 else
     echo "skipped: no writable memory cgroup here:"
@@ -79,7 +81,7 @@ fi
 echo "== PyTorch on the same axes: layers 2, 7, 12 of the original configuration"
 if torch_probe=$(/usr/bin/python3 -c "import torch, numpy" 2>&1); then
     ./build/ffprofile --modes ff-stream,ff-mem,bp,torch-ff,torch-bp --layers 2,7,12 --hidden 2000 \
-        --batch 5000 --epochs 1 --train-limit 10000 --test-limit 2000 --out "$out/torch.json"
+        --batch 5000 --epochs 1 --train-limit 10000 --test-limit 2000 --force --out "$out/torch.json"
     ./build/ffplot "$out/torch.json" -o "$out/torch.svg" $(png "$out/torch.png")
 else
     echo "skipped: python3-torch is not installed (apt-get install python3-torch): $torch_probe"
