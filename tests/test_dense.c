@@ -255,8 +255,71 @@ static void test_softmax_xent(void) {
     CHECK_NEAR(d[3], (1.0 / 3) / 2, 1e-7);
 }
 
+/* Rows of an image under several labels: the grouped forward and the
+ * paired gradient against the plain-loop kernels on the same rows, for
+ * both layouts (a training chunk's positives then negatives, a test chunk's
+ * candidates), with the label block after the image and none at all. */
+static void test_grouped_against_ref(void) {
+    ff_rng_t rng;
+    ff_rng_init(&rng, 7, 101, 0, 0);
+    const size_t cases[][4] = {/* units, shared, label columns, out */
+                               {1, 7, 3, 5}, {13, 33, 10, 17}, {64, 784, 10, 100}, {9, 40, 0, 31}};
+    for (size_t s = 0; s < sizeof cases / sizeof cases[0]; s++) {
+        const size_t units = cases[s][0], S = cases[s][1], in = S + cases[s][2], out = cases[s][3];
+        float *w = random_matrix(&rng, out * in, 0.2f), *b = random_matrix(&rng, out, 0.1f);
+        for (int layout = 0; layout < 2; layout++) {
+            ff_dense_groups_t g = {.units = units, .shared = S};
+            if (layout == 0) g.copies = 2, g.unit_stride = 1, g.copy_stride = units;
+            else g.copies = 10, g.unit_stride = 10, g.copy_stride = 1;
+            const size_t rows = units * g.copies;
+            float *img = random_matrix(&rng, units * S, 1.0f);
+            float *x = random_matrix(&rng, rows * in, 1.0f); /* label columns differ per row */
+            for (size_t u = 0; u < units; u++)
+                for (size_t c = 0; c < g.copies; c++)
+                    memcpy(x + (u * g.unit_stride + c * g.copy_stride) * in, img + u * S,
+                           S * sizeof(float));
+            CHECK(ff_dense_groups_hold(x, &g, in));
+            float *y = malloc(rows * out * sizeof(float)), *y_ref = malloc(rows * out * sizeof(float));
+            double flops = ff_dense_forward_grouped(y, x, w, b, &g, in, out);
+            ff_dense_forward_ref(y_ref, x, w, b, rows, in, out);
+            double e = check_max_abs_diff(y, y_ref, rows * out);
+            printf("forward_grouped %zu units x %zu copies, %zu + %zu -> %zu: max error %.3g\n",
+                   units, g.copies, S, in - S, out, e);
+            CHECK(e < 1e-5);
+            CHECK_NEAR(flops, 2.0 * out * (units * S + rows * (in - S)), 0.5);
+            if (layout == 0) {
+                float *dz = random_matrix(&rng, rows * out, 1.0f);
+                float *dw = random_matrix(&rng, out * in, 1.0f), *db = random_matrix(&rng, out, 1.0f);
+                float *dw_ref = malloc(out * in * sizeof(float)), *db_ref = malloc(out * sizeof(float));
+                ff_dense_backward_params_ref(dw_ref, db_ref, dz, x, rows, in, out);
+                float *dz_copy = malloc(rows * out * sizeof(float));
+                memcpy(dz_copy, dz, rows * out * sizeof(float));
+                ff_dense_backward_params_paired(dw, db, dz_copy, x, units, S, in, out, 0);
+                e = check_max_abs_diff(dw, dw_ref, out * in);
+                printf("backward_params_paired: dW max error %.3g, db %.3g\n", e,
+                       check_max_abs_diff(db, db_ref, out));
+                CHECK(e < 1e-4 && check_max_abs_diff(db, db_ref, out) < 1e-4);
+                /* accumulate: a second piece adds its gradient */
+                memcpy(dz_copy, dz, rows * out * sizeof(float));
+                ff_dense_backward_params_paired(dw, db, dz_copy, x, units, S, in, out, 1);
+                for (size_t i = 0; i < out * in; i++) dw_ref[i] *= 2.0f;
+                for (size_t i = 0; i < out; i++) db_ref[i] *= 2.0f;
+                CHECK(check_max_abs_diff(dw, dw_ref, out * in) < 2e-4);
+                CHECK(check_max_abs_diff(db, db_ref, out) < 2e-4);
+                free(dz), free(dw), free(db), free(dw_ref), free(db_ref), free(dz_copy);
+            }
+            /* One differing image value: the groups no longer hold. */
+            x[(g.copy_stride * in) + S / 2] += 1.0f;
+            CHECK(!ff_dense_groups_hold(x, &g, in));
+            free(img), free(x), free(y), free(y_ref);
+        }
+        free(w), free(b);
+    }
+}
+
 int main(void) {
     ff_dense_set_threads(2);
+    test_grouped_against_ref();
     test_scalar_functions();
     test_kernels_against_ref();
     test_ff_gradient_finite_differences();

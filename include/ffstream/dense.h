@@ -39,6 +39,37 @@ void ff_dense_forward(float *y, const float *x, const float *weight, const float
 void ff_dense_forward_ref(float *y, const float *x, const float *weight, const float *bias,
                           size_t rows, size_t in, size_t out);
 
+/* Rows that share their first `shared` input columns: `units` groups of
+ * `copies` rows, row (u, c) at u * unit_stride + c * copy_stride. In the
+ * first layer an image under each of its labels is such a group (the label
+ * block has the same norm under every label, so the normalised image part
+ * is the same too): a training chunk's positives then negatives (copies 2,
+ * unit_stride 1, copy_stride units), a test chunk's 10 candidates per image
+ * (copies 10, unit_stride 10, copy_stride 1). */
+typedef struct {
+    size_t units, copies, unit_stride, copy_stride, shared;
+} ff_dense_groups_t;
+
+/* Whether the rows of x [.., in] share their first g->shared columns bit
+ * for bit as g says. */
+int ff_dense_groups_hold(const float *x, const ff_dense_groups_t *g, size_t in);
+
+/* ff_dense_forward of grouped rows (units * copies of them): the shared
+ * columns' product is computed once per group, the other columns' for every
+ * row. Equal to ff_dense_forward up to the order of float additions.
+ * @return the matrix-product flops done. */
+double ff_dense_forward_grouped(float *y, const float *x, const float *weight, const float *bias,
+                                const ff_dense_groups_t *g, size_t in, size_t out);
+
+/* ff_dense_backward_params (accumulate 0) or _add (1) of paired rows: x
+ * [2 units, in], the first `units` rows positive, row units + u the same
+ * image as row u in its first `shared` columns. The shared columns' gradient
+ * is (dz_pos + dz_neg)^T x_pos: half the rows. dz is changed (its first
+ * units rows then hold those sums). @return the matrix-product flops done. */
+double ff_dense_backward_params_paired(float *dweight, float *dbias, float *dz, const float *x,
+                                       size_t units, size_t shared, size_t in, size_t out,
+                                       int accumulate);
+
 /* The local loss of a layer, from goodness g and threshold theta (logit = g - theta):
  * softplus: softplus(-logit) for positives, softplus(logit) for negatives (the
  *   original experiment);

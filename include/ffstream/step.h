@@ -26,6 +26,10 @@ typedef struct {
     ff_adam_params_t adam;
     ff_loss_t loss;   /* FF_LOSS_SOFTPLUS (0) unless a recipe says otherwise */
     float alpha;      /* symba's scale */
+    /* The first layer under concatenated labels: its input columns before
+     * the label block (the image), which a positive row and its negative
+     * share; their product is then computed once per image (0: no sharing). */
+    size_t shared;
 } ff_step_params_t;
 
 /* The learning rate of the step at `batch` (0-based) of `batches` in `epoch`
@@ -69,8 +73,11 @@ void ff_step_train(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, s
  * batch_pos + batch_neg rows. accumulate 0 writes the layer's gradient, 1
  * adds to it, so a batch's pieces sum to its gradient (exact up to the
  * order of the sums). Adds the piece's loss share and goodness to stats
- * (not `batches`: the caller counts the step). */
-void ff_step_grad(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, size_t npos,
+ * (not `batches`: the caller counts the step). With p->shared, a piece
+ * whose negatives repeat its positives' images (npos == nneg, checked bit
+ * for bit) computes the image columns' products once per image.
+ * @return the matrix-product flops done. */
+double ff_step_grad(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, size_t npos,
                   size_t nneg, size_t batch_pos, size_t batch_neg, int accumulate,
                   const ff_step_params_t *p, ff_step_stats_t *stats);
 
@@ -78,8 +85,15 @@ void ff_step_grad(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, si
 void ff_step_apply(ff_layer_t *layer, const ff_step_params_t *p, ff_step_stats_t *stats);
 
 /* y [rows, out] = relu(normalize(x) W^T + b): the layer's output, the next
- * layer's input. y may not alias x. */
-void ff_step_forward(float *y, const ff_layer_t *layer, ff_step_workspace_t *ws, const float *x,
-                     size_t rows);
+ * layer's input. y may not alias x. @return the matrix-product flops done. */
+double ff_step_forward(float *y, const ff_layer_t *layer, ff_step_workspace_t *ws,
+                       const float *x, size_t rows);
+
+/* ff_step_forward of grouped rows (g->units * g->copies of them): when the
+ * normalised rows share g->shared columns as g says (checked bit for bit),
+ * their product is computed once per group, else as ff_step_forward.
+ * @return the matrix-product flops done. */
+double ff_step_forward_grouped(float *y, const ff_layer_t *layer, ff_step_workspace_t *ws,
+                               const float *x, const ff_dense_groups_t *g);
 
 #endif

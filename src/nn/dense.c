@@ -118,6 +118,59 @@ void ff_dense_forward(float *y, const float *x, const float *weight, const float
     ff_pool_for(rows, grain_rows(out), relu_rows, &j);
 }
 
+int ff_dense_groups_hold(const float *x, const ff_dense_groups_t *g, size_t in) {
+    if (g->shared > in) return 0;
+    for (size_t u = 0; u < g->units; u++) {
+        const float *first = x + u * g->unit_stride * in;
+        for (size_t c = 1; c < g->copies; c++)
+            if (memcmp(first + c * g->copy_stride * in, first, g->shared * sizeof(float)) != 0)
+                return 0;
+    }
+    return 1;
+}
+
+typedef struct {
+    float *y;
+    const float *bias;
+    const ff_dense_groups_t *g;
+    size_t out;
+} groups_job_t;
+
+/* Every row of a group starts from its group's shared product (held in
+ * the group's first row) plus the bias; the first row last. */
+static void group_seed_units(void *ctx, size_t begin, size_t end) {
+    const groups_job_t *j = ctx;
+    const ff_dense_groups_t *g = j->g;
+    const size_t out = j->out;
+    for (size_t u = begin; u < end; u++) {
+        const float *shared = j->y + u * g->unit_stride * out;
+        for (size_t c = g->copies; c-- > 0;) {
+            float *row = j->y + (u * g->unit_stride + c * g->copy_stride) * out;
+            for (size_t o = 0; o < out; o++) row[o] = shared[o] + j->bias[o];
+        }
+    }
+}
+
+double ff_dense_forward_grouped(float *y, const float *x, const float *weight, const float *bias,
+                                const ff_dense_groups_t *g, size_t in, size_t out) {
+    const size_t rows = g->units * g->copies, S = g->shared, rest = in - S;
+    assert(S <= in && g->copies >= 1);
+    if (rows == 0) return 0.0;
+    /* The shared columns of each group's first row, into that row of y. */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->units, (int)out, (int)S, 1.0f, x,
+                (int)(g->unit_stride * in), weight, (int)in, 0.0f, y,
+                (int)(g->unit_stride * out));
+    groups_job_t j = {.y = y, .bias = bias, .g = g, .out = out};
+    ff_pool_for(g->units, grain_rows(out * g->copies), group_seed_units, &j);
+    /* The other columns (the label block), every row. */
+    if (rest > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)rest, 1.0f,
+                    x + S, (int)in, weight + S, (int)in, 1.0f, y, (int)out);
+    rows_job_t r = {.out = y, .width = out};
+    ff_pool_for(rows, grain_rows(out), relu_rows, &r);
+    return 2.0 * (double)out * ((double)g->units * (double)S + (double)rows * (double)rest);
+}
+
 void ff_dense_forward_ref(float *y, const float *x, const float *weight, const float *bias,
                           size_t rows, size_t in, size_t out) {
     ff_dense_linear_ref(y, x, weight, bias, rows, in, out);
@@ -361,6 +414,47 @@ void ff_dense_backward_params_add(float *dweight, float *dbias, const float *dz,
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)rows, 1.0f, dz,
                 (int)out, x, (int)in, 1.0f, dweight, (int)in);
     bias_grad_add(dbias, dz, rows, out);
+}
+
+typedef struct {
+    float *dz;
+    size_t units, out;
+} fold_job_t;
+
+/* dz row u += dz row units + u: a positive row's gradient and its
+ * negative's, which multiply the same image columns. */
+static void fold_pairs_rows(void *ctx, size_t begin, size_t end) {
+    const fold_job_t *j = ctx;
+    const float *neg = j->dz + j->units * j->out;
+    for (size_t i = begin * j->out; i < end * j->out; i++) j->dz[i] += neg[i];
+}
+
+double ff_dense_backward_params_paired(float *dweight, float *dbias, float *dz, const float *x,
+                                       size_t units, size_t shared, size_t in, size_t out,
+                                       int accumulate) {
+    const size_t rows = 2 * units, rest = in - shared;
+    const float beta = accumulate ? 1.0f : 0.0f;
+    assert(shared <= in);
+    if (rows == 0) {
+        if (!accumulate) {
+            memset(dweight, 0, in * out * sizeof(float));
+            memset(dbias, 0, out * sizeof(float));
+        }
+        return 0.0;
+    }
+    if (!accumulate)
+        for (size_t o = 0; o < out; o++) dbias[o] = 0.0f;
+    bias_grad_add(dbias, dz, rows, out);
+    /* The label block's columns from every row, before dz is folded. */
+    if (rest > 0)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)rest, (int)rows, 1.0f,
+                    dz, (int)out, x + shared, (int)in, beta, dweight + shared, (int)in);
+    /* dz_pos + dz_neg, then the shared columns from the positive rows. */
+    fold_job_t j = {.dz = dz, .units = units, .out = out};
+    ff_pool_for(units, grain_rows(out), fold_pairs_rows, &j);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)shared, (int)units, 1.0f,
+                dz, (int)out, x, (int)in, beta, dweight, (int)in);
+    return 2.0 * (double)out * ((double)units * (double)shared + (double)rows * (double)rest);
 }
 
 void ff_dense_backward_params_ref(float *dweight, float *dbias, const float *dz,

@@ -40,27 +40,47 @@ void ff_step_workspace_free(ff_step_workspace_t *ws) {
     memset(ws, 0, sizeof *ws);
 }
 
-void ff_step_grad(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, size_t npos,
-                  size_t nneg, size_t batch_pos, size_t batch_neg, int accumulate,
-                  const ff_step_params_t *p, ff_step_stats_t *stats) {
+double ff_step_grad(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, size_t npos,
+                    size_t nneg, size_t batch_pos, size_t batch_neg, int accumulate,
+                    const ff_step_params_t *p, ff_step_stats_t *stats) {
     size_t rows = npos + nneg;
     assert(rows <= ws->max_rows && layer->in <= ws->max_in && layer->out == ws->out);
     ff_dense_normalize(ws->xn, NULL, x, rows, layer->in);
-    ff_dense_forward(ws->y, ws->xn, layer->weight, layer->bias, rows, layer->in, layer->out);
+    /* A positive and its negative: the same image under two labels. */
+    const ff_dense_groups_t pairs = {.units = npos, .copies = 2, .unit_stride = 1,
+                                     .copy_stride = npos, .shared = p->shared};
+    const int paired = p->shared > 0 && npos == nneg &&
+                       ff_dense_groups_hold(ws->xn, &pairs, layer->in);
+    double flops;
+    if (paired)
+        flops = ff_dense_forward_grouped(ws->y, ws->xn, layer->weight, layer->bias, &pairs,
+                                         layer->in, layer->out);
+    else {
+        ff_dense_forward(ws->y, ws->xn, layer->weight, layer->bias, rows, layer->in, layer->out);
+        flops = 2.0 * (double)rows * layer->in * layer->out;
+    }
     ff_loss_params_t lp = {.kind = p->loss, .goodness = p->goodness, .theta = p->theta,
                            .alpha = p->alpha, .batch_pos = batch_pos, .batch_neg = batch_neg};
     double loss = ff_dense_local_loss(ws->dz, ws->goodness, ws->y, npos, nneg, layer->out, &lp);
-    if (accumulate)
-        ff_dense_backward_params_add(layer->grad_weight, layer->grad_bias, ws->dz, ws->xn, rows,
+    if (paired)
+        flops += ff_dense_backward_params_paired(layer->grad_weight, layer->grad_bias, ws->dz,
+                                                 ws->xn, npos, p->shared, layer->in, layer->out,
+                                                 accumulate);
+    else {
+        if (accumulate)
+            ff_dense_backward_params_add(layer->grad_weight, layer->grad_bias, ws->dz, ws->xn,
+                                         rows, layer->in, layer->out);
+        else
+            ff_dense_backward_params(layer->grad_weight, layer->grad_bias, ws->dz, ws->xn, rows,
                                      layer->in, layer->out);
-    else
-        ff_dense_backward_params(layer->grad_weight, layer->grad_bias, ws->dz, ws->xn, rows,
-                                 layer->in, layer->out);
+        flops += 2.0 * (double)rows * layer->in * layer->out;
+    }
     stats->loss_sum += loss;
     for (size_t i = 0; i < npos; i++) stats->good_pos_sum += ws->goodness[i];
     for (size_t i = npos; i < rows; i++) stats->good_neg_sum += ws->goodness[i];
     stats->npos += npos;
     stats->nneg += nneg;
+    return flops;
 }
 
 void ff_step_apply(ff_layer_t *layer, const ff_step_params_t *p, ff_step_stats_t *stats) {
@@ -74,11 +94,25 @@ void ff_step_train(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, s
     ff_step_apply(layer, p, stats);
 }
 
-void ff_step_forward(float *y, const ff_layer_t *layer, ff_step_workspace_t *ws, const float *x,
-                     size_t rows) {
+double ff_step_forward(float *y, const ff_layer_t *layer, ff_step_workspace_t *ws,
+                       const float *x, size_t rows) {
     assert(rows <= ws->max_rows && layer->in <= ws->max_in);
     ff_dense_normalize(ws->xn, NULL, x, rows, layer->in);
     ff_dense_forward(y, ws->xn, layer->weight, layer->bias, rows, layer->in, layer->out);
+    return 2.0 * (double)rows * layer->in * layer->out;
+}
+
+double ff_step_forward_grouped(float *y, const ff_layer_t *layer, ff_step_workspace_t *ws,
+                               const float *x, const ff_dense_groups_t *g) {
+    const size_t rows = g->units * g->copies;
+    assert(rows <= ws->max_rows && layer->in <= ws->max_in);
+    ff_dense_normalize(ws->xn, NULL, x, rows, layer->in);
+    if (g->shared == 0 || !ff_dense_groups_hold(ws->xn, g, layer->in)) {
+        ff_dense_forward(y, ws->xn, layer->weight, layer->bias, rows, layer->in, layer->out);
+        return 2.0 * (double)rows * layer->in * layer->out;
+    }
+    return ff_dense_forward_grouped(y, ws->xn, layer->weight, layer->bias, g, layer->in,
+                                    layer->out);
 }
 
 double ff_step_lr(double base, ff_lr_schedule_t schedule, double start, uint64_t epoch,

@@ -85,6 +85,14 @@ static int prefetch_next(loop_t *L, const next_read_t *next, ff_error_t *err) {
 
 /* ---- training one layer ------------------------------------------------- */
 
+/* The first layer under concatenated labels: the image columns, which an
+ * image's rows share under every label (a training pair, the test
+ * candidates). 0 elsewhere. */
+static size_t shared_columns(const loop_t *L, uint32_t k) {
+    if (k != 0 || L->cfg->label != FF_LABEL_CONCAT) return 0;
+    return (size_t)L->in->img_rows * L->in->img_cols;
+}
+
 /* Whether to stop at this point: asked to (one process), or some rank was
  * when the ranks last summed (so all stop at the same step). */
 static int stop_now(const loop_t *L) {
@@ -138,6 +146,7 @@ static int train_epochs(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progr
     const ff_set_shape_t *sh = shape(L, FF_SET_TRAIN);
     const uint64_t nbatches = batch_count(L), per = pieces_per_batch(L);
     ff_step_params_t sp = ff_train_step_params(cfg, layer->out);
+    sp.shared = shared_columns(L, k);
     ff_step_stats_t *st = &p->running;
     uint64_t steps_here = 0; /* steps of this layer taken by this process */
     uint32_t first_batch = p->batch_in_epoch;
@@ -181,9 +190,9 @@ static int train_epochs(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progr
                 if (k == 0)
                     ff_data_jitter_batch(x, mb, layer->in, L->in->img_rows, L->in->img_cols,
                                          cfg->label, cfg->jitter, cfg->seed, e, b, first);
-                ff_step_grad(layer, &L->ws, x, mb, mb, whole, whole, j > 0, &sp, into);
+                L->res->step_flops +=
+                    ff_step_grad(layer, &L->ws, x, mb, mb, whole, whole, j > 0, &sp, into);
                 ROWS(L, release, FF_SET_TRAIN, c);
-                L->res->step_flops += 4.0 * 2.0 * (double)mb * layer->in * layer->out;
             }
             if (L->in->comm != NULL && sum_over_ranks(L, layer, &mine, st, err) != 0) return -1;
             sp.adam.lr = ff_train_layer_lr(cfg, e, bi, nbatches);
@@ -258,9 +267,19 @@ static int pass(loop_t *L, ff_set_t set, ff_layer_t *const *layers, uint32_t fir
             float *y = j % 2 == 0 ? L->ws.y : L->chain;
             if (j + 1 == count && write_next && ROWS(L, out_buffer, set, c, &y, err) != 0)
                 return -1;
-            ff_step_forward(y, layer, &L->ws, in, rows);
-            *(score ? &L->res->eval_flops : &L->res->pass_flops) +=
-                2.0 * (double)rows * layer->in * layer->out;
+            /* The first layer's training pairs and test candidates share
+             * their image columns: computed once per image. */
+            ff_dense_groups_t g = {.units = n, .shared = shared_columns(L, first + j)};
+            if (set == FF_SET_TRAIN) {
+                g.copies = 2, g.unit_stride = 1, g.copy_stride = n;
+            } else if (set == FF_SET_TEST) {
+                g.copies = FF_CLASSES, g.unit_stride = FF_CLASSES, g.copy_stride = 1;
+            } else {
+                g.shared = 0;
+            }
+            double flops = g.shared > 0 ? ff_step_forward_grouped(y, layer, &L->ws, in, &g)
+                                        : ff_step_forward(y, layer, &L->ws, in, rows);
+            *(score ? &L->res->eval_flops : &L->res->pass_flops) += flops;
             if (score && ff_train_layer_scored(cfg, first + j)) {
                 ff_dense_goodness(L->good, y, rows, layer->out, cfg->goodness);
                 ff_eval_accumulate(L->scores + c * sh->units_per_chunk * FF_CLASSES, L->good, n,
