@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 
 /* Floats per message: 4 MiB, under MPI's int counts. */
@@ -90,12 +91,15 @@ static int mpi_barrier(ff_comm_t *c, ff_error_t *err) {
     return rc == MPI_SUCCESS ? 0 : mpi_fail(err, "barrier", rc);
 }
 
+/* Rank 0 aborts the job; another rank leaves without MPI_Finalize, which
+ * makes mpirun stop the job the same way. Ranks that fail at the same point
+ * (a refusal every rank reaches) then never abort together: Open MPI 4.1's
+ * mpirun can crash while it reports two concurrent MPI_Abort calls. */
 static void mpi_abort(ff_comm_t *c, int code) {
-    (void)c;
     fflush(stdout);
     fflush(stderr);
-    MPI_Abort(MPI_COMM_WORLD, code);
-    exit(code);
+    if (c->rank == 0) MPI_Abort(MPI_COMM_WORLD, code);
+    _exit(code);
 }
 
 static const ff_comm_ops_t mpi_ops = {
