@@ -266,7 +266,9 @@ static void test_grouped_against_ref(void) {
                                {1, 7, 3, 5}, {13, 33, 10, 17}, {64, 784, 10, 100}, {9, 40, 0, 31}};
     for (size_t s = 0; s < sizeof cases / sizeof cases[0]; s++) {
         const size_t units = cases[s][0], S = cases[s][1], in = S + cases[s][2], out = cases[s][3];
-        float *w = random_matrix(&rng, out * in, 0.2f), *b = random_matrix(&rng, out, 0.1f);
+        /* Weights at the scale of a layer's initialisation (1/sqrt(in)). */
+        float *w = random_matrix(&rng, out * in, 1.0f / sqrtf((float)in));
+        float *b = random_matrix(&rng, out, 0.1f);
         for (int layout = 0; layout < 2; layout++) {
             ff_dense_groups_t g = {.units = units, .shared = S};
             if (layout == 0) g.copies = 2, g.unit_stride = 1, g.copy_stride = units;

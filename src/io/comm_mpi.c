@@ -15,9 +15,11 @@
 #include "ffstream/comm.h"
 
 #include <mpi.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 
@@ -91,14 +93,23 @@ static int mpi_barrier(ff_comm_t *c, ff_error_t *err) {
     return rc == MPI_SUCCESS ? 0 : mpi_fail(err, "barrier", rc);
 }
 
-/* Rank 0 aborts the job; another rank leaves without MPI_Finalize, which
- * makes mpirun stop the job the same way. Ranks that fail at the same point
- * (a refusal every rank reaches) then never abort together: Open MPI 4.1's
- * mpirun can crash while it reports two concurrent MPI_Abort calls. */
+/* Stops the job. Ranks abort one after the other, rank r about r / 2
+ * seconds after rank 0 (at most 4 s): when every rank fails at the same
+ * point (a refusal they all reach), rank 0's abort ends the others while
+ * they wait, for Open MPI 4.1's mpirun can crash while it reports two
+ * concurrent MPI_Abort calls; a rank that fails alone still aborts the job
+ * itself, under any launcher. */
 static void mpi_abort(ff_comm_t *c, int code) {
     fflush(stdout);
     fflush(stderr);
-    if (c->rank == 0) MPI_Abort(MPI_COMM_WORLD, code);
+    if (c->rank > 0) {
+        int half_seconds = c->rank < 8 ? c->rank : 8;
+        struct timespec wait = {.tv_sec = half_seconds / 2,
+                                .tv_nsec = (half_seconds % 2) * 500000000L};
+        while (nanosleep(&wait, &wait) != 0 && errno == EINTR) {
+        }
+    }
+    MPI_Abort(MPI_COMM_WORLD, code);
     _exit(code);
 }
 
