@@ -40,6 +40,7 @@
 #include "ffstream/aio.h"
 #include "ffstream/config.h"
 #include "ffstream/data.h"
+#include "ffstream/dense.h"
 #include "ffstream/error.h"
 
 typedef enum {
@@ -67,6 +68,13 @@ void ff_rows_shapes(ff_set_shape_t shapes[FF_SET_COUNT], const ff_config_t *cfg,
 /* Images in chunk c of a set, and its rows. */
 uint64_t ff_set_chunk_units(const ff_set_shape_t *shape, uint64_t c);
 size_t ff_set_chunk_rows(const ff_set_shape_t *shape, uint64_t c);
+
+/* How chunk c's rows group by image, for the first layer's image columns
+ * (`shared`) computed once per image: a training chunk is its positives
+ * then their negatives, a test chunk each image's 10 candidates together,
+ * a neutral chunk one row per image (no groups: shared is 0). */
+ff_dense_groups_t ff_set_chunk_groups(const ff_set_shape_t *shape, ff_set_t set, uint64_t c,
+                                      size_t shared);
 
 /* What the first layer's rows are made of: the data (standardised), the
  * wrong label of every training image, and the embedding. */

@@ -91,7 +91,8 @@ double ff_step_forward(float *y, const ff_layer_t *layer, ff_step_workspace_t *w
 
 /* ff_step_forward of grouped rows (g->units * g->copies of them): when the
  * normalised rows share g->shared columns as g says (checked bit for bit),
- * their product is computed once per group, else as ff_step_forward.
+ * their product is computed once per group, else (or with g->shared 0) as
+ * ff_step_forward.
  * @return the matrix-product flops done. */
 double ff_step_forward_grouped(float *y, const ff_layer_t *layer, ff_step_workspace_t *ws,
                                const float *x, const ff_dense_groups_t *g);

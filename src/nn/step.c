@@ -40,6 +40,18 @@ void ff_step_workspace_free(ff_step_workspace_t *ws) {
     memset(ws, 0, sizeof *ws);
 }
 
+/* relu(xn W^T + b) into y from normalised rows xn: with `grouped`, whose
+ * groups are known to hold, the image columns once per group; with NULL,
+ * every row whole. @return the matrix-product flops done. */
+static double forward_normalised(float *y, const ff_layer_t *layer, const float *xn,
+                                 size_t rows, const ff_dense_groups_t *grouped) {
+    if (grouped != NULL)
+        return ff_dense_forward_grouped(y, xn, layer->weight, layer->bias, grouped, layer->in,
+                                        layer->out);
+    ff_dense_forward(y, xn, layer->weight, layer->bias, rows, layer->in, layer->out);
+    return 2.0 * (double)rows * layer->in * layer->out;
+}
+
 double ff_step_grad(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, size_t npos,
                     size_t nneg, size_t batch_pos, size_t batch_neg, int accumulate,
                     const ff_step_params_t *p, ff_step_stats_t *stats) {
@@ -51,28 +63,21 @@ double ff_step_grad(ff_layer_t *layer, ff_step_workspace_t *ws, const float *x, 
                                      .copy_stride = npos, .shared = p->shared};
     const int paired = p->shared > 0 && npos == nneg &&
                        ff_dense_groups_hold(ws->xn, &pairs, layer->in);
-    double flops;
-    if (paired)
-        flops = ff_dense_forward_grouped(ws->y, ws->xn, layer->weight, layer->bias, &pairs,
-                                         layer->in, layer->out);
-    else {
-        ff_dense_forward(ws->y, ws->xn, layer->weight, layer->bias, rows, layer->in, layer->out);
-        flops = 2.0 * (double)rows * layer->in * layer->out;
-    }
+    double flops = forward_normalised(ws->y, layer, ws->xn, rows, paired ? &pairs : NULL);
     ff_loss_params_t lp = {.kind = p->loss, .goodness = p->goodness, .theta = p->theta,
                            .alpha = p->alpha, .batch_pos = batch_pos, .batch_neg = batch_neg};
     double loss = ff_dense_local_loss(ws->dz, ws->goodness, ws->y, npos, nneg, layer->out, &lp);
-    if (paired)
+    if (paired) {
         flops += ff_dense_backward_params_paired(layer->grad_weight, layer->grad_bias, ws->dz,
                                                  ws->xn, npos, p->shared, layer->in, layer->out,
                                                  accumulate);
-    else {
-        if (accumulate)
-            ff_dense_backward_params_add(layer->grad_weight, layer->grad_bias, ws->dz, ws->xn,
-                                         rows, layer->in, layer->out);
-        else
-            ff_dense_backward_params(layer->grad_weight, layer->grad_bias, ws->dz, ws->xn, rows,
+    } else if (accumulate) {
+        ff_dense_backward_params_add(layer->grad_weight, layer->grad_bias, ws->dz, ws->xn, rows,
                                      layer->in, layer->out);
+        flops += 2.0 * (double)rows * layer->in * layer->out;
+    } else {
+        ff_dense_backward_params(layer->grad_weight, layer->grad_bias, ws->dz, ws->xn, rows,
+                                 layer->in, layer->out);
         flops += 2.0 * (double)rows * layer->in * layer->out;
     }
     stats->loss_sum += loss;
@@ -98,8 +103,7 @@ double ff_step_forward(float *y, const ff_layer_t *layer, ff_step_workspace_t *w
                        const float *x, size_t rows) {
     assert(rows <= ws->max_rows && layer->in <= ws->max_in);
     ff_dense_normalize(ws->xn, NULL, x, rows, layer->in);
-    ff_dense_forward(y, ws->xn, layer->weight, layer->bias, rows, layer->in, layer->out);
-    return 2.0 * (double)rows * layer->in * layer->out;
+    return forward_normalised(y, layer, ws->xn, rows, NULL);
 }
 
 double ff_step_forward_grouped(float *y, const ff_layer_t *layer, ff_step_workspace_t *ws,
@@ -107,12 +111,8 @@ double ff_step_forward_grouped(float *y, const ff_layer_t *layer, ff_step_worksp
     const size_t rows = g->units * g->copies;
     assert(rows <= ws->max_rows && layer->in <= ws->max_in);
     ff_dense_normalize(ws->xn, NULL, x, rows, layer->in);
-    if (g->shared == 0 || !ff_dense_groups_hold(ws->xn, g, layer->in)) {
-        ff_dense_forward(y, ws->xn, layer->weight, layer->bias, rows, layer->in, layer->out);
-        return 2.0 * (double)rows * layer->in * layer->out;
-    }
-    return ff_dense_forward_grouped(y, ws->xn, layer->weight, layer->bias, g, layer->in,
-                                    layer->out);
+    const int hold = g->shared > 0 && g->copies > 1 && ff_dense_groups_hold(ws->xn, g, layer->in);
+    return forward_normalised(y, layer, ws->xn, rows, hold ? g : NULL);
 }
 
 double ff_step_lr(double base, ff_lr_schedule_t schedule, double start, uint64_t epoch,

@@ -269,17 +269,10 @@ static int pass(loop_t *L, ff_set_t set, ff_layer_t *const *layers, uint32_t fir
                 return -1;
             /* The first layer's training pairs and test candidates share
              * their image columns: computed once per image. */
-            ff_dense_groups_t g = {.units = n, .shared = shared_columns(L, first + j)};
-            if (set == FF_SET_TRAIN) {
-                g.copies = 2, g.unit_stride = 1, g.copy_stride = n;
-            } else if (set == FF_SET_TEST) {
-                g.copies = FF_CLASSES, g.unit_stride = FF_CLASSES, g.copy_stride = 1;
-            } else {
-                g.shared = 0;
-            }
-            double flops = g.shared > 0 ? ff_step_forward_grouped(y, layer, &L->ws, in, &g)
-                                        : ff_step_forward(y, layer, &L->ws, in, rows);
-            *(score ? &L->res->eval_flops : &L->res->pass_flops) += flops;
+            const ff_dense_groups_t g =
+                ff_set_chunk_groups(sh, set, c, shared_columns(L, first + j));
+            *(score ? &L->res->eval_flops : &L->res->pass_flops) +=
+                ff_step_forward_grouped(y, layer, &L->ws, in, &g);
             if (score && ff_train_layer_scored(cfg, first + j)) {
                 ff_dense_goodness(L->good, y, rows, layer->out, cfg->goodness);
                 ff_eval_accumulate(L->scores + c * sh->units_per_chunk * FF_CLASSES, L->good, n,

@@ -32,6 +32,19 @@ size_t ff_set_chunk_rows(const ff_set_shape_t *shape, uint64_t c) {
     return (size_t)(ff_set_chunk_units(shape, c) * shape->rows_per_unit);
 }
 
+ff_dense_groups_t ff_set_chunk_groups(const ff_set_shape_t *shape, ff_set_t set, uint64_t c,
+                                      size_t shared) {
+    const size_t n = (size_t)ff_set_chunk_units(shape, c);
+    ff_dense_groups_t g = {.units = n, .copies = shape->rows_per_unit, .shared = shared};
+    if (set == FF_SET_TRAIN) {
+        g.unit_stride = 1, g.copy_stride = n;
+    } else {
+        g.unit_stride = shape->rows_per_unit, g.copy_stride = 1;
+    }
+    if (g.copies < 2) g.shared = 0;
+    return g;
+}
+
 void ff_rows_embed_chunk(float *out, const ff_rows_data_t *data, const ff_set_shape_t *shape,
                          ff_set_t set, uint64_t c) {
     const int test = set == FF_SET_TEST || set == FF_SET_TEST_NEUTRAL;
