@@ -29,7 +29,6 @@ root=${RUN_ROOT:-$(mktemp -d)}
 mkdir -p "$root" "$(dirname "$out")"
 common="--hidden 2000 --batch 5000 --epochs 1 --train-limit $train --test-limit $test_n --quiet"
 
-field() { sed -n "s/.*\"$2\":[[:space:]]*\([0-9.e+-]*\).*/\1/p" "$1" | head -1; }
 
 run() { # run NAME ARGS...: fftrain with --json root/NAME.json, wall time in root/NAME.wall
     name=$1
@@ -45,8 +44,8 @@ run() { # run NAME ARGS...: fftrain with --json root/NAME.json, wall time in roo
 echo "== memory: ff-stream at 2 and 12 layers (train $train, test $test_n images)"
 for L in 2 12; do
     run "stream-L$L" --mode ff-stream --layers $L --run "$root/stream-L$L.run"
-    echo "  $L layers: peak RSS $(field "$root/stream-L$L.json" peak_rss_bytes) bytes," \
-        "working set $(field "$root/stream-L$L.json" working_set_bytes) bytes"
+    echo "  $L layers: peak RSS $(json_number "$root/stream-L$L.json" peak_rss_bytes) bytes," \
+        "working set $(json_number "$root/stream-L$L.json" working_set_bytes) bytes"
 done
 if [ $contention = 1 ]; then
     echo "== memory under contention: two busy loops and a disk writer beside ff-stream"
@@ -57,7 +56,7 @@ if [ $contention = 1 ]; then
     trap 'kill $b1 $b2 $w 2>/dev/null' EXIT
     for L in 2 12; do
         run "busy-L$L" --mode ff-stream --layers $L --run "$root/busy-L$L.run"
-        echo "  $L layers under contention: peak RSS $(field "$root/busy-L$L.json" peak_rss_bytes) bytes"
+        echo "  $L layers under contention: peak RSS $(json_number "$root/busy-L$L.json" peak_rss_bytes) bytes"
     done
     kill $b1 $b2 $w 2>/dev/null || true
     wait $b1 $b2 $w 2>/dev/null || true
@@ -73,11 +72,11 @@ done
 best() { for r in $(seq 1 "$repeats"); do cat "$root/$1-$r.wall"; done | sort -n | head -1; }
 mem_s=$(best mem)
 stream_s=$(best stream)
-rss2=$(field "$root/stream-L2.json" peak_rss_bytes)
-rss12=$(field "$root/stream-L12.json" peak_rss_bytes)
-ws12=$(field "$root/stream-L12.json" working_set_bytes)
-acc_mem=$(field "$root/mem-1.json" test_accuracy)
-acc_stream=$(field "$root/stream-1.json" test_accuracy)
+rss2=$(json_number "$root/stream-L2.json" peak_rss_bytes)
+rss12=$(json_number "$root/stream-L12.json" peak_rss_bytes)
+ws12=$(json_number "$root/stream-L12.json" working_set_bytes)
+acc_mem=$(json_number "$root/mem-1.json" test_accuracy)
+acc_stream=$(json_number "$root/stream-1.json" test_accuracy)
 cat >"$out" <<JSON
 {
   "command": "tools/bench_stream.sh",
@@ -90,8 +89,8 @@ cat >"$out" <<JSON
   "wall_seconds_4_layers": {"ff_mem": $mem_s, "ff_stream": $stream_s},
   "stream_over_mem_time": $(echo "$stream_s $mem_s" | awk '{printf "%.4f", $1 / $2}'),
   "test_accuracy_4_layers": {"ff_mem": $acc_mem, "ff_stream": $acc_stream}$(if [ $contention = 1 ]; then
-    b2=$(field "$root/busy-L2.json" peak_rss_bytes)
-    b12=$(field "$root/busy-L12.json" peak_rss_bytes)
+    b2=$(json_number "$root/busy-L2.json" peak_rss_bytes)
+    b12=$(json_number "$root/busy-L12.json" peak_rss_bytes)
     printf ',\n  "contention": "two busy loops on both cores and a dd writer with O_DIRECT on the same disk",\n'
     printf '  "ff_stream_peak_rss_bytes_under_contention": {"2": %s, "12": %s},\n' "$b2" "$b12"
     printf '  "rss_12_over_2_under_contention": %s' "$(echo "$b12 $b2" | awk '{printf "%.4f", $1 / $2}')"

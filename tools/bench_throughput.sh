@@ -34,8 +34,6 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$(dirname "$out")"
 
 flat() { tr -d ' \t\n' <"$1"; }
-# num FILE KEY: the first number after "KEY":
-num() { flat "$1" | grep -o "\"$2\":[0-9.e+-]*" | head -1 | cut -d: -f2; }
 # phase FILE PHASE FIELD: a field of one of fftrain's phases
 phase() { flat "$1" | sed -n "s/.*\"$2\":{\([^}]*\)}.*/\1/p" | grep -o "\"$3\":[0-9.e+-]*" | cut -d: -f2; }
 # layer_seconds FILE: every layer's seconds, comma-separated
@@ -82,9 +80,9 @@ for shape in seed recipe; do
         echo "  $mode: $(cat "$root/$shape-$mode.wall") s"
     done
     j="$root/$shape-ff-mem.json"
-    hidden=$(num "$j" hidden)
-    batch=$(num "$j" batch)
-    in0=$(num "$j" in)
+    hidden=$(json_number "$j" hidden)
+    batch=$(json_number "$j" batch)
+    in0=$(json_number "$j" in)
     set -- $(gemm "$batch" "$in0" "$hidden")
     f0=$1 s0=$2
     set -- $(gemm "$batch" "$hidden" "$hidden")
@@ -116,12 +114,12 @@ for shape in seed recipe; do
 "
         done
         modes_json="$modes_json${modes_json:+,
-    }\"$mode\": {\"wall_seconds\": $(cat "$root/$shape-$mode.wall"), \"train_seconds\": $(num "$j" train_seconds), \"eval_seconds\": $(num "$j" eval_seconds), \"layer_seconds\": [$(layer_seconds "$j")], \"test_accuracy\": $(num "$j" test_accuracy), \"weights_fnv1a64\": \"$(flat "$j" | grep -o '"weights_fnv1a64":"[0-9a-f]*"' | cut -d'"' -f4)\", \"phases\": {$phases_json}}"
+    }\"$mode\": {\"wall_seconds\": $(cat "$root/$shape-$mode.wall"), \"train_seconds\": $(json_number "$j" train_seconds), \"eval_seconds\": $(json_number "$j" eval_seconds), \"layer_seconds\": [$(layer_seconds "$j")], \"test_accuracy\": $(json_number "$j" test_accuracy), \"weights_fnv1a64\": \"$(flat "$j" | grep -o '"weights_fnv1a64":"[0-9a-f]*"' | cut -d'"' -f4)\", \"phases\": {$phases_json}}"
     done
     j="$root/$shape-bp.json"
     modes_json="$modes_json,
-    \"bp\": {\"wall_seconds\": $(cat "$root/$shape-bp.wall"), \"train_seconds\": $(num "$j" train_seconds), \"train_gflops_per_second\": $(num "$j" train_gflops_per_second), \"test_accuracy\": $(num "$j" test_accuracy)}"
-    table="$table$shape | bp | training | $(printf %.2f "$(num "$j" train_seconds)") s | $(printf %.1f "$(num "$j" train_gflops_per_second)") | | 
+    \"bp\": {\"wall_seconds\": $(cat "$root/$shape-bp.wall"), \"train_seconds\": $(json_number "$j" train_seconds), \"train_gflops_per_second\": $(json_number "$j" train_gflops_per_second), \"test_accuracy\": $(json_number "$j" test_accuracy)}"
+    table="$table$shape | bp | training | $(printf %.2f "$(json_number "$j" train_seconds)") s | $(printf %.1f "$(json_number "$j" train_gflops_per_second)") | | 
 "
     if [ $shape = seed ] && [ -n "$py" ]; then
         for m in ff bp; do
@@ -133,8 +131,8 @@ for shape in seed recipe; do
             w=$(echo "$t0 $t1" | awk '{printf "%.3f", $2 - $1}')
             echo "  torch-$m: $w s"
             modes_json="$modes_json,
-    \"torch-$m\": {\"wall_seconds\": $w, \"train_seconds\": $(num "$root/torch-$m.json" train_seconds), \"eval_seconds\": $(num "$root/torch-$m.json" eval_seconds), \"test_accuracy\": $(num "$root/torch-$m.json" test_accuracy)}"
-            table="$table$shape | torch-$m | training | $(printf %.2f "$(num "$root/torch-$m.json" train_seconds)") s | | | 
+    \"torch-$m\": {\"wall_seconds\": $w, \"train_seconds\": $(json_number "$root/torch-$m.json" train_seconds), \"eval_seconds\": $(json_number "$root/torch-$m.json" eval_seconds), \"test_accuracy\": $(json_number "$root/torch-$m.json" test_accuracy)}"
+            table="$table$shape | torch-$m | training | $(printf %.2f "$(json_number "$root/torch-$m.json" train_seconds)") s | | | 
 "
         done
     fi

@@ -48,3 +48,7 @@ ffstream_build() {
         exit 1
     }
 }
+
+# json_number FILE KEY: the first number after "KEY": in a JSON file (the
+# benchmark scripts read fftrain's results with it).
+json_number() { tr -d ' \t\n' <"$1" | grep -o "\"$2\":[0-9.e+-]*" | head -1 | cut -d: -f2; }
