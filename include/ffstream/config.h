@@ -74,6 +74,8 @@ typedef struct {
     uint32_t piece_images; /* images per training chunk (a batch is summed over its
                               chunks); 0: chosen (batch/2 unless the budget needs fewer) */
     uint32_t eval_images;  /* images per evaluation chunk; 0: chosen (batch/10 or fewer) */
+    uint32_t tile_units;   /* output units per tile of a tiled layer; 0 or >= hidden: whole
+                              layers (set from --mem-budget when it needs tiles) */
     int keep_optimizer;    /* ff_keep_t: Adam moments kept in every checkpoint, or the last's */
     int checkpoint_codec;  /* ff_codec_t of checkpoints */
     int plan;              /* print the memory and disk plan and stop */
@@ -175,6 +177,9 @@ float ff_config_layer_theta(const ff_config_t *cfg, uint32_t units);
 size_t ff_config_eval_images(const ff_config_t *cfg, uint64_t test_images);
 
 /* @return "ff-mem", "bp", ... */
+/* Output units per tile when layers are tiled (tiles.h), else 0. */
+uint32_t ff_config_tile_units(const ff_config_t *cfg);
+
 /* Images per training chunk: --piece-images, else the whole batch (batch/2). */
 size_t ff_config_piece_images(const ff_config_t *cfg);
 

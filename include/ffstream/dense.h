@@ -125,6 +125,24 @@ double ff_dense_local_loss(float *dz, float *goodness, const float *y, size_t np
 double ff_dense_local_loss_ref(float *dz, float *goodness, const float *y, size_t npos,
                                size_t nneg, size_t out, const ff_loss_params_t *p);
 
+/* The pieces of ff_dense_local_loss, for rows whose columns come in tiles
+ * (a layer wider than memory). Each gives the bits the whole-row call
+ * gives: the same operations in the same order.
+ *   ff_dense_goodness_add:    acc[i] += sum over j of y[i,j]^2 in column
+ *                             order (double), y [rows, cols], one tile
+ *   ff_dense_goodness_finish: goodness[i] from acc once every tile is in
+ *                             (out: the whole row's width)
+ *   ff_dense_local_loss_value: the loss from the goodness
+ *   ff_dense_local_dz:        dz [rows, cols] of one tile's y [rows, cols]
+ *                             (out: the whole row's width, the mean's) */
+void ff_dense_goodness_add(double *acc, const float *y, size_t rows, size_t cols);
+void ff_dense_goodness_finish(float *goodness, const double *acc, size_t rows, size_t out,
+                              ff_goodness_t kind);
+double ff_dense_local_loss_value(const float *goodness, size_t npos, size_t nneg,
+                                 const ff_loss_params_t *p);
+void ff_dense_local_dz(float *dz, const float *goodness, const float *y, size_t npos, size_t nneg,
+                       size_t out, size_t cols, const ff_loss_params_t *p);
+
 /* Parameter gradients of y = x W^T + b: dweight = dz^T x [out, in],
  * dbias = sum over rows of dz [out]. dz [rows, out], x [rows, in]. */
 void ff_dense_backward_params(float *dweight, float *dbias, const float *dz, const float *x,

@@ -104,6 +104,9 @@ typedef struct {
     uint32_t tensor_count;
     ff_layerfile_tensor_t tensors[FF_LAYERFILE_MAX_TENSORS];
     uint64_t file_bytes;
+    /* A tiled file (version 3, tilefile.h): output units per tile and
+     * tiles; 0 for a version 2 file. */
+    uint32_t tile_units, tile_count;
     char writer[64];
     ff_layerfile_meta_t meta;
 } ff_layerfile_info_t;

@@ -9,8 +9,10 @@
  *                 beside its checkpoint RUN/layers/NNN.ffl, saved after
  *                 every epoch and (in the background) when trained, then
  *                 evicted; run.json advances layer by layer
- * A layer too wide for memory would be a third store that hands out tiles
- * of output units. */
+ * A layer too wide for memory (--tile-units, or --mem-budget that needs
+ * it) is kept by store_file.c in tiles of output units (tiles.h): acquire
+ * then gives no layer but the store's tiles, and every step commits its
+ * state. */
 #ifndef FFSTREAM_STORE_H
 #define FFSTREAM_STORE_H
 
@@ -22,6 +24,7 @@
 #include "ffstream/layerfile.h"
 #include "ffstream/run.h"
 #include "ffstream/step.h"
+#include "ffstream/tiles.h"
 #include "ffstream/train.h"
 
 /* Last finished epoch's means (NaN when none finished yet). */
@@ -43,7 +46,8 @@ typedef struct {
 
 typedef struct {
     /* Layer k, from its checkpoint or new; *progress says where its
-     * training stands. The layer stays valid until release. */
+     * training stands. The layer stays valid until release. A tiled layer
+     * gives *layer NULL: its tiles come from `tiles`. */
     int (*acquire)(void *self, uint32_t k, ff_layer_t **layer, ff_layer_progress_t *progress,
                    ff_error_t *err);
     /* A point worth saving: an epoch boundary before the last, or a stop. */
@@ -67,6 +71,12 @@ typedef struct {
      * ones flagged), kept with the run when it can be resumed; NULL when
      * the store keeps nothing between processes. */
     int (*record)(void *self, const ff_layer_result_t *layers, uint32_t count, ff_error_t *err);
+    /* The acquired layer's tiles when the store keeps it in tiles, else
+     * NULL (NULL op: the store never tiles). */
+    ff_tiles_t *(*tiles)(void *self);
+    /* The checkpoint state of layer k at `progress` (a tiled step's commit). */
+    void (*layer_meta)(void *self, uint32_t k, const ff_layer_progress_t *progress,
+                       ff_layerfile_meta_t *meta);
     /* FNV-1a of every layer's parameters, in order. */
     uint64_t (*weights_hash)(void *self);
     /* The run is trained: final files (ff-mem's layers, if asked). */

@@ -58,6 +58,13 @@ typedef struct {
     uint64_t io_bytes_read, io_bytes_written;
     double io_wait_seconds;     /* blocked waiting for reads or writes */
     const char *io_backend;     /* "uring" or "pread" */
+    /* Tiled layers (tiles.h; 0 / NULL otherwise): units per tile, whether
+     * tile I/O bypassed the page cache, and every stream over the tiles this
+     * process made (free() the array). */
+    uint32_t tile_units;
+    int tile_direct;
+    struct ff_tile_pass_record *tile_passes;
+    size_t tile_pass_count;
     uint32_t resumed_at_layer;  /* layer a resumed run started from */
     int resumed;
     int started_fresh;          /* --resume found no run.json and started a new run */

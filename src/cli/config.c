@@ -130,6 +130,9 @@ static const ff_option_t options[] = {
      FP, "N",
      "images per training chunk; a batch's gradient is summed over its chunks (0: the whole "
      "batch, or fewer when --mem-budget needs it; must divide the batch's images)"},
+    {"--tile-units", "tile_units", FF_OPT_U32, AT(tile_units), 0, 1 << 24, 0, NULL, "0", FP, "N",
+     "ff-stream: train and store each layer in tiles of N output units, streamed from disk "
+     "(a layer wider than memory; 0: whole layers, or tiles when --mem-budget needs them)"},
     {"--eval-images", "eval_images", FF_OPT_U32, AT(eval_images), 0, 1 << 23, 0, NULL, "0", FP,
      "N", "test images per evaluation chunk (0: batch/10, or fewer when --mem-budget needs it)"},
     {"--keep-optimizer", "keep_optimizer", FF_OPT_CHOICE, AT(keep_optimizer), NOLIMIT, keep_names,
@@ -396,6 +399,10 @@ size_t ff_config_piece_images(const ff_config_t *cfg) {
     return cfg->piece_images > 0 ? cfg->piece_images : cfg->batch / 2;
 }
 
+uint32_t ff_config_tile_units(const ff_config_t *cfg) {
+    return cfg->tile_units > 0 && cfg->tile_units < cfg->hidden ? cfg->tile_units : 0;
+}
+
 size_t ff_config_eval_images(const ff_config_t *cfg, uint64_t test_images) {
     size_t e = cfg->eval_images > 0 ? cfg->eval_images : cfg->batch / 10 > 0 ? cfg->batch / 10 : 1;
     return e > test_images ? (size_t)test_images : e;
@@ -475,6 +482,13 @@ int ff_config_parse(ff_config_t *cfg, int argc, char **argv, ff_error_t *err) {
         (cfg->piece_images > cfg->batch / 2 || (cfg->batch / 2) % cfg->piece_images != 0))
         return ff_error_set(err, "--piece-images: %u does not divide the %u images of a batch "
                             "(--batch %u)", cfg->piece_images, cfg->batch / 2, cfg->batch);
+    if (ff_config_tile_units(cfg) > 0 && cfg->mode != FF_MODE_FF_STREAM)
+        return ff_error_set(err, "--tile-units: only ff-stream trains layers in tiles (--mode %s "
+                            "holds whole layers)", ff_mode_name(cfg->mode));
+    if (ff_config_tile_units(cfg) > 0 && cfg->piece_images > 0 &&
+        cfg->piece_images != cfg->batch / 2)
+        return ff_error_set(err, "--tile-units with --piece-images %u: a tiled layer takes a "
+                            "whole batch at a time (lower --batch instead)", cfg->piece_images);
     if (cfg->mode == FF_MODE_FF_STREAM && cfg->run_dir[0] == '\0')
         return ff_error_set(err, "--mode ff-stream needs --run DIR (where layers and activations live)");
     if (cfg->resume && cfg->run_dir[0] == '\0')

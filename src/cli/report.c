@@ -1,5 +1,6 @@
 /* report.c: the result JSON of a training run (cJSON), written atomically. */
 #include "ffstream/report.h"
+#include "ffstream/tiles.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -79,6 +80,34 @@ static void add_phase(cJSON *phases, const char *name, double seconds, double fl
 
 /* Where an FF run's time went: the training steps, the passes writing the
  * next layer's inputs (and the head's features), the evaluation passes. */
+/* Tiled layers: the tiling and every stream over the tiles. */
+static void add_tiles(cJSON *root, const ff_result_t *res) {
+    cJSON *t = cJSON_AddObjectToObject(root, "tiles");
+    if (t == NULL) return;
+    cJSON_AddNumberToObject(t, "units", res->tile_units);
+    cJSON_AddStringToObject(t, "io", res->tile_direct ? "O_DIRECT" : "buffered");
+    cJSON *list = cJSON_AddArrayToObject(t, "passes");
+    for (size_t i = 0; list != NULL && i < res->tile_pass_count; i++) {
+        const ff_tile_pass_t *p = &res->tile_passes[i];
+        cJSON *o = cJSON_CreateObject();
+        if (o == NULL || !cJSON_AddItemToArray(list, o)) {
+            cJSON_Delete(o);
+            return;
+        }
+        cJSON_AddStringToObject(o, "kind", p->kind);
+        cJSON_AddNumberToObject(o, "layer", p->layer + 1);
+        cJSON_AddNumberToObject(o, "step", (double)p->step);
+        cJSON_AddNumberToObject(o, "first_tile", p->first_tile);
+        cJSON_AddNumberToObject(o, "tiles", p->tiles);
+        add_number(o, "seconds", p->seconds);
+        add_number(o, "io_wait_seconds", p->io_wait_seconds);
+        add_number(o, "io_wait_fraction", p->seconds > 0 ? p->io_wait_seconds / p->seconds : NAN);
+        cJSON_AddNumberToObject(o, "bytes_read", (double)p->bytes_read);
+        cJSON_AddNumberToObject(o, "bytes_written", (double)p->bytes_written);
+        add_number(o, "gflop", p->flops / 1e9);
+    }
+}
+
 static void add_phases(cJSON *root, const ff_result_t *res) {
     cJSON *phases = cJSON_AddObjectToObject(root, "phases");
     if (phases == NULL) return;
@@ -146,6 +175,7 @@ char *ff_report_json(const ff_config_t *cfg, const ff_result_t *res) {
             cJSON_AddNumberToObject(io, "bytes_written", (double)res->io_bytes_written);
             add_number(io, "wait_seconds", res->io_wait_seconds);
         }
+        if (res->tile_units > 0) add_tiles(root, res);
         cJSON_AddBoolToObject(root, "resumed", res->resumed);
         if (res->resumed) cJSON_AddNumberToObject(root, "resumed_at_layer", res->resumed_at_layer);
     }

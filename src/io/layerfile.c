@@ -23,6 +23,8 @@
 #include "ffstream/fileio.h"
 #include "ffstream/json.h"
 #include "ffstream/memstat.h"
+#include "ffstream/tilefile.h"
+#include "layerfile_internal.h"
 
 /* Tensors are stored as the float32 bytes of memory, which the format
  * defines as little-endian. */
@@ -30,7 +32,7 @@
 #error "layerfile.c stores floats as they are in memory and needs a little-endian host"
 #endif
 
-#define FORMAT_NAME "ffstream-layer"
+#define FORMAT_NAME FF_LF_FORMAT_NAME
 /* cJSON holds numbers as doubles: integers are exact up to 2^53. */
 #define JSON_MAX_INT (UINT64_C(1) << 53)
 #define MAX_DIM (UINT64_C(1) << 24)
@@ -397,7 +399,7 @@ static float *tensor_data(const ff_layer_t *layer, uint32_t i) {
 }
 
 /* The header's checksum: XXH3-64 of preamble bytes 0..15 and the header. */
-static uint64_t header_checksum(const uint8_t *preamble, const char *header, size_t bytes) {
+uint64_t ff_lf_header_checksum(const uint8_t *preamble, const char *header, size_t bytes) {
     return XXH3_64bits_withSeed(header, bytes, XXH3_64bits(preamble, 16));
 }
 
@@ -406,13 +408,13 @@ static uint64_t header_checksum(const uint8_t *preamble, const char *header, siz
 /* Adds a non-negative integer as its exact decimal digits (callers keep it
  * at most 2^53 so readers that hold numbers as doubles see the same value).
  * @return 0, or -1 when out of memory. */
-static int add_uint(cJSON *obj, const char *key, uint64_t v) {
+int ff_lf_add_uint(cJSON *obj, const char *key, uint64_t v) {
     char text[24];
     snprintf(text, sizeof text, "%" PRIu64, v);
     return cJSON_AddRawToObject(obj, key, text) != NULL ? 0 : -1;
 }
 
-static int add_hex(cJSON *obj, const char *key, uint64_t v, int digits) {
+int ff_lf_add_hex(cJSON *obj, const char *key, uint64_t v, int digits) {
     char text[24];
     snprintf(text, sizeof text, "%0*" PRIx64, digits, v);
     return cJSON_AddStringToObject(obj, key, text) != NULL ? 0 : -1;
@@ -430,7 +432,7 @@ static void format_double(char *text, size_t size, double v) {
 
 /* JSON has no NaN or infinity: NaN is null, the infinities are the strings
  * "inf" and "-inf". */
-static int add_double(cJSON *obj, const char *key, double v) {
+int ff_lf_add_double(cJSON *obj, const char *key, double v) {
     if (isnan(v)) return cJSON_AddNullToObject(obj, key) != NULL ? 0 : -1;
     if (isinf(v)) return cJSON_AddStringToObject(obj, key, v > 0 ? "inf" : "-inf") ? 0 : -1;
     char text[40];
@@ -455,10 +457,44 @@ static int add_tensor(cJSON *list, const ff_layerfile_tensor_t *t) {
         bad |= dim == NULL || !cJSON_AddItemToArray(shape, dim);
     }
     bad |= cJSON_AddStringToObject(o, "codec", ff_codec_name(t->codec)) == NULL;
-    bad |= add_uint(o, "raw_bytes", t->raw_bytes);
-    bad |= add_uint(o, "stored_bytes", t->stored_bytes);
-    bad |= add_uint(o, "offset", t->offset);
-    bad |= add_hex(o, "crc32", t->crc32, 8);
+    bad |= ff_lf_add_uint(o, "raw_bytes", t->raw_bytes);
+    bad |= ff_lf_add_uint(o, "stored_bytes", t->stored_bytes);
+    bad |= ff_lf_add_uint(o, "offset", t->offset);
+    bad |= ff_lf_add_hex(o, "crc32", t->crc32, 8);
+    return bad ? -1 : 0;
+}
+
+int ff_lf_add_state(cJSON *root, const ff_layerfile_meta_t *meta, int64_t adam_step) {
+    int bad = 0;
+    cJSON *adam = cJSON_AddObjectToObject(root, "adam");
+    bad |= adam == NULL;
+    if (adam != NULL) {
+        bad |= ff_lf_add_uint(adam, "step", (uint64_t)adam_step);
+        bad |= ff_lf_add_double(adam, "lr", meta->adam.lr);
+        bad |= ff_lf_add_double(adam, "beta1", meta->adam.beta1);
+        bad |= ff_lf_add_double(adam, "beta2", meta->adam.beta2);
+        bad |= ff_lf_add_double(adam, "eps", meta->adam.eps);
+        bad |= ff_lf_add_double(adam, "weight_decay", meta->adam.weight_decay);
+    }
+    cJSON *tr = cJSON_AddObjectToObject(root, "training");
+    bad |= tr == NULL;
+    if (tr != NULL) {
+        bad |= ff_lf_add_uint(tr, "epochs_done", meta->epochs_done);
+        bad |= ff_lf_add_uint(tr, "epochs_total", meta->epochs_total);
+        bad |= ff_lf_add_uint(tr, "batch_in_epoch", meta->batch_in_epoch);
+        bad |= cJSON_AddBoolToObject(tr, "complete", meta->complete != 0) == NULL;
+        bad |= ff_lf_add_double(tr, "loss", meta->loss);
+        bad |= ff_lf_add_double(tr, "goodness_pos", meta->goodness_pos);
+        bad |= ff_lf_add_double(tr, "goodness_neg", meta->goodness_neg);
+        bad |= ff_lf_add_double(tr, "loss_sum", meta->loss_sum);
+        bad |= ff_lf_add_double(tr, "good_pos_sum", meta->good_pos_sum);
+        bad |= ff_lf_add_double(tr, "good_neg_sum", meta->good_neg_sum);
+        bad |= ff_lf_add_uint(tr, "batches", meta->batches);
+        bad |= ff_lf_add_uint(tr, "npos", meta->npos);
+        bad |= ff_lf_add_uint(tr, "nneg", meta->nneg);
+    }
+    bad |= ff_lf_add_hex(root, "data_fingerprint", meta->data_fingerprint, 16);
+    bad |= ff_lf_add_hex(root, "config_fingerprint", meta->config_fingerprint, 16);
     return bad ? -1 : 0;
 }
 
@@ -469,45 +505,17 @@ static char *build_header(const ff_layer_t *layer, const ff_layerfile_meta_t *me
     cJSON *root = cJSON_CreateObject();
     if (root == NULL) return NULL;
     int bad = cJSON_AddStringToObject(root, "format", FORMAT_NAME) == NULL;
-    bad |= add_uint(root, "version", FF_LAYERFILE_VERSION);
+    bad |= ff_lf_add_uint(root, "version", FF_LAYERFILE_VERSION);
     bad |= cJSON_AddStringToObject(root, "writer", "ffstream " FF_VERSION) == NULL;
-    bad |= add_uint(root, "layer_index", meta->layer_index);
-    bad |= add_uint(root, "in", layer->in);
-    bad |= add_uint(root, "out", layer->out);
+    bad |= ff_lf_add_uint(root, "layer_index", meta->layer_index);
+    bad |= ff_lf_add_uint(root, "in", layer->in);
+    bad |= ff_lf_add_uint(root, "out", layer->out);
     bad |= cJSON_AddStringToObject(root, "dtype", "float32") == NULL;
     bad |= cJSON_AddStringToObject(root, "activation", "relu") == NULL;
     cJSON *list = cJSON_AddArrayToObject(root, "tensors");
     bad |= list == NULL;
     for (uint32_t i = 0; list != NULL && i < count; i++) bad |= add_tensor(list, &tensors[i]);
-    cJSON *adam = cJSON_AddObjectToObject(root, "adam");
-    bad |= adam == NULL;
-    if (adam != NULL) {
-        bad |= add_uint(adam, "step", (uint64_t)layer->adam_step);
-        bad |= add_double(adam, "lr", meta->adam.lr);
-        bad |= add_double(adam, "beta1", meta->adam.beta1);
-        bad |= add_double(adam, "beta2", meta->adam.beta2);
-        bad |= add_double(adam, "eps", meta->adam.eps);
-        bad |= add_double(adam, "weight_decay", meta->adam.weight_decay);
-    }
-    cJSON *tr = cJSON_AddObjectToObject(root, "training");
-    bad |= tr == NULL;
-    if (tr != NULL) {
-        bad |= add_uint(tr, "epochs_done", meta->epochs_done);
-        bad |= add_uint(tr, "epochs_total", meta->epochs_total);
-        bad |= add_uint(tr, "batch_in_epoch", meta->batch_in_epoch);
-        bad |= cJSON_AddBoolToObject(tr, "complete", meta->complete != 0) == NULL;
-        bad |= add_double(tr, "loss", meta->loss);
-        bad |= add_double(tr, "goodness_pos", meta->goodness_pos);
-        bad |= add_double(tr, "goodness_neg", meta->goodness_neg);
-        bad |= add_double(tr, "loss_sum", meta->loss_sum);
-        bad |= add_double(tr, "good_pos_sum", meta->good_pos_sum);
-        bad |= add_double(tr, "good_neg_sum", meta->good_neg_sum);
-        bad |= add_uint(tr, "batches", meta->batches);
-        bad |= add_uint(tr, "npos", meta->npos);
-        bad |= add_uint(tr, "nneg", meta->nneg);
-    }
-    bad |= add_hex(root, "data_fingerprint", meta->data_fingerprint, 16);
-    bad |= add_hex(root, "config_fingerprint", meta->config_fingerprint, 16);
+    bad |= ff_lf_add_state(root, meta, layer->adam_step);
     char *text = bad ? NULL : cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return text;
@@ -624,7 +632,7 @@ int ff_layerfile_save(const char *path, const ff_layer_t *layer, const ff_layerf
     memcpy(pre, FF_LAYERFILE_MAGIC, 8); /* the 7 letters and their NUL */
     ff_put_le(pre + 8, FF_LAYERFILE_VERSION, 4);
     ff_put_le(pre + 12, reserve, 4);
-    ff_put_le(pre + 16, header_checksum(pre, header, reserve), 8);
+    ff_put_le(pre + 16, ff_lf_header_checksum(pre, header, reserve), 8);
     if (ff_fileio_pwrite(file.fd, pre, sizeof pre, 0) != 0 ||
         ff_fileio_pwrite(file.fd, header, reserve, FF_LAYERFILE_PREAMBLE) != 0) {
         ff_error_set(err, "%s: write failed: %s", file.tmp, strerror(errno));
@@ -667,7 +675,7 @@ static const char *const training_keys[] = {
     "goodness_neg", "loss_sum", "good_pos_sum", "good_neg_sum", "batches", "npos", "nneg", NULL};
 
 /* A number, null (NaN) or "inf" / "-inf": what add_double writes. */
-static int get_double(const ff_json_ctx_t *c, const cJSON *obj, const char *key, double *out,
+int ff_lf_get_double(const ff_json_ctx_t *c, const cJSON *obj, const char *key, double *out,
                       ff_error_t *err) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (cJSON_IsNumber(item)) *out = item->valuedouble;
@@ -761,7 +769,7 @@ static int parse_tensor(const char *path, const cJSON *list, uint32_t i, uint64_
     return 0;
 }
 
-static int parse_adam(const char *path, const cJSON *root, ff_layerfile_info_t *info,
+int ff_lf_parse_adam(const char *path, const cJSON *root, ff_layerfile_info_t *info,
                       ff_error_t *err) {
     ff_json_ctx_t c = {path, NULL};
     const cJSON *adam;
@@ -772,16 +780,16 @@ static int parse_adam(const char *path, const cJSON *root, ff_layerfile_info_t *
     if (ff_json_get_uint(&c, adam, "step", 0, FF_LAYERFILE_MAX_STEP, &step, err) != 0) return -1;
     info->adam_step = (int64_t)step;
     ff_adam_params_t *p = &info->meta.adam;
-    if (get_double(&c, adam, "lr", &p->lr, err) != 0 ||
-        get_double(&c, adam, "beta1", &p->beta1, err) != 0 ||
-        get_double(&c, adam, "beta2", &p->beta2, err) != 0 ||
-        get_double(&c, adam, "eps", &p->eps, err) != 0 ||
-        get_double(&c, adam, "weight_decay", &p->weight_decay, err) != 0)
+    if (ff_lf_get_double(&c, adam, "lr", &p->lr, err) != 0 ||
+        ff_lf_get_double(&c, adam, "beta1", &p->beta1, err) != 0 ||
+        ff_lf_get_double(&c, adam, "beta2", &p->beta2, err) != 0 ||
+        ff_lf_get_double(&c, adam, "eps", &p->eps, err) != 0 ||
+        ff_lf_get_double(&c, adam, "weight_decay", &p->weight_decay, err) != 0)
         return -1;
     return 0;
 }
 
-static int parse_training(const char *path, const cJSON *root, ff_layerfile_meta_t *m,
+int ff_lf_parse_training(const char *path, const cJSON *root, ff_layerfile_meta_t *m,
                           ff_error_t *err) {
     ff_json_ctx_t c = {path, NULL};
     const cJSON *tr;
@@ -793,12 +801,12 @@ static int parse_training(const char *path, const cJSON *root, ff_layerfile_meta
         get_u32(&c, tr, "batch_in_epoch", &m->batch_in_epoch, err) != 0 ||
         ff_json_get_bool(&c, tr, "complete", &m->complete, err) != 0)
         return -1;
-    if (get_double(&c, tr, "loss", &m->loss, err) != 0 ||
-        get_double(&c, tr, "goodness_pos", &m->goodness_pos, err) != 0 ||
-        get_double(&c, tr, "goodness_neg", &m->goodness_neg, err) != 0 ||
-        get_double(&c, tr, "loss_sum", &m->loss_sum, err) != 0 ||
-        get_double(&c, tr, "good_pos_sum", &m->good_pos_sum, err) != 0 ||
-        get_double(&c, tr, "good_neg_sum", &m->good_neg_sum, err) != 0 ||
+    if (ff_lf_get_double(&c, tr, "loss", &m->loss, err) != 0 ||
+        ff_lf_get_double(&c, tr, "goodness_pos", &m->goodness_pos, err) != 0 ||
+        ff_lf_get_double(&c, tr, "goodness_neg", &m->goodness_neg, err) != 0 ||
+        ff_lf_get_double(&c, tr, "loss_sum", &m->loss_sum, err) != 0 ||
+        ff_lf_get_double(&c, tr, "good_pos_sum", &m->good_pos_sum, err) != 0 ||
+        ff_lf_get_double(&c, tr, "good_neg_sum", &m->good_neg_sum, err) != 0 ||
         ff_json_get_uint(&c, tr, "batches", 0, JSON_MAX_INT, &m->batches, err) != 0 ||
         ff_json_get_uint(&c, tr, "npos", 0, JSON_MAX_INT, &m->npos, err) != 0 ||
         ff_json_get_uint(&c, tr, "nneg", 0, JSON_MAX_INT, &m->nneg, err) != 0)
@@ -881,8 +889,8 @@ static int parse_header(const char *path, const char *text, size_t header_bytes,
                      info->file_bytes);
         goto cleanup;
     }
-    if (parse_adam(path, root, info, err) != 0 ||
-        parse_training(path, root, &info->meta, err) != 0)
+    if (ff_lf_parse_adam(path, root, info, err) != 0 ||
+        ff_lf_parse_training(path, root, &info->meta, err) != 0)
         goto cleanup;
     if (ff_json_get_hex64(&c, root, "data_fingerprint", &info->meta.data_fingerprint, err) != 0 ||
         ff_json_get_hex64(&c, root, "config_fingerprint", &info->meta.config_fingerprint, err) !=
@@ -894,7 +902,7 @@ cleanup:
     return rc;
 }
 
-static int read_error(const char *path, const char *what, ff_error_t *err) {
+int ff_lf_read_error(const char *path, const char *what, ff_error_t *err) {
     if (errno == 0)
         return ff_error_set(err, "%s: cannot read %s: the file ended early (it shrank while being "
                             "read?)", path, what);
@@ -903,7 +911,7 @@ static int read_error(const char *path, const char *what, ff_error_t *err) {
 
 /* Closes a checkpoint that has been read: its pages would otherwise stay
  * in the page cache, which a memory cgroup charges to the trainer. */
-static void close_dropping_cache(int fd) {
+void ff_lf_close_dropping_cache(int fd) {
     if (fd < 0) return;
     posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
     close(fd);
@@ -922,7 +930,7 @@ static int open_layerfile(const char *path, int *fd_out, ff_layerfile_info_t *in
     uint8_t pre[FF_LAYERFILE_PREAMBLE];
     size_t have = info->file_bytes < sizeof pre ? (size_t)info->file_bytes : sizeof pre;
     if (ff_fileio_read_exact(fd, pre, have, 0) != 0) {
-        read_error(path, "the preamble", err);
+        ff_lf_read_error(path, "the preamble", err);
         goto cleanup;
     }
     /* A foreign file gets named as such even when it is short. */
@@ -960,11 +968,11 @@ static int open_layerfile(const char *path, int *fd_out, ff_layerfile_info_t *in
         goto cleanup;
     }
     if (ff_fileio_read_exact(fd, text, header_bytes, FF_LAYERFILE_PREAMBLE) != 0) {
-        read_error(path, "the header", err);
+        ff_lf_read_error(path, "the header", err);
         goto cleanup;
     }
     text[header_bytes] = '\0';
-    uint64_t stored = ff_get_le(pre + 16, 8), sum = header_checksum(pre, text, header_bytes);
+    uint64_t stored = ff_get_le(pre + 16, 8), sum = ff_lf_header_checksum(pre, text, header_bytes);
     if (stored != sum) {
         ff_error_set(err, "%s: header checksum mismatch (the preamble says %016" PRIx64 ", the "
                      "header gives %016" PRIx64 "): the header was edited or damaged", path,
@@ -1001,10 +1009,27 @@ static int stream_tensor(decoder_t *d, int fd, const char *path, const ff_layerf
     return 0;
 }
 
+/* The format version of path when it starts like a layer file; 0 when it
+ * does not (the version 2 reader then says what is wrong). */
+static uint32_t peek_version(const char *path) {
+    ff_error_t ignored;
+    uint64_t bytes;
+    uint8_t pre[12];
+    int fd = ff_fileio_open_regular(path, 0, &bytes, &ignored);
+    if (fd < 0) return 0;
+    uint32_t v = 0;
+    if (bytes >= sizeof pre && ff_fileio_read_exact(fd, pre, sizeof pre, 0) == 0 &&
+        memcmp(pre, FF_LAYERFILE_MAGIC, 8) == 0)
+        v = (uint32_t)ff_get_le(pre + 8, 4);
+    close(fd);
+    return v;
+}
+
 int ff_layerfile_read_info(const char *path, ff_layerfile_info_t *info, ff_error_t *err) {
+    if (peek_version(path) == FF_TILEFILE_VERSION) return ff_tilefile_read_info(path, info, err);
     int fd;
     if (open_layerfile(path, &fd, info, err) != 0) return -1;
-    close_dropping_cache(fd);
+    ff_lf_close_dropping_cache(fd);
     return 0;
 }
 
@@ -1012,6 +1037,12 @@ int ff_layerfile_stream_tensor(const char *path, const ff_layerfile_tensor_t *t,
                                ff_layerfile_values_fn fn, void *ctx, ff_error_t *err) {
     ff_layerfile_info_t info;
     int fd;
+    if (peek_version(path) == FF_TILEFILE_VERSION) {
+        for (uint32_t i = 0; i < FF_LAYERFILE_MAX_TENSORS; i++)
+            if (strcmp(t->name, tensor_names[i]) == 0)
+                return ff_tilefile_stream_tensor(path, i, fn, ctx, err);
+        return ff_error_set(err, "%s: no tensor %.32s", path, t->name);
+    }
     if (open_layerfile(path, &fd, &info, err) != 0) return -1;
     /* The tensor must be one of the file's own, as its header says now. */
     int known = 0;
@@ -1029,7 +1060,7 @@ int ff_layerfile_stream_tensor(const char *path, const ff_layerfile_tensor_t *t,
         rc = stream_tensor(&d, fd, path, t, fn, ctx, err);
         decoder_free(&d);
     }
-    close_dropping_cache(fd);
+    ff_lf_close_dropping_cache(fd);
     return rc;
 }
 
@@ -1039,12 +1070,38 @@ int ff_layerfile_read_tensor(const char *path, const ff_layerfile_tensor_t *t, f
     return ff_layerfile_stream_tensor(path, t, copy_values, &c, err);
 }
 
+/* ff_layerfile_load of a tiled file: its tensors streamed tile by tile. */
+static int load_tiled(const char *path, ff_layer_t *layer, ff_layerfile_meta_t *meta,
+                      int with_training, uint32_t expect_in, uint32_t expect_out,
+                      ff_error_t *err) {
+    ff_layerfile_info_t info;
+    if (ff_tilefile_read_info(path, &info, err) != 0) return -1;
+    if ((expect_in != 0 && info.in != expect_in) || (expect_out != 0 && info.out != expect_out))
+        return ff_error_set(err, "%s: layer %u -> %u, expected %u -> %u", path, info.in, info.out,
+                            expect_in != 0 ? expect_in : info.in,
+                            expect_out != 0 ? expect_out : info.out);
+    if (ff_layer_alloc(layer, info.in, info.out, with_training, err) != 0)
+        return ff_error_wrap(err, "%s", path);
+    for (uint32_t i = 0; i < (with_training ? 6u : 2u); i++) {
+        copy_ctx_t c = {tensor_data(layer, i), 0};
+        if (ff_tilefile_stream_tensor(path, i, copy_values, &c, err) != 0) {
+            ff_layer_free(layer);
+            return -1;
+        }
+    }
+    layer->adam_step = info.adam_step;
+    if (meta != NULL) *meta = info.meta;
+    return 0;
+}
+
 int ff_layerfile_load(const char *path, ff_layer_t *layer, ff_layerfile_meta_t *meta,
                       int with_training, uint32_t expect_in, uint32_t expect_out,
                       ff_error_t *err) {
     memset(layer, 0, sizeof *layer);
     ff_layerfile_info_t info;
     int fd;
+    if (peek_version(path) == FF_TILEFILE_VERSION)
+        return load_tiled(path, layer, meta, with_training, expect_in, expect_out, err);
     if (open_layerfile(path, &fd, &info, err) != 0) return -1;
     int rc = -1;
     decoder_t d = {0};
@@ -1076,7 +1133,7 @@ int ff_layerfile_load(const char *path, ff_layer_t *layer, ff_layerfile_meta_t *
     rc = 0;
 cleanup:
     decoder_free(&d);
-    close_dropping_cache(fd);
+    ff_lf_close_dropping_cache(fd);
     if (rc != 0) ff_layer_free(layer);
     return rc;
 }
@@ -1097,6 +1154,17 @@ static int count_finite(void *ctx, const float *values, size_t count, ff_error_t
 int ff_layerfile_verify(const char *path, ff_error_t *err) {
     ff_layerfile_info_t info;
     int fd;
+    if (peek_version(path) == FF_TILEFILE_VERSION) {
+        for (uint32_t i = 0; i < 6; i++) {
+            finite_ctx_t c = {0, 0};
+            if (ff_tilefile_stream_tensor(path, i, count_finite, &c, err) != 0) return -1;
+            if (c.finite != c.count)
+                return ff_error_set(err, "%s: tensor %s: %" PRIu64 " of %" PRIu64 " values are "
+                                    "NaN or infinite", path, tensor_names[i], c.count - c.finite,
+                                    c.count);
+        }
+        return 0;
+    }
     if (open_layerfile(path, &fd, &info, err) != 0) return -1;
     decoder_t d;
     int rc = -1;
@@ -1117,6 +1185,6 @@ int ff_layerfile_verify(const char *path, ff_error_t *err) {
 done:
     decoder_free(&d);
 cleanup:
-    close_dropping_cache(fd);
+    ff_lf_close_dropping_cache(fd);
     return rc;
 }

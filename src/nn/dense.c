@@ -256,7 +256,7 @@ static double row_term(const ff_loss_params_t *p, const float *goodness, size_t 
 typedef struct {
     float *dz;
     const float *goodness, *y;
-    size_t npos, out;
+    size_t npos, cols;
     double count_pos, count_neg, scale;
     const ff_loss_params_t *p;
 } dz_job_t;
@@ -270,33 +270,73 @@ static void dz_rows(void *ctx, size_t begin, size_t end) {
         /* dg/dy_j = 2 y_j * scale; y_j = 0 where the ReLU is off, so this is
          * also the gradient with respect to the pre-activation. */
         float coef = (float)(2.0 * j->scale * dgood);
-        const float *yi = j->y + i * j->out;
-        float *di = j->dz + i * j->out;
-        for (size_t c = 0; c < j->out; c++) di[c] = coef * yi[c];
+        const float *yi = j->y + i * j->cols;
+        float *di = j->dz + i * j->cols;
+        for (size_t c = 0; c < j->cols; c++) di[c] = coef * yi[c];
     }
 }
 
-double ff_dense_local_loss(float *dz, float *goodness, const float *y, size_t npos, size_t nneg,
-                           size_t out, const ff_loss_params_t *p) {
-    size_t rows = npos + nneg;
-    double scale = p->goodness == FF_GOODNESS_MEAN ? 1.0 / (double)out : 1.0;
+/* The counts a piece's loss is scaled by: the batch's, or the piece's own. */
+static double count_of(size_t batch, size_t own) { return (double)(batch > 0 ? batch : own); }
+
+double ff_dense_local_loss_value(const float *goodness, size_t npos, size_t nneg,
+                                 const ff_loss_params_t *p) {
+    const size_t rows = npos + nneg;
     assert(p->kind != FF_LOSS_SYMBA || npos == nneg);
-    /* A piece of a batch is scaled for the batch's counts. */
-    const double count_pos = (double)(p->batch_pos > 0 ? p->batch_pos : npos);
-    const double count_neg = (double)(p->batch_neg > 0 ? p->batch_neg : nneg);
-    ff_dense_goodness(goodness, y, rows, out, p->goodness);
+    const double count_pos = count_of(p->batch_pos, npos), count_neg = count_of(p->batch_neg, nneg);
     /* The loss in row order, on the caller: O(rows). */
     double loss_pos = 0.0, loss_neg = 0.0;
     for (size_t i = 0; i < rows; i++)
         (void)row_term(p, goodness, i, npos, count_pos, count_neg, &loss_pos, &loss_neg);
-    /* dz, O(rows * out), split by rows. */
-    dz_job_t j = {.dz = dz, .goodness = goodness, .y = y, .npos = npos, .out = out,
-                  .count_pos = count_pos, .count_neg = count_neg, .scale = scale, .p = p};
-    ff_pool_for(rows, grain_rows(out), dz_rows, &j);
     double loss = 0.0;
     if (npos > 0) loss += loss_pos / count_pos;
     if (nneg > 0 && p->kind != FF_LOSS_SYMBA) loss += loss_neg / count_neg;
     return loss;
+}
+
+void ff_dense_local_dz(float *dz, const float *goodness, const float *y, size_t npos, size_t nneg,
+                       size_t out, size_t cols, const ff_loss_params_t *p) {
+    const double scale = p->goodness == FF_GOODNESS_MEAN ? 1.0 / (double)out : 1.0;
+    /* dz, O(rows * cols), split by rows. */
+    dz_job_t j = {.dz = dz, .goodness = goodness, .y = y, .npos = npos, .cols = cols,
+                  .count_pos = count_of(p->batch_pos, npos),
+                  .count_neg = count_of(p->batch_neg, nneg), .scale = scale, .p = p};
+    ff_pool_for(npos + nneg, grain_rows(cols), dz_rows, &j);
+}
+
+double ff_dense_local_loss(float *dz, float *goodness, const float *y, size_t npos, size_t nneg,
+                           size_t out, const ff_loss_params_t *p) {
+    ff_dense_goodness(goodness, y, npos + nneg, out, p->goodness);
+    double loss = ff_dense_local_loss_value(goodness, npos, nneg, p);
+    ff_dense_local_dz(dz, goodness, y, npos, nneg, out, out, p);
+    return loss;
+}
+
+typedef struct {
+    double *acc;
+    const float *y;
+    size_t cols;
+} goodness_add_job_t;
+
+static void goodness_add_rows(void *ctx, size_t begin, size_t end) {
+    const goodness_add_job_t *j = ctx;
+    for (size_t i = begin; i < end; i++) {
+        const float *yi = j->y + i * j->cols;
+        double sum = j->acc[i];
+        for (size_t c = 0; c < j->cols; c++) sum += (double)yi[c] * yi[c];
+        j->acc[i] = sum;
+    }
+}
+
+void ff_dense_goodness_add(double *acc, const float *y, size_t rows, size_t cols) {
+    goodness_add_job_t j = {.acc = acc, .y = y, .cols = cols};
+    ff_pool_for(rows, grain_rows(cols), goodness_add_rows, &j);
+}
+
+void ff_dense_goodness_finish(float *goodness, const double *acc, size_t rows, size_t out,
+                              ff_goodness_t kind) {
+    const double scale = kind == FF_GOODNESS_MEAN ? 1.0 / (double)out : 1.0;
+    for (size_t i = 0; i < rows; i++) goodness[i] = (float)(acc[i] * scale);
 }
 
 double ff_dense_ff_loss_ref(float *dz, float *goodness, const float *y, size_t npos,

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ffstream/eval.h"
@@ -16,6 +17,7 @@
 #include "ffstream/memwatch.h"
 #include "ffstream/rng.h"
 #include "ffstream/step.h"
+#include "ffstream/tiles.h"
 #include "train_internal.h"
 
 typedef struct {
@@ -23,6 +25,7 @@ typedef struct {
     const ff_config_t *cfg;
     ff_rows_t *rows;
     ff_store_t *store;
+    ff_tiles_t *tiles;  /* the acquired layer in tiles (NULL: whole) */
     ff_result_t *res;
     ff_step_workspace_t ws;
     float *good;        /* [rows of the largest chunk] goodness */
@@ -136,6 +139,28 @@ static int check_same_weights(loop_t *L, uint32_t k, const ff_layer_t *layer, ff
     return 0;
 }
 
+/* A tiled layer's step is whole: its state is committed with the training
+ * state after batch bi of epoch e (what train_epochs records once the
+ * step is counted), so a resume starts at the next batch. */
+static int commit_tiled_step(loop_t *L, uint32_t k, const ff_layer_progress_t *p,
+                             const ff_step_stats_t *st, uint32_t e, uint64_t bi,
+                             uint64_t nbatches, ff_error_t *err) {
+    ff_layer_progress_t q = *p;
+    q.running = *st;
+    q.epochs_done = e;
+    q.batch_in_epoch = (uint32_t)(bi + 1);
+    if (bi + 1 == nbatches) {
+        q.last = ff_epoch_means(st);
+        memset(&q.running, 0, sizeof q.running);
+        q.epochs_done = e + 1;
+        q.batch_in_epoch = 0;
+        q.complete = e + 1 == L->cfg->epochs;
+    }
+    ff_layerfile_meta_t meta;
+    L->store->ops->layer_meta(L->store->self, k, &q, &meta);
+    return ff_tiles_commit(L->tiles, &meta, err);
+}
+
 /* Trains layer k from `progress` to its last epoch; checkpoints after every
  * epoch but the last. A batch is summed over its pieces before its Adam
  * step (one piece: the batch itself). `after` is read once the last step is
@@ -145,9 +170,10 @@ static int train_epochs(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progr
     const ff_config_t *cfg = L->cfg;
     const ff_set_shape_t *sh = shape(L, FF_SET_TRAIN);
     const uint64_t nbatches = batch_count(L), per = pieces_per_batch(L);
-    ff_step_params_t sp = ff_train_step_params(cfg, layer->out);
+    ff_step_params_t sp = ff_train_step_params(cfg, cfg->hidden);
     sp.shared = shared_columns(L, k);
     ff_step_stats_t *st = &p->running;
+    const uint32_t width = k == 0 ? L->rows->width0 : cfg->hidden; /* the layer's inputs */
     uint64_t steps_here = 0; /* steps of this layer taken by this process */
     uint32_t first_batch = p->batch_in_epoch;
     epoch_order(L, k, p->epochs_done, L->order);
@@ -184,19 +210,32 @@ static int train_epochs(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progr
                  * negatives and shifts are applied as they arrive, from
                  * (seed, epoch, batch) alone. */
                 if (k == 0 && cfg->fresh_negatives)
-                    ff_data_redraw_negatives(x, mb, layer->in,
+                    ff_data_redraw_negatives(x, mb, width,
                                              (size_t)L->in->img_rows * L->in->img_cols,
                                              cfg->label, cfg->seed, e, b, first);
                 if (k == 0)
-                    ff_data_jitter_batch(x, mb, layer->in, L->in->img_rows, L->in->img_cols,
+                    ff_data_jitter_batch(x, mb, width, L->in->img_rows, L->in->img_cols,
                                          cfg->label, cfg->jitter, cfg->seed, e, b, first);
-                L->res->step_flops +=
-                    ff_step_grad(layer, &L->ws, x, mb, mb, whole, whole, j > 0, &sp, into);
+                if (L->tiles != NULL) {
+                    /* Adam's step is taken tile by tile inside. */
+                    sp.adam.lr = ff_train_layer_lr(cfg, e, bi, nbatches);
+                    double f = ff_tiles_step(L->tiles, &L->ws, x, mb, mb, &sp, into, err);
+                    if (f < 0) return -1;
+                    L->res->step_flops += f;
+                } else {
+                    L->res->step_flops +=
+                        ff_step_grad(layer, &L->ws, x, mb, mb, whole, whole, j > 0, &sp, into);
+                }
                 ROWS(L, release, FF_SET_TRAIN, c);
             }
             if (L->in->comm != NULL && sum_over_ranks(L, layer, &mine, st, err) != 0) return -1;
             sp.adam.lr = ff_train_layer_lr(cfg, e, bi, nbatches);
-            ff_step_apply(layer, &sp, st);
+            if (L->tiles != NULL) {
+                st->batches++;
+                if (commit_tiled_step(L, k, p, st, e, bi, nbatches, err) != 0) return -1;
+            } else {
+                ff_step_apply(layer, &sp, st);
+            }
             steps_here++;
             char label[96];
             snprintf(label, sizeof label, "%s layer %u/%u epoch %u/%u", L->in->name, k + 1,
@@ -269,15 +308,25 @@ static int pass(loop_t *L, ff_set_t set, ff_layer_t *const *layers, uint32_t fir
                 return -1;
             /* The first layer's training pairs and test candidates share
              * their image columns: computed once per image. */
+            const int scored = score && ff_train_layer_scored(cfg, first + j);
+            double *flops = score ? &L->res->eval_flops : &L->res->pass_flops;
             const ff_dense_groups_t g =
                 ff_set_chunk_groups(sh, set, c, shared_columns(L, first + j));
-            *(score ? &L->res->eval_flops : &L->res->pass_flops) +=
-                ff_step_forward_grouped(y, layer, &L->ws, in, &g);
-            if (score && ff_train_layer_scored(cfg, first + j)) {
-                ff_dense_goodness(L->good, y, rows, layer->out, cfg->goodness);
-                ff_eval_accumulate(L->scores + c * sh->units_per_chunk * FF_CLASSES, L->good, n,
-                                   ff_config_layer_theta(cfg, layer->out));
+            if (L->tiles != NULL) {
+                /* One stream over the tiles per chunk: the outputs the next
+                 * layer needs, the goodness the scores need. */
+                const int out = j + 1 == count && write_next;
+                double f = ff_tiles_forward(L->tiles, &L->ws, out ? y : NULL,
+                                            scored ? L->good : NULL, cfg->goodness, in, &g, err);
+                if (f < 0) return -1;
+                *flops += f;
+            } else {
+                *flops += ff_step_forward_grouped(y, layer, &L->ws, in, &g);
+                if (scored) ff_dense_goodness(L->good, y, rows, layer->out, cfg->goodness);
             }
+            if (scored)
+                ff_eval_accumulate(L->scores + c * sh->units_per_chunk * FF_CLASSES, L->good, n,
+                                   ff_config_layer_theta(cfg, cfg->hidden));
             if (j == 0) ROWS(L, release, set, c); /* x is consumed */
             in = y;
         }
@@ -427,6 +476,21 @@ static void layer_note(loop_t *L, uint32_t k, const ff_layer_result_t *r) {
     fflush(stderr);
 }
 
+/* The tiled layer's streams so far, added to the result's (the hash of
+ * the release comes after: it is not a training stream). */
+static int keep_tile_passes(loop_t *L) {
+    size_t n;
+    const ff_tile_pass_t *p = ff_tiles_passes(L->tiles, &n);
+    ff_result_t *res = L->res;
+    ff_tile_pass_t *all = realloc(res->tile_passes, (res->tile_pass_count + n) * sizeof *all);
+    if (all == NULL && res->tile_pass_count + n > 0) return -1;
+    if (n > 0) memcpy(all + res->tile_pass_count, p, n * sizeof *p);
+    res->tile_passes = all;
+    res->tile_pass_count += n;
+    res->tile_direct = ff_tiles_direct(L->tiles);
+    return 0;
+}
+
 static int run_layers(loop_t *L, ff_error_t *err) {
     const ff_config_t *cfg = L->cfg;
     for (uint32_t k = L->in->first_layer; k < cfg->layers; k++) {
@@ -438,6 +502,7 @@ static int run_layers(loop_t *L, ff_error_t *err) {
         ff_layer_progress_t p;
         if (ROWS(L, begin_layer, k, err) != 0) return -1;
         if (STORE(L, acquire, k, &layer, &p, err) != 0) return -1;
+        L->tiles = L->store->ops->tiles != NULL ? L->store->ops->tiles(L->store->self) : NULL;
         if (!p.complete) {
             /* The last step reads the first chunk of the next pass. */
             next_read_t after = {1, k + 1 < cfg->layers ? FF_SET_TRAIN : FF_SET_TEST, 0};
@@ -448,15 +513,18 @@ static int run_layers(loop_t *L, ff_error_t *err) {
             if (STORE(L, trained, k, layer, &p, err) != 0) return -1;
         }
         ff_layer_result_t *r = &L->res->per_layer[k];
-        r->in = layer->in;
-        r->out = layer->out;
+        r->in = k == 0 ? L->rows->width0 : cfg->hidden;
+        r->out = cfg->hidden;
         r->loss = p.last.loss;
         r->goodness_pos = p.last.goodness_pos;
         r->goodness_neg = p.last.goodness_neg;
         if (layer_passes(L, k, layer, err) != 0) return -1;
         /* Every rank's next inputs are durable before run.json moves on. */
         if (L->in->comm != NULL && L->in->comm->ops->barrier(L->in->comm, err) != 0) return -1;
+        if (L->tiles != NULL && keep_tile_passes(L) != 0)
+            return ff_error_set(err, "out of memory for the record of the tile streams");
         if (STORE(L, release, k, err) != 0) return -1;
+        L->tiles = NULL;
         /* What the layer cost, recorded before its inputs go: the disk
          * then holds them and its outputs, the run's peak. */
         r->seconds = ff_now() - t_layer;
@@ -501,7 +569,17 @@ int ff_loop_run(const ff_loop_t *in, ff_result_t *res, ff_error_t *err) {
         if (r > rows_max) rows_max = r;
     }
     const size_t H = cfg->hidden, width = in->rows->width0 > H ? in->rows->width0 : H;
-    if (ff_step_workspace_alloc(&L.ws, rows_max, width, H, err) != 0) return -1;
+    /* Tiled layers: the step's outputs and dz hold one tile's columns. */
+    const uint32_t units = ff_config_tile_units(cfg);
+    res->tile_units = units;
+    if (units > 0 && (in->comm != NULL || !in->rows->per_layer_sets))
+        return ff_error_set(err, "--tile-units: tiled layers train in one ff-stream process");
+    if (units > 0 && pieces_per_batch(&L) != 1)
+        return ff_error_set(err, "--tile-units: a tiled layer takes a whole batch at a time, but "
+                            "the batch is cut into %llu chunks (lower --batch or raise "
+                            "--mem-budget)", (unsigned long long)pieces_per_batch(&L));
+    if (ff_step_workspace_alloc(&L.ws, rows_max, width, units > 0 ? units : H, err) != 0)
+        return -1;
     L.good = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows_max * sizeof(float));
     L.scores = ff_mem_calloc(FF_MEM_ACTIVATIONS, te->units * FF_CLASSES, sizeof(float));
     L.order = ff_mem_alloc(FF_MEM_OTHER, 2 * batch_count(&L) * sizeof(uint32_t));

@@ -14,6 +14,7 @@
 #include "ffstream/scores.h"
 #include "ffstream/step.h"
 #include "ffstream/store.h"
+#include "ffstream/tiles.h"
 #include "train_internal.h"
 
 #define F ((uint64_t)sizeof(float))
@@ -55,10 +56,13 @@ static ff_memmodel_t model_ff(const ff_config_t *cfg, uint64_t pixels, uint64_t 
     uint64_t rows_max = 0;
     for (int s = 0; s < FF_SET_COUNT; s++)
         rows_max = max_u64(rows_max, sh[s].units_per_chunk * sh[s].rows_per_unit);
-    /* loop.c: workspace, goodness, scores, and (evaluation through every
-     * layer at once) the second chain buffer. */
-    const uint64_t loop = ff_step_workspace_bytes(rows_max, width, H) + rows_max * F +
-                          T * FF_CLASSES * F + (stream ? 0 : rows_max * H * F);
+    /* loop.c: workspace (a tile's columns wide when tiled), goodness,
+     * scores, and (evaluation through every layer at once) the second chain
+     * buffer; tiles.c: the goodness sums. */
+    const uint64_t tu = ff_config_tile_units(cfg);
+    const uint64_t loop = ff_step_workspace_bytes(rows_max, width, tu ? tu : H) + rows_max * F +
+                          T * FF_CLASSES * F + (stream ? 0 : rows_max * H * F) +
+                          (tu ? rows_max * sizeof(double) : 0);
     /* The softmax head: its layer and scratch, and its features: one chunk
      * (ff-stream reads them from the kept caches), or every training image
      * plus one test chunk (ff-mem). */
@@ -111,9 +115,22 @@ static ff_memmodel_t model_ff(const ff_config_t *cfg, uint64_t pixels, uint64_t 
     ph.dataset = dataset_bytes(pixels, N, T) + N + labels;
     keep_peak(&best, &ph);
     ph = (ff_memmodel_t){.phase = "training"};
-    set_parameters(&ph, width * H + H);
+    if (tu) {
+        /* tiles.c: three tile frames (parameters and moments) in turn, one
+         * tile's gradient, the header block; no whole-layer save. */
+        ff_tilefile_t g;
+        ff_error_t ignored;
+        uint64_t region = ff_tilefile_geometry(&g, (uint32_t)width, (uint32_t)H, (uint32_t)tu,
+                                               &ignored) == 0 ? g.region_bytes : 0;
+        ph.weights = ff_tiles_bytes((uint32_t)width, (uint32_t)H, (uint32_t)tu) - region;
+        ph.gradients = region;
+        ph.parameters = ph.weights + ph.gradients;
+        ph.io = chunks + g.data_offset;
+    } else {
+        set_parameters(&ph, width * H + H);
+        ph.io = chunks + save;
+    }
     ph.activations = loop;
-    ph.io = chunks + save;
     ph.dataset = labels;
     keep_peak(&best, &ph);
     ph = (ff_memmodel_t){.phase = "head"}; /* the last layer is evicted */
@@ -201,6 +218,15 @@ static uint64_t layer_caches(const ff_config_t *cfg, const ff_set_shape_t *sh, u
 /* A layer file's size: raw tensors exactly, compressed ones at most the
  * codec's bound. */
 static uint64_t checkpoint_bytes(const ff_config_t *cfg, uint64_t in, uint64_t out, int adam) {
+    const uint32_t tu = ff_config_tile_units(cfg);
+    if (tu > 0 && cfg->mode == FF_MODE_FF_STREAM) {
+        /* Tiled (tilefile.h): raw, the moments always kept. */
+        ff_tilefile_t g;
+        ff_error_t ignored;
+        (void)adam;
+        return ff_tilefile_geometry(&g, (uint32_t)in, (uint32_t)out, tu, &ignored) == 0
+                   ? ff_tilefile_bytes(&g) : 0;
+    }
     /* The codec's worst case for compressed tensors; raw ones exactly. */
     uint64_t tensors = adam ? 6 : 2, weight = in * out * 4, bias = out * 4, stored = 0;
     for (uint64_t t = 0; t < tensors; t++) {
@@ -213,7 +239,8 @@ static uint64_t checkpoint_bytes(const ff_config_t *cfg, uint64_t in, uint64_t o
 
 ff_diskmodel_t ff_diskmodel(const ff_config_t *cfg, uint64_t pixels, uint64_t train,
                             uint64_t test) {
-    ff_diskmodel_t d = {.exact = cfg->checkpoint_codec == FF_CODEC_RAW};
+    ff_diskmodel_t d = {.exact = cfg->checkpoint_codec == FF_CODEC_RAW ||
+                                 ff_config_tile_units(cfg) > 0};
     const uint64_t H = cfg->hidden, L = cfg->layers, in0 = ff_data_input_dim(pixels, cfg->label);
     const int stream = cfg->mode == FF_MODE_FF_STREAM;
     if (!stream && !(cfg->mode == FF_MODE_FF_MEM && cfg->run_dir[0] != '\0')) return d;
@@ -233,7 +260,10 @@ ff_diskmodel_t ff_diskmodel(const ff_config_t *cfg, uint64_t pixels, uint64_t tr
         const uint64_t in = k == 0 ? in0 : H;
         const uint64_t with_adam = checkpoint_bytes(cfg, in, H, 1);
         const uint64_t final = checkpoint_bytes(cfg, in, H, keep || k + 1 == L);
-        const uint64_t checkpoints = finished + (cfg->epochs > 1 ? with_adam : 0) + final;
+        /* While a tiled layer trains, every step writes its next state
+         * beside the committed one. */
+        const int replaced = cfg->epochs > 1 || ff_config_tile_units(cfg) > 0;
+        const uint64_t checkpoints = finished + (replaced ? with_adam : 0) + final;
         uint64_t caches = 0;
         if (stream) {
             caches = layer_caches(cfg, sh, (uint32_t)in, softmax);
@@ -307,6 +337,29 @@ int ff_memmodel_fit(ff_config_t *cfg, uint64_t pixels, uint64_t train, uint64_t 
             if (!fixed_eval) cfg->eval_images = trial.eval_images == E ? 0 : trial.eval_images;
             return 0;
         }
+    }
+    /* A layer wider than the budget: tiles of output units, the batch
+     * whole (tiles.h), the widest tiles that fit. */
+    if (!fixed_piece && cfg->tile_units == 0) {
+        trial = *cfg;
+        trial.piece_images = 0;
+        if (!fixed_eval) {
+            size_t e = (2 * (size_t)images) / FF_CLASSES;
+            trial.eval_images = (uint32_t)(e < 1 ? 1 : e > E ? E : e);
+        }
+        uint32_t last = 0;
+        for (uint32_t n = 2; n <= FF_TILEFILE_MAX_TILES && n <= cfg->hidden; n++) {
+            uint32_t units = (cfg->hidden + n - 1) / n;
+            if (units == last) continue;
+            last = units;
+            trial.tile_units = units;
+            if (ff_memmodel(&trial, pixels, train, test).total <= room) {
+                cfg->tile_units = units;
+                if (!fixed_eval) cfg->eval_images = trial.eval_images == E ? 0 : trial.eval_images;
+                return 0;
+            }
+        }
+        trial = *cfg;
     }
     trial.piece_images = fixed_piece ? cfg->piece_images : 1;
     if (!fixed_eval) trial.eval_images = 1;

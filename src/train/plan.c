@@ -110,6 +110,10 @@ void ff_plan_print(FILE *out, const ff_config_t *cfg, const ff_plan_t *plan) {
         fprintf(out, "memory budget   %.1f MiB (%s)\n", mib(plan->budget), plan->budget_from);
     else
         fprintf(out, "memory budget   none (%s)\n", plan->budget_from);
+    if (ff_config_tile_units(cfg) > 0)
+        fprintf(out, "tiles           %u output units per tile, %u tiles per layer, streamed "
+                "from disk\n", ff_config_tile_units(cfg),
+                (cfg->hidden + ff_config_tile_units(cfg) - 1) / ff_config_tile_units(cfg));
     if (cfg->mode == FF_MODE_FF_STREAM || cfg->mode == FF_MODE_FF_MEM)
         fprintf(out, "chunks          %zu images per training chunk (%u per batch), %zu per "
                 "evaluation chunk\n", ff_config_piece_images(cfg), cfg->batch / 2,
@@ -159,6 +163,7 @@ char *ff_plan_json(const ff_config_t *cfg, const ff_plan_t *plan) {
     ok = ok && cJSON_AddNumberToObject(root, "state_bytes", state) != NULL;
     ok = ok && cJSON_AddNumberToObject(root, "machine_ram_bytes", (double)ff_sysinfo_ram_bytes()) != NULL;
     ok = ok && cJSON_AddStringToObject(root, "budget_from", plan->budget_from) != NULL;
+    ok = ok && cJSON_AddNumberToObject(root, "tile_units_chosen", ff_config_tile_units(cfg)) != NULL;
     ok = ok && cJSON_AddNumberToObject(root, "piece_images_chosen",
                                        (double)ff_config_piece_images(cfg)) != NULL;
     ok = ok && cJSON_AddNumberToObject(root, "eval_images_chosen",

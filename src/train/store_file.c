@@ -30,6 +30,7 @@ typedef struct {
     ff_layer_t layer;          /* the layer in memory */
     ff_background_t save;      /* its final checkpoint being written */
     save_job_t job;
+    ff_tiles_t *tiles;         /* the layer in tiles (NULL: whole) */
     ff_layer_result_t *recorded; /* [layers]: RUN/layers.json as read at the start */
     int writer;                /* 0: loads checkpoints, writes nothing */
 } file_store_t;
@@ -37,6 +38,45 @@ typedef struct {
 static int save_main(void *arg, ff_error_t *err) {
     save_job_t *job = arg;
     return ff_layerfile_save(job->path, &job->view, &job->meta, &job->options, err);
+}
+
+/* Layer k in tiles (tiles.h): opened, or created as ff_layer_init_for_run
+ * would create it, and checked like a whole layer's checkpoint. */
+static int acquire_tiled(file_store_t *s, uint32_t k, uint32_t in, const char *path,
+                         ff_layer_t **out, ff_layer_progress_t *p, ff_error_t *err) {
+    const ff_config_t *cfg = s->cfg;
+    ff_layerfile_meta_t fresh, meta;
+    int64_t step;
+    ff_store_layer_meta(&fresh, cfg, k, s->data_fingerprint, p);
+    *out = NULL;
+    if (ff_tiles_open(&s->tiles, path, k, in, cfg->hidden, ff_config_tile_units(cfg), cfg->seed,
+                      &fresh, &meta, &step, err) != 0) {
+        ff_tiles_close(s->tiles);
+        s->tiles = NULL;
+        return -1;
+    }
+    const char *field = NULL;
+    if (meta.epochs_done > meta.epochs_total) field = "epochs_done";
+    else if (meta.batch_in_epoch >= s->batches) field = "batch_in_epoch";
+    else if (meta.complete != (meta.epochs_done == meta.epochs_total)) field = "complete";
+    else if ((uint64_t)step != (uint64_t)meta.epochs_done * s->batches + meta.batch_in_epoch)
+        field = "adam.step";
+    if (field != NULL) {
+        ff_tiles_close(s->tiles);
+        s->tiles = NULL;
+        return ff_error_set(err, "%s: checkpoint does not belong to this run: field %s differs "
+                            "(%u of %u epochs, batch %u, Adam step %lld)", path, field,
+                            meta.epochs_done, meta.epochs_total, meta.batch_in_epoch,
+                            (long long)step);
+    }
+    p->epochs_done = meta.epochs_done;
+    p->batch_in_epoch = meta.batch_in_epoch;
+    p->complete = meta.complete;
+    p->last = (ff_epoch_means_t){meta.loss, meta.goodness_pos, meta.goodness_neg};
+    p->running = (ff_step_stats_t){.loss_sum = meta.loss_sum, .good_pos_sum = meta.good_pos_sum,
+                                   .good_neg_sum = meta.good_neg_sum, .batches = meta.batches,
+                                   .npos = meta.npos, .nneg = meta.nneg};
+    return 0;
 }
 
 static int file_acquire(void *self, uint32_t k, ff_layer_t **out, ff_layer_progress_t *p,
@@ -51,6 +91,7 @@ static int file_acquire(void *self, uint32_t k, ff_layer_t **out, ff_layer_progr
     p->last = (ff_epoch_means_t){NAN, NAN, NAN};
     *out = layer;
     if (ff_run_layer_path(path, cfg->run_dir, k, err) != 0) return -1;
+    if (ff_config_tile_units(cfg) > 0) return acquire_tiled(s, k, in, path, out, p, err);
     if (lstat(path, &st) != 0) {
         if (ff_layer_alloc(layer, in, cfg->hidden, 1, err) != 0) return -1;
         ff_layer_init_for_run(layer, cfg->seed, k);
@@ -98,7 +139,7 @@ static int file_checkpoint(void *self, uint32_t k, const ff_layer_t *layer,
                            const ff_layer_progress_t *p, ff_error_t *err) {
     file_store_t *s = self;
     char path[FF_PATH_MAX];
-    if (!s->writer) return 0;
+    if (!s->writer || s->tiles != NULL) return 0; /* tiles: every step is committed */
     if (ff_run_layer_path(path, s->cfg->run_dir, k, err) != 0) return -1;
     ff_layerfile_meta_t meta;
     ff_store_layer_meta(&meta, s->cfg, k, s->data_fingerprint, p);
@@ -111,7 +152,7 @@ static int file_checkpoint(void *self, uint32_t k, const ff_layer_t *layer,
 static int file_trained(void *self, uint32_t k, const ff_layer_t *layer,
                         const ff_layer_progress_t *p, ff_error_t *err) {
     file_store_t *s = self;
-    if (!s->writer) return 0;
+    if (!s->writer || s->tiles != NULL) return 0; /* tiles: the last step committed it */
     if (ff_run_layer_path(s->job.path, s->cfg->run_dir, k, err) != 0) return -1;
     ff_store_layer_meta(&s->job.meta, s->cfg, k, s->data_fingerprint, p);
     s->job.options = ff_store_layerfile_options(s->cfg);
@@ -131,10 +172,16 @@ static int file_release(void *self, uint32_t k, ff_error_t *err) {
     if (ff_background_join(&s->save, err) != 0) return -1;
     ff_hook_kill("saved", k, 0);
     if (state->hashed_layers == k) {
-        state->weights_hash =
-            ff_hash_bytes(state->weights_hash, s->layer.params, ff_layer_block_bytes(&s->layer));
+        if (s->tiles != NULL) {
+            if (ff_tiles_hash(s->tiles, &state->weights_hash, err) != 0) return -1;
+        } else {
+            state->weights_hash = ff_hash_bytes(state->weights_hash, s->layer.params,
+                                                ff_layer_block_bytes(&s->layer));
+        }
         state->hashed_layers = k + 1;
     }
+    ff_tiles_close(s->tiles);
+    s->tiles = NULL;
     ff_layer_free(&s->layer); /* evict */
     if (k + 1 < s->cfg->layers) state->cache_layer = k + 1;
     else state->finished = 1;
@@ -191,6 +238,14 @@ static int file_record(void *self, const ff_layer_result_t *layers, uint32_t cou
     return s->writer ? ff_layerstats_save(s->cfg->run_dir, layers, count, err) : 0;
 }
 
+static ff_tiles_t *file_tiles(void *self) { return ((file_store_t *)self)->tiles; }
+
+static void file_layer_meta(void *self, uint32_t k, const ff_layer_progress_t *p,
+                            ff_layerfile_meta_t *meta) {
+    file_store_t *s = self;
+    ff_store_layer_meta(meta, s->cfg, k, s->data_fingerprint, p);
+}
+
 static uint64_t file_weights_hash(void *self) { return ((file_store_t *)self)->state->weights_hash; }
 
 static int file_finish(void *self, const ff_result_t *res, ff_error_t *err) {
@@ -203,6 +258,7 @@ static void file_destroy(void *self) {
     if (s == NULL) return;
     ff_background_join(&s->save, NULL); /* before the layer it reads is freed */
     ff_layer_free(&s->layer);
+    ff_tiles_close(s->tiles);
     ff_mem_free(s->recorded);
     ff_mem_free(s);
 }
@@ -215,6 +271,8 @@ static const ff_store_ops_t file_store_ops = {
     .all_layers = file_all_layers,
     .describe = file_describe,
     .record = file_record,
+    .tiles = file_tiles,
+    .layer_meta = file_layer_meta,
     .weights_hash = file_weights_hash,
     .finish = file_finish,
     .destroy = file_destroy,

@@ -16,6 +16,7 @@
 void ff_result_free(ff_result_t *res) {
     if (res == NULL) return;
     free(res->per_layer);
+    free(res->tile_passes);
     free(res->rank_peak_rss);
     free(res->per_epoch);
     memset(res, 0, sizeof *res);

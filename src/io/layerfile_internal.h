@@ -1,0 +1,41 @@
+/* layerfile_internal.h: the header pieces the two layer file layouts share
+ * (layerfile.c: whole tensors, version 2; tilefile.c: tiles of output
+ * units, version 3): the JSON writers and readers of the training state
+ * and the preamble's checksum. Not part of the public API. */
+#ifndef FFSTREAM_LAYERFILE_INTERNAL_H
+#define FFSTREAM_LAYERFILE_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ffstream/json.h"
+#include "ffstream/layerfile.h"
+
+#define FF_LF_FORMAT_NAME "ffstream-layer"
+/* cJSON holds numbers as doubles: integers are exact up to 2^53. */
+#define FF_LF_JSON_MAX_INT (UINT64_C(1) << 53)
+#define FF_LF_MAX_DIM (UINT64_C(1) << 24)
+
+/* XXH3-64 of preamble bytes 0..15 and the header. */
+uint64_t ff_lf_header_checksum(const uint8_t *preamble, const char *header, size_t bytes);
+/* Exact decimal / fixed-width hex / finite-or-null-or-"inf" numbers.
+ * @return 0, or -1 when out of memory. */
+int ff_lf_add_uint(cJSON *obj, const char *key, uint64_t v);
+int ff_lf_add_hex(cJSON *obj, const char *key, uint64_t v, int digits);
+int ff_lf_add_double(cJSON *obj, const char *key, double v);
+/* "adam", "training", "data_fingerprint", "config_fingerprint". */
+int ff_lf_add_state(cJSON *root, const ff_layerfile_meta_t *meta, int64_t adam_step);
+int ff_lf_get_double(const ff_json_ctx_t *c, const cJSON *obj, const char *key, double *out,
+                     ff_error_t *err);
+/* The "adam" and "training" objects, checked (info->adam_step, info->meta). */
+int ff_lf_parse_adam(const char *path, const cJSON *root, ff_layerfile_info_t *info,
+                     ff_error_t *err);
+int ff_lf_parse_training(const char *path, const cJSON *root, ff_layerfile_meta_t *m,
+                         ff_error_t *err);
+/* err for a failed or short read of `what`. @return -1. */
+int ff_lf_read_error(const char *path, const char *what, ff_error_t *err);
+/* Closes fd after dropping its pages from the page cache. */
+void ff_lf_close_dropping_cache(int fd);
+
+#endif
