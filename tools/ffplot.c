@@ -11,7 +11,10 @@
  * Given one fftrain result (a "per_layer" array) instead, it draws the run
  * layer by layer: the sampled peaks of the resident set and of the cgroup
  * against the plan and the budget, the seconds, and the bytes read and
- * written, with the network's state against the machine's memory above. */
+ * written, with the network's state against the machine's memory above.
+ * A run with tiled layers (a "tiles" object) is drawn stream by stream
+ * instead: each stream over the tiles with its seconds and the part spent
+ * waiting for I/O, its bytes read and written, and its compute rate. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -551,6 +554,106 @@ static void draw_layers(FILE *f, const layers_chart_t *c, const cJSON *doc, cons
     fputs("</svg>\n", f);
 }
 
+/* ---- one fftrain run with tiled layers, stream by stream ---------------------- */
+
+typedef struct {
+    point_t secs[MAX_POINTS], wait[MAX_POINTS], rd[MAX_POINTS], wr[MAX_POINTS], rate[MAX_POINTS];
+    int n;
+    double xs[MAX_POINTS];
+    int nx;
+    double sec_max, io_max, rate_max;
+    char kinds[256];
+} tiles_chart_t;
+
+static void gather_tiles(tiles_chart_t *c, const cJSON *doc) {
+    const double GiB = 1073741824.0;
+    const cJSON *tiles = cJSON_GetObjectItemCaseSensitive(doc, "tiles");
+    const cJSON *p;
+    int i = 0;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(tiles, "passes")) {
+        if (c->n >= MAX_POINTS) break;
+        double t = number_in(p, "seconds", 0, MAX_SECONDS_DRAWN);
+        double w = number_in(p, "io_wait_seconds", 0, MAX_SECONDS_DRAWN);
+        double rd = number_in(p, "bytes_read", 0, MAX_MIB_DRAWN * 1048576.0) / GiB;
+        double wr = number_in(p, "bytes_written", 0, MAX_MIB_DRAWN * 1048576.0) / GiB;
+        double gf = number_in(p, "gflop", 0, 1e12);
+        i++;
+        if (isnan(t) || isnan(w) || isnan(rd) || isnan(wr)) continue;
+        const char *kind = string_of(p, "kind", "?");
+        if (strstr(c->kinds, kind) == NULL && strlen(c->kinds) + strlen(kind) + 3 < sizeof c->kinds) {
+            if (c->kinds[0] != '\0') strcat(c->kinds, ", ");
+            strncat(c->kinds, kind, 15);
+        }
+        double x = i, r = !isnan(gf) && t > 0 ? gf / t : 0;
+        c->secs[c->n] = (point_t){x, t, 0};
+        c->wait[c->n] = (point_t){x, w, 0};
+        c->rd[c->n] = (point_t){x, rd, 0};
+        c->wr[c->n] = (point_t){x, wr, 0};
+        c->rate[c->n] = (point_t){x, r, 0};
+        c->n++;
+        if (t > c->sec_max) c->sec_max = t;
+        if (rd > c->io_max) c->io_max = rd;
+        if (wr > c->io_max) c->io_max = wr;
+        if (r > c->rate_max) c->rate_max = r;
+    }
+    double step = nice_step(i > 1 ? i : 2, 8);
+    if (step < 1) step = 1;
+    for (int k = 0; k <= MAX_TICKS && c->nx < MAX_POINTS; k++) {
+        double x = 1 + k * step;
+        if (x > i) break;
+        c->xs[c->nx++] = x;
+    }
+}
+
+static void draw_tiles(FILE *f, const tiles_chart_t *c, const cJSON *doc, const char *title_arg) {
+    const double W = 1240, H = 540;
+    const cJSON *info = cJSON_GetObjectItemCaseSensitive(doc, "run_info");
+    const cJSON *tiles = cJSON_GetObjectItemCaseSensitive(doc, "tiles");
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Arial, sans-serif\">\n"
+               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
+    char title[512], sub[768];
+    if (title_arg != NULL)
+        snprintf(title, sizeof title, "%s", title_arg);
+    else
+        snprintf(title, sizeof title, "%s: %.0f layers x %.0f units in tiles of %.0f, streamed "
+                 "from disk", string_of(doc, "mode", "fftrain"), number_or(doc, "layers", 0),
+                 number_or(doc, "hidden", 0), number_or(tiles, "units", 0));
+    fprintf(f, "<text x=\"%.0f\" y=\"28\" text-anchor=\"middle\" font-size=\"17\" "
+               "font-weight=\"bold\">", W / 2);
+    xml_text(f, title);
+    fputs("</text>\n", f);
+    snprintf(sub, sizeof sub, "each point one stream over the tiles (%s); tile I/O %s; test "
+             "accuracy %.2f%%; commit %.12s, %.10s", c->kinds, string_of(tiles, "io", "?"),
+             100 * number_or(doc, "test_accuracy", 0), string_of(info, "commit", "unknown"),
+             string_of(info, "started", "date unknown"));
+    fprintf(f, "<text x=\"%.0f\" y=\"48\" text-anchor=\"middle\" font-size=\"12\" fill=\"#555\">",
+            W / 2);
+    xml_text(f, sub);
+    fputs("</text>\n", f);
+    double xmin = 1, xmax = c->n > 0 ? c->secs[c->n - 1].x : 2;
+    if (xmax <= xmin) xmax = xmin + 1;
+    panel_t pt = {80, 90, 330, 340, xmin, xmax, c->sec_max * 1.12 + 0.1};
+    panel_t pi = {490, 90, 330, 340, xmin, xmax, c->io_max * 1.12 + 0.01};
+    panel_t pr = {900, 90, 310, 340, xmin, xmax, c->rate_max * 1.12 + 1};
+    draw_axes(f, &pt, "Seconds per stream", "stream", "seconds", c->xs, c->nx);
+    draw_axes(f, &pi, "Disk I/O per stream", "stream", "GiB", c->xs, c->nx);
+    draw_axes(f, &pr, "Products per stream", "stream", "GFLOP/s", c->xs, c->nx);
+    draw_series(f, &pt, c->secs, c->n, "#1b9e77", STYLE_MEASURED);
+    draw_series(f, &pt, c->wait, c->n, "#d62728", STYLE_MEASURED);
+    draw_series(f, &pi, c->rd, c->n, "#1b9e77", STYLE_MEASURED);
+    draw_series(f, &pi, c->wr, c->n, "#d95f02", STYLE_MEASURED);
+    draw_series(f, &pr, c->rate, c->n, "#7570b3", STYLE_MEASURED);
+    double ly = 495;
+    legend_item(f, 80, ly, "#1b9e77", "wall time");
+    legend_item(f, 220, ly, "#d62728", "waiting for I/O");
+    legend_item(f, 490, ly, "#1b9e77", "read");
+    legend_item(f, 590, ly, "#d95f02", "written");
+    legend_item(f, 900, ly, "#7570b3", "matrix products");
+    fputs("</svg>\n", f);
+}
+
 /* Runs rsvg-convert on svg and returns the PNG it writes to its standard
  * output (at most PNG_MAX_BYTES), or NULL with why. */
 static char *render_png(const char *svg, size_t *size, char *why, size_t cap) {
@@ -637,6 +740,7 @@ int main(int argc, char **argv) {
     FILE *f = NULL;
     static chart_t chart;
     static layers_chart_t layers;
+    static tiles_chart_t tile_chart;
     ff_error_t err;
     /* read_small refuses a directory, a FIFO or a device (without blocking
      * on the FIFO) and checks the size before allocating. */
@@ -652,7 +756,14 @@ int main(int argc, char **argv) {
                         "an fftrain result (a \"per_layer\" array)\n", in);
         goto cleanup;
     }
-    if (per_layer) {
+    const int tiled = per_layer && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(doc, "tiles"));
+    if (tiled) {
+        gather_tiles(&tile_chart, doc);
+        if (tile_chart.n == 0) {
+            fprintf(stderr, "ffplot: %s: no stream over the tiles to plot\n", in);
+            goto cleanup;
+        }
+    } else if (per_layer) {
         gather_layers(&layers, doc);
         if (layers.n_secs == 0) {
             fprintf(stderr, "ffplot: %s: no layer to plot (no layer with a finite index and "
@@ -672,7 +783,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "ffplot: out of memory for the chart\n");
         goto cleanup;
     }
-    if (per_layer) draw_layers(f, &layers, doc, title_arg);
+    if (tiled) draw_tiles(f, &tile_chart, doc, title_arg);
+    else if (per_layer) draw_layers(f, &layers, doc, title_arg);
     else draw(f, &chart, doc, title_arg);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {

@@ -25,9 +25,16 @@
 # tools/run.sh --beyond-ram runs tools/beyond_ram.sh: a network whose
 # weights and Adam state exceed this machine's RAM, trained in a 1 GiB
 # cgroup (about 40 minutes here; resumable).
+# tools/run.sh --wide runs tools/wide.sh: a network with a layer whose
+# weights and Adam state are 12x a 1 GiB cgroup, trained in tiles streamed
+# from disk (resumable).
 # OUT=DIR writes the results elsewhere (default results/).
 set -eu
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--wide" ]; then
+    shift
+    exec sh tools/wide.sh "$@"
+fi
 if [ "${1:-}" = "--beyond-ram" ]; then
     shift
     exec sh tools/beyond_ram.sh "$@"

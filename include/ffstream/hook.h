@@ -16,7 +16,11 @@
  *       asynchronous write's completion), "fsync".
  *   FFSTREAM_TEST_FAULT=count
  *       prints "fault sites: write=N fsync=M" to stderr at exit, so a test
- *       can visit every site of a run in turn. */
+ *       can visit every site of a run in turn.
+ *   FFSTREAM_TEST_NO_DIRECT=1
+ *       every open with O_DIRECT fails with EINVAL, as on a filesystem
+ *       without it, so the buffered fallback of the tile I/O is tested on
+ *       any kernel (tmpfs takes O_DIRECT since Linux 6.6). */
 #ifndef FFSTREAM_HOOK_H
 #define FFSTREAM_HOOK_H
 
@@ -36,6 +40,9 @@ void ff_hook_kill(const char *phase, uint32_t layer, uint64_t count);
 /* Counts a call of site. @return the errno to fail it with, or 0. */
 int ff_hook_fault(ff_hook_site_t site);
 
+/* Whether opens with O_DIRECT are to fail (FFSTREAM_TEST_NO_DIRECT=1). */
+int ff_hook_no_direct(void);
+
 #define FF_HOOKS_ENABLED 1
 
 #else
@@ -50,6 +57,8 @@ static inline int ff_hook_fault(ff_hook_site_t site) {
     (void)site;
     return 0;
 }
+
+static inline int ff_hook_no_direct(void) { return 0; }
 
 #define FF_HOOKS_ENABLED 0
 

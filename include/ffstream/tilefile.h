@@ -96,9 +96,11 @@ int ff_tilefile_open(ff_tilefile_t *tf, const char *path, int writable, int allo
  * and checks their checksums. @return 0 or -1 with err. */
 int ff_tilefile_read(ff_tilefile_t *tf, uint32_t t, int regions, void *buf, ff_error_t *err);
 
-/* Writes tile done (the next in order) from buf (a frame, aligned) and
- * records its checksums. @return 0 or -1 with err. */
-int ff_tilefile_write_next(ff_tilefile_t *tf, const void *buf, ff_error_t *err);
+/* Writes the first `regions` regions of tile done (the next in order) from
+ * buf (a frame, aligned) and records the checksums of all three: regions
+ * not written must be zero in buf, as they are in a new file.
+ * @return 0 or -1 with err. */
+int ff_tilefile_write_next(ff_tilefile_t *tf, const void *buf, int regions, ff_error_t *err);
 
 /* Writes the preamble and header (tf->adam_step, tf->meta, the tiles done)
  * at the start of the file. @return 0 or -1 with err. */

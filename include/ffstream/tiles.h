@@ -92,7 +92,8 @@ int ff_tiles_direct(const ff_tiles_t *t);
 void ff_tiles_close(ff_tiles_t *t);
 
 /* Bytes a tiled layer of in -> out in tiles of `units` holds in memory
- * (three tile buffers, a tile's gradient), for the memory model. */
+ * (three tile buffers, a tile's gradient, the record of its streams, the
+ * checksums), for the memory model. */
 uint64_t ff_tiles_bytes(uint32_t in, uint32_t out, uint32_t units);
 
 /* Workspace out-width a tiled layer needs: the step's y and dz hold one

@@ -482,6 +482,9 @@ int ff_config_parse(ff_config_t *cfg, int argc, char **argv, ff_error_t *err) {
         (cfg->piece_images > cfg->batch / 2 || (cfg->batch / 2) % cfg->piece_images != 0))
         return ff_error_set(err, "--piece-images: %u does not divide the %u images of a batch "
                             "(--batch %u)", cfg->piece_images, cfg->batch / 2, cfg->batch);
+    /* A tile as wide as the layer is the whole layer: the same run, the
+     * same fingerprint. */
+    if (cfg->tile_units >= cfg->hidden) cfg->tile_units = 0;
     if (ff_config_tile_units(cfg) > 0 && cfg->mode != FF_MODE_FF_STREAM)
         return ff_error_set(err, "--tile-units: only ff-stream trains layers in tiles (--mode %s "
                             "holds whole layers)", ff_mode_name(cfg->mode));

@@ -70,6 +70,11 @@ int ff_hook_fault(ff_hook_site_t site) {
     return e;
 }
 
+int ff_hook_no_direct(void) {
+    const char *v = getenv("FFSTREAM_TEST_NO_DIRECT");
+    return v != NULL && strcmp(v, "1") == 0;
+}
+
 #else
 
 /* A release build: hook.h makes every hook an empty inline function. */

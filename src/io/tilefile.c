@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "ffstream/hook.h"
 #include "ffstream/json.h"
 #include "ffstream/memstat.h"
 #include "layerfile_internal.h"
@@ -72,7 +73,13 @@ uint64_t ff_tilefile_bytes(const ff_tilefile_t *tf) { return tf->file_bytes; }
 static int open_file(ff_tilefile_t *tf, const char *path, int writable, int direct,
                      ff_error_t *err) {
     const int base = (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
-    int fd = open(path, base | (direct ? O_DIRECT : 0));
+    int fd;
+    if (direct && ff_hook_no_direct()) {
+        fd = -1;
+        errno = EINVAL;
+    } else {
+        fd = open(path, base | (direct ? O_DIRECT : 0));
+    }
     tf->direct = direct && fd >= 0;
     if (fd < 0 && direct && errno == EINVAL) fd = open(path, base); /* tmpfs: no O_DIRECT */
     if (fd < 0) {
@@ -338,14 +345,14 @@ int ff_tilefile_read(ff_tilefile_t *tf, uint32_t t, int regions, void *buf, ff_e
     return 0;
 }
 
-int ff_tilefile_write_next(ff_tilefile_t *tf, const void *buf, ff_error_t *err) {
+int ff_tilefile_write_next(ff_tilefile_t *tf, const void *buf, int regions, ff_error_t *err) {
     const uint32_t t = tf->done;
     if (t >= tf->count) return ff_error_set(err, "%s: every tile is written", tf->path);
     const size_t bytes = (size_t)ff_tilefile_region_floats(tf, t) * sizeof(float);
     for (int r = 0; r < 3; r++)
         tf->sums[3 * (size_t)t + r] =
             XXH3_64bits((const uint8_t *)buf + r * tf->region_bytes, bytes);
-    if (ff_fileio_pwrite(tf->fd, buf, (size_t)tf->frame_bytes, frame_offset(tf, t)) != 0)
+    if (ff_fileio_pwrite(tf->fd, buf, (size_t)(regions * tf->region_bytes), frame_offset(tf, t)) != 0)
         return ff_error_set(err, "%s: cannot write tile %u: %s", tf->path, t, strerror(errno));
     tf->done = t + 1;
     return 0;

@@ -122,15 +122,17 @@ static ff_memmodel_t model_ff(const ff_config_t *cfg, uint64_t pixels, uint64_t 
         ff_error_t ignored;
         uint64_t region = ff_tilefile_geometry(&g, (uint32_t)width, (uint32_t)H, (uint32_t)tu,
                                                &ignored) == 0 ? g.region_bytes : 0;
-        ph.weights = ff_tiles_bytes((uint32_t)width, (uint32_t)H, (uint32_t)tu) - region;
+        const uint64_t all = ff_tiles_bytes((uint32_t)width, (uint32_t)H, (uint32_t)tu);
+        ph.weights = 3 * g.frame_bytes;
         ph.gradients = region;
         ph.parameters = ph.weights + ph.gradients;
+        ph.activations = all - ph.parameters; /* the record and checksums (below: + loop) */
         ph.io = chunks + g.data_offset;
     } else {
         set_parameters(&ph, width * H + H);
         ph.io = chunks + save;
     }
-    ph.activations = loop;
+    ph.activations += loop;
     ph.dataset = labels;
     keep_peak(&best, &ph);
     ph = (ff_memmodel_t){.phase = "head"}; /* the last layer is evicted */

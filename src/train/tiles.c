@@ -72,7 +72,7 @@ static void *io_main(void *arg) {
                 rc = ff_tilefile_read(&t->src, j.tile, j.regions, t->slot[j.slot], &e);
             } else {
                 /* The header follows every tile: a killed step resumes here. */
-                rc = ff_tilefile_write_next(&t->dst, t->slot[j.slot], &e);
+                rc = ff_tilefile_write_next(&t->dst, t->slot[j.slot], j.regions, &e);
                 if (rc == 0) rc = ff_tilefile_write_header(&t->dst, &e);
                 if (rc == 0) ff_hook_kill("tile", t->k, ++t->tiles_written);
             }
@@ -245,7 +245,8 @@ static int create_layer(ff_tiles_t *t, uint64_t seed, const ff_layerfile_meta_t 
         if (rows < t->units) /* the last tile: what the region holds past it is zero */
             memset(p + (size_t)rows * t->in + rows, 0,
                    (size_t)d->region_bytes - ((size_t)rows * t->in + rows) * sizeof(float));
-        if (ff_tilefile_write_next(d, frame, err) != 0) return -1;
+        /* The moments are zero: the new file already reads so. */
+        if (ff_tilefile_write_next(d, frame, 1, err) != 0) return -1;
     }
     d->adam_step = 0;
     d->meta = *meta;
@@ -550,5 +551,7 @@ uint64_t ff_tiles_bytes(uint32_t in, uint32_t out, uint32_t units) {
     ff_tilefile_t g;
     ff_error_t ignored;
     if (ff_tilefile_geometry(&g, in, out, units, &ignored) != 0) return UINT64_MAX;
-    return SLOTS * g.frame_bytes + g.region_bytes;
+    /* The frames, a gradient, the streams' record, both files' checksums. */
+    return SLOTS * g.frame_bytes + g.region_bytes + MAX_PASSES * sizeof(ff_tile_pass_t) +
+           2 * 3 * (uint64_t)g.count * sizeof(uint64_t);
 }
