@@ -15,7 +15,10 @@
 #    peak RSS stays within the budget;
 #  - tile I/O falls back from O_DIRECT where the filesystem refuses it
 #    (simulated by a test hook), to the same files;
-#  - tiles are refused outside ff-stream and with a batch cut into chunks.
+#  - a batch in pieces: each tile's gradient summed over them, against the
+#    untiled run in the same pieces; a budget below one batch's inputs
+#    picks pieces and tiles;
+#  - tiles are refused outside ff-stream.
 # Usage: test_tiles.sh PATH/TO/fftrain PATH/TO/ffinspect
 set -u
 FFTRAIN=$1
@@ -97,7 +100,10 @@ fi
 # ---- refusals ----
 expect_status 2 "only ff-stream" "$FFTRAIN" --mode ff-mem --layers 2 --hidden 300 --tile-units 100 \
     --data "$data"
-expect_status 2 "whole batch" "$FFTRAIN" $NET --run "$tmp/pieces" --tile-units 100 --piece-images 100
+
+# ---- a batch in pieces: each tile's gradient summed over them ----
+train pieces --piece-images 100
+train pieces3 --piece-images 100 --tile-units 100 && agree pieces pieces3 "2 pieces x 3 tiles"
 
 # ---- a budget that needs tiles ----
 BIG="--mode ff-stream --layers 2 --hidden 2048 --batch 400 --epochs 1 --train-limit 2000
@@ -122,21 +128,41 @@ else
     fail "--mem-budget 100M: $what '$used'"
 fi
 
+# A budget below even one batch's inputs beside a tile: the batch in
+# pieces too, read again for every tile.
+WIDE="--mode ff-stream --layers 2 --hidden 1024 --batch 400 --epochs 1 --train-limit 1000
+    --test-limit 100 --eval goodness --threads 2 --data $data --quiet"
+expect_status 0 "" "$FFTRAIN" $WIDE --run "$tmp/wide" --mem-budget 38M --plan
+check
+if grep -q "^tiles " "$tmp/out" && ! grep -q "^chunks  *200 images per training chunk" "$tmp/out"; then
+    ok "--mem-budget 38M: $(grep '^tiles ' "$tmp/out"); $(grep '^chunks ' "$tmp/out")"
+else
+    fail "--mem-budget 38M: $(cat "$tmp/out")"
+fi
+expect_status 0 "" "$FFTRAIN" $WIDE --run "$tmp/wide" --mem-budget 38M --json "$tmp/wide.json"
+pieces=$(json_field "$tmp/wide.json" piece_images)
+units=$(json_field "$tmp/wide.json" tile_units)
+expect_status 0 "" "$FFTRAIN" $WIDE --run "$tmp/wide-whole" --mem-budget none \
+    --piece-images "$pieces" --json "$tmp/wide-whole.json"
+agree wide-whole wide "--mem-budget 38M ($pieces images a piece, tiles of $units) against whole layers"
+
 # ---- kills and stops inside tiled layers ----
 if [ "${FFSTREAM_TEST_HOOKS:-0}" = 1 ]; then
     # 3 tiles a step, 5 steps an epoch: tile 8 of layer 2 is the second
     # tile of its third step.
-    for point in tile:1:8 tile:0:1 train:1:3 train:2:1:INT; do
+    for point in tile:1:8 tile:0:1 train:1:3 train:2:1:INT pieces:tile:1:5; do
         name=kill-$(echo "$point" | tr ':' '-')
+        flags="--tile-units 100" base=u100
+        case $point in pieces:*) point=${point#pieces:} flags="$flags --piece-images 100" base=pieces3 ;; esac
         check
-        FFSTREAM_TEST_KILL=$point "$FFTRAIN" $NET --run "$tmp/$name" --tile-units 100 >/dev/null 2>&1
+        FFSTREAM_TEST_KILL=$point "$FFTRAIN" $NET --run "$tmp/$name" $flags >/dev/null 2>&1
         rc=$?
         if [ "$rc" -eq 0 ]; then
             fail "$point: the run was not stopped"
             continue
         fi
-        if train "$name" --tile-units 100 --resume; then
-            same_files u100 "$name" "killed at $point (exit $rc), resumed"
+        if train "$name" $flags --resume; then
+            same_files $base "$name" "killed at $point ($flags; exit $rc), resumed"
         fi
     done
     check

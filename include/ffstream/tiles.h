@@ -55,15 +55,34 @@ int ff_tiles_open(ff_tiles_t **out, const char *path, uint32_t k, uint32_t in, u
                   uint32_t units, uint64_t seed, const ff_layerfile_meta_t *meta,
                   ff_layerfile_meta_t *out_meta, int64_t *adam_step, ff_error_t *err);
 
-/* One training step on x [npos+nneg, in] (normalised here; ws->xn holds
- * them, ws->y and ws->dz one tile's columns): the two passes above, the new
- * state written to the pending file (a pending file left by a killed step
- * is resumed from its last written tile). Adds the batch's loss and
- * goodness to stats (not `batches`). @return the matrix-product flops
- * done, or -1 with err. */
-double ff_tiles_step(ff_tiles_t *t, ff_step_workspace_t *ws, const float *x, size_t npos,
-                     size_t nneg, const ff_step_params_t *p, ff_step_stats_t *stats,
-                     ff_error_t *err);
+/* One piece of a batch: its rows normalised, [npos + nneg, in], the first
+ * npos positive; groups: how they share their image columns (NULL: not). */
+typedef struct {
+    const float *xn;
+    size_t npos, nneg;
+    const ff_dense_groups_t *groups;
+} ff_tiles_piece_t;
+
+/* Where a tiled step's rows come from: a batch of batch_pos + batch_neg
+ * rows in `pieces` pieces, each given by get (called for every piece in
+ * order, once per tile of each pass: a batch too large for memory is read
+ * again for every tile; a batch of one piece can be kept). */
+typedef struct {
+    int (*get)(void *ctx, uint64_t j, ff_tiles_piece_t *piece, ff_error_t *err);
+    void *ctx;
+    uint64_t pieces;
+    size_t batch_pos, batch_neg;
+} ff_tiles_rows_t;
+
+/* One training step on a batch (ws->y and ws->dz hold one piece's rows of
+ * one tile's columns): the two passes above, the gradient of each tile
+ * summed over the pieces as ff_step_grad sums them, the new state written
+ * to the pending file (a pending file left by a killed step is resumed
+ * from its last written tile). Adds the batch's loss and goodness to stats
+ * (not `batches`). @return the matrix-product flops done, or -1 with
+ * err. */
+double ff_tiles_step(ff_tiles_t *t, ff_step_workspace_t *ws, const ff_tiles_rows_t *src,
+                     const ff_step_params_t *p, ff_step_stats_t *stats, ff_error_t *err);
 
 /* Makes the step's state the committed one, with `after` as its training
  * state (the stats and position after the step): header, fsync, rename,

@@ -488,10 +488,6 @@ int ff_config_parse(ff_config_t *cfg, int argc, char **argv, ff_error_t *err) {
     if (ff_config_tile_units(cfg) > 0 && cfg->mode != FF_MODE_FF_STREAM)
         return ff_error_set(err, "--tile-units: only ff-stream trains layers in tiles (--mode %s "
                             "holds whole layers)", ff_mode_name(cfg->mode));
-    if (ff_config_tile_units(cfg) > 0 && cfg->piece_images > 0 &&
-        cfg->piece_images != cfg->batch / 2)
-        return ff_error_set(err, "--tile-units with --piece-images %u: a tiled layer takes a "
-                            "whole batch at a time (lower --batch instead)", cfg->piece_images);
     if (cfg->mode == FF_MODE_FF_STREAM && cfg->run_dir[0] == '\0')
         return ff_error_set(err, "--mode ff-stream needs --run DIR (where layers and activations live)");
     if (cfg->resume && cfg->run_dir[0] == '\0')

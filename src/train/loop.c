@@ -161,6 +161,70 @@ static int commit_tiled_step(loop_t *L, uint32_t k, const ff_layer_progress_t *p
     return ff_tiles_commit(L->tiles, &meta, err);
 }
 
+/* A batch being trained: where its pieces are and how they are
+ * augmented. */
+typedef struct {
+    loop_t *L;
+    uint32_t k, e;
+    uint64_t b, per, pieces, offset; /* offset: the first image's place (a rank's share) */
+    uint32_t width;
+    size_t shared;
+    next_read_t after;               /* what is read after the batch's last piece */
+    int64_t cached;                  /* the piece normalised in the workspace (-1: none) */
+    size_t npos;
+    ff_dense_groups_t pairs;
+    int paired;
+} batch_t;
+
+/* Reads piece j of batch B (its chunk), `next` read behind it, and applies
+ * the first layer's augmentation: its rows are stored un-augmented, and
+ * fresh negatives and shifts come from (seed, epoch, batch) alone. The
+ * caller releases the chunk. */
+static int read_piece(loop_t *L, const batch_t *B, uint64_t j, const next_read_t *next, float **x,
+                      size_t *mb, ff_error_t *err) {
+    const ff_config_t *cfg = L->cfg;
+    const ff_set_shape_t *sh = shape(L, FF_SET_TRAIN);
+    const uint64_t c = B->b * B->per + j;
+    if (ROWS(L, read, FF_SET_TRAIN, c, B->k == 0, x, err) != 0 || prefetch_next(L, next, err) != 0)
+        return -1;
+    *mb = ff_set_chunk_units(sh, c);
+    const size_t first = (size_t)(B->offset + j * sh->units_per_chunk);
+    if (B->k == 0 && cfg->fresh_negatives)
+        ff_data_redraw_negatives(*x, *mb, B->width, (size_t)L->in->img_rows * L->in->img_cols,
+                                 cfg->label, cfg->seed, B->e, B->b, first);
+    if (B->k == 0)
+        ff_data_jitter_batch(*x, *mb, B->width, L->in->img_rows, L->in->img_cols, cfg->label,
+                             cfg->jitter, cfg->seed, B->e, B->b, first);
+    return 0;
+}
+
+/* The tiled step's pieces (ff_tiles_rows_t.get): piece j normalised in the
+ * workspace. A batch of one piece is read once and kept; a batch of
+ * several is read again for every tile, the next piece read behind. */
+static int tiled_piece(void *ctx, uint64_t j, ff_tiles_piece_t *out, ff_error_t *err) {
+    batch_t *B = ctx;
+    loop_t *L = B->L;
+    if ((int64_t)j != B->cached) {
+        float *x;
+        size_t mb;
+        next_read_t next = B->after;
+        if (B->pieces > 1)
+            next = (next_read_t){1, FF_SET_TRAIN, B->b * B->per + (j + 1) % B->pieces};
+        if (read_piece(L, B, j, &next, &x, &mb, err) != 0) return -1;
+        ff_dense_normalize(L->ws.xn, NULL, x, 2 * mb, B->width);
+        ROWS(L, release, FF_SET_TRAIN, B->b * B->per + j);
+        /* A positive and its negative: the same image under two labels. */
+        B->pairs = (ff_dense_groups_t){.units = mb, .copies = 2, .unit_stride = 1,
+                                       .copy_stride = mb, .shared = B->shared};
+        B->paired = B->shared > 0 && ff_dense_groups_hold(L->ws.xn, &B->pairs, B->width);
+        B->npos = mb;
+        B->cached = (int64_t)j;
+    }
+    *out = (ff_tiles_piece_t){.xn = L->ws.xn, .npos = B->npos, .nneg = B->npos,
+                              .groups = B->paired ? &B->pairs : NULL};
+    return 0;
+}
+
 /* Trains layer k from `progress` to its last epoch; checkpoints after every
  * epoch but the last. A batch is summed over its pieces before its Adam
  * step (one piece: the batch itself). `after` is read once the last step is
@@ -193,40 +257,34 @@ static int train_epochs(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progr
                 ff_shard_share(L->in->shard, b, &offset, &count);
                 whole = ff_shard_batch_images(L->in->shard, b);
             }
-            for (uint64_t j = 0; j < pieces; j++) {
-                uint64_t c = b * per + j;
+            /* What is read after the batch's last piece. */
+            next_read_t after_batch = *after;
+            if (bi + 1 < nbatches)
+                after_batch = (next_read_t){1, FF_SET_TRAIN, (uint64_t)L->order[bi + 1] * per};
+            else if (e + 1 < cfg->epochs)
+                after_batch = (next_read_t){1, FF_SET_TRAIN, (uint64_t)L->next_order[0] * per};
+            batch_t B = {.k = k, .e = e, .b = b, .per = per, .pieces = pieces, .offset = offset,
+                         .width = width, .shared = sp.shared, .after = after_batch,
+                         .cached = -1};
+            if (L->tiles != NULL) {
+                /* Adam's step is taken tile by tile inside. */
+                B.L = L;
+                ff_tiles_rows_t src = {.get = tiled_piece, .ctx = &B, .pieces = pieces,
+                                       .batch_pos = images, .batch_neg = images};
+                sp.adam.lr = ff_train_layer_lr(cfg, e, bi, nbatches);
+                double f = ff_tiles_step(L->tiles, &L->ws, &src, &sp, st, err);
+                if (f < 0 || prefetch_next(L, &after_batch, err) != 0) return -1;
+                L->res->step_flops += f;
+            }
+            for (uint64_t j = 0; L->tiles == NULL && j < pieces; j++) {
                 float *x;
-                if (ROWS(L, read, FF_SET_TRAIN, c, k == 0, &x, err) != 0) return -1;
-                next_read_t next = *after;
-                if (j + 1 < pieces) next = (next_read_t){1, FF_SET_TRAIN, c + 1};
-                else if (bi + 1 < nbatches)
-                    next = (next_read_t){1, FF_SET_TRAIN, (uint64_t)L->order[bi + 1] * per};
-                else if (e + 1 < cfg->epochs)
-                    next = (next_read_t){1, FF_SET_TRAIN, (uint64_t)L->next_order[0] * per};
-                if (prefetch_next(L, &next, err) != 0) return -1;
-                size_t mb = ff_set_chunk_units(sh, c);
-                size_t first = (size_t)(offset + j * sh->units_per_chunk);
-                /* The first layer's rows are stored un-augmented: fresh
-                 * negatives and shifts are applied as they arrive, from
-                 * (seed, epoch, batch) alone. */
-                if (k == 0 && cfg->fresh_negatives)
-                    ff_data_redraw_negatives(x, mb, width,
-                                             (size_t)L->in->img_rows * L->in->img_cols,
-                                             cfg->label, cfg->seed, e, b, first);
-                if (k == 0)
-                    ff_data_jitter_batch(x, mb, width, L->in->img_rows, L->in->img_cols,
-                                         cfg->label, cfg->jitter, cfg->seed, e, b, first);
-                if (L->tiles != NULL) {
-                    /* Adam's step is taken tile by tile inside. */
-                    sp.adam.lr = ff_train_layer_lr(cfg, e, bi, nbatches);
-                    double f = ff_tiles_step(L->tiles, &L->ws, x, mb, mb, &sp, into, err);
-                    if (f < 0) return -1;
-                    L->res->step_flops += f;
-                } else {
-                    L->res->step_flops +=
-                        ff_step_grad(layer, &L->ws, x, mb, mb, whole, whole, j > 0, &sp, into);
-                }
-                ROWS(L, release, FF_SET_TRAIN, c);
+                size_t mb;
+                next_read_t next = after_batch;
+                if (j + 1 < pieces) next = (next_read_t){1, FF_SET_TRAIN, b * per + j + 1};
+                if (read_piece(L, &B, j, &next, &x, &mb, err) != 0) return -1;
+                L->res->step_flops +=
+                    ff_step_grad(layer, &L->ws, x, mb, mb, whole, whole, j > 0, &sp, into);
+                ROWS(L, release, FF_SET_TRAIN, b * per + j);
             }
             if (L->in->comm != NULL && sum_over_ranks(L, layer, &mine, st, err) != 0) return -1;
             sp.adam.lr = ff_train_layer_lr(cfg, e, bi, nbatches);
@@ -574,10 +632,6 @@ int ff_loop_run(const ff_loop_t *in, ff_result_t *res, ff_error_t *err) {
     res->tile_units = units;
     if (units > 0 && (in->comm != NULL || !in->rows->per_layer_sets))
         return ff_error_set(err, "--tile-units: tiled layers train in one ff-stream process");
-    if (units > 0 && pieces_per_batch(&L) != 1)
-        return ff_error_set(err, "--tile-units: a tiled layer takes a whole batch at a time, but "
-                            "the batch is cut into %llu chunks (lower --batch or raise "
-                            "--mem-budget)", (unsigned long long)pieces_per_batch(&L));
     if (ff_step_workspace_alloc(&L.ws, rows_max, width, units > 0 ? units : H, err) != 0)
         return -1;
     L.good = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows_max * sizeof(float));

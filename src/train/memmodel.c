@@ -340,26 +340,33 @@ int ff_memmodel_fit(ff_config_t *cfg, uint64_t pixels, uint64_t train, uint64_t 
             return 0;
         }
     }
-    /* A layer wider than the budget: tiles of output units, the batch
-     * whole (tiles.h), the widest tiles that fit. */
-    if (!fixed_piece && cfg->tile_units == 0) {
-        trial = *cfg;
-        trial.piece_images = 0;
-        if (!fixed_eval) {
-            size_t e = (2 * (size_t)images) / FF_CLASSES;
-            trial.eval_images = (uint32_t)(e < 1 ? 1 : e > E ? E : e);
-        }
-        uint32_t last = 0;
-        for (uint32_t n = 2; n <= FF_TILEFILE_MAX_TILES && n <= cfg->hidden; n++) {
-            uint32_t units = (cfg->hidden + n - 1) / n;
-            if (units == last) continue;
-            last = units;
-            trial.tile_units = units;
-            if (ff_memmodel(&trial, pixels, train, test).total <= room) {
-                cfg->tile_units = units;
-                if (!fixed_eval) cfg->eval_images = trial.eval_images == E ? 0 : trial.eval_images;
-                return 0;
+    /* A layer wider than the budget: tiles of output units, the fewest
+     * that fit, with the largest training chunks that fit (whole batches
+     * first: a batch in chunks is read again for every tile). */
+    if (cfg->tile_units == 0 && cfg->hidden >= 2) {
+        for (uint32_t p = images; p >= 1; p--) {
+            if (images % p != 0 || (fixed_piece && p != cfg->piece_images)) continue;
+            trial = *cfg;
+            trial.piece_images = p;
+            if (!fixed_eval) {
+                size_t e = (2 * (size_t)p) / FF_CLASSES;
+                trial.eval_images = (uint32_t)(e < 1 ? 1 : e > E ? E : e);
             }
+            /* Memory falls as tiles get narrower: the widest that fit. */
+            uint32_t lo = 2, hi = cfg->hidden < FF_TILEFILE_MAX_TILES ? cfg->hidden
+                                                                      : FF_TILEFILE_MAX_TILES;
+            trial.tile_units = (cfg->hidden + hi - 1) / hi;
+            if (ff_memmodel(&trial, pixels, train, test).total > room) continue;
+            while (lo < hi) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                trial.tile_units = (cfg->hidden + mid - 1) / mid;
+                if (ff_memmodel(&trial, pixels, train, test).total <= room) hi = mid;
+                else lo = mid + 1;
+            }
+            cfg->tile_units = (cfg->hidden + hi - 1) / hi;
+            cfg->piece_images = p == images ? 0 : p;
+            if (!fixed_eval) cfg->eval_images = trial.eval_images == E ? 0 : trial.eval_images;
+            return 0;
         }
         trial = *cfg;
     }

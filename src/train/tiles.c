@@ -32,7 +32,9 @@ typedef struct {
 
 struct ff_tiles {
     uint32_t k, in, out, units;
-    size_t acc_rows;         /* rows acc holds */
+    size_t acc_rows;         /* rows acc and good hold */
+    float *good;             /* [acc_rows] a step's goodness */
+    size_t *piece_pos, *piece_first; /* [acc_rows] each piece's positives and first row */
     char path[FF_PATH_MAX], pending_path[FF_PATH_MAX];
     ff_tilefile_t src;       /* the committed state */
     ff_tilefile_t dst;       /* the next state being written (fd -1: none) */
@@ -323,13 +325,18 @@ int ff_tiles_open(ff_tiles_t **out, const char *path, uint32_t k, uint32_t in, u
 /* ---- the step ---- */
 
 /* acc for rows rows (grown as needed). */
+/* acc, good and the pieces' counts for rows rows (grown as needed). */
 static int ensure_acc(ff_tiles_t *t, size_t rows, ff_error_t *err) {
     if (rows <= t->acc_rows) return 0;
-    double *a = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * sizeof(double));
-    if (a == NULL) return ff_error_set(err, "out of memory for %zu rows' goodness", rows);
     ff_mem_free(t->acc);
-    t->acc = a;
-    t->acc_rows = rows;
+    ff_mem_free(t->good);
+    ff_mem_free(t->piece_pos);
+    t->acc = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * sizeof(double));
+    t->good = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * sizeof(float));
+    t->piece_pos = ff_mem_alloc(FF_MEM_OTHER, 2 * rows * sizeof(size_t));
+    t->piece_first = t->piece_pos != NULL ? t->piece_pos + rows : NULL;
+    t->acc_rows = t->acc && t->good && t->piece_pos ? rows : 0;
+    if (t->acc_rows == 0) return ff_error_set(err, "out of memory for %zu rows' goodness", rows);
     return 0;
 }
 
@@ -344,7 +351,23 @@ typedef struct {
     float *out;              /* forward: the whole rows, or NULL */
     int accumulate;          /* add each tile's goodness to acc */
     const ff_dense_groups_t *groups; /* rows sharing their image columns (NULL: none) */
+    /* A step: its rows piece by piece (the xn, rows, npos, nneg and groups
+     * above are the current piece's), each piece's counts and first row. */
+    const ff_tiles_rows_t *src;
+    size_t *piece_pos, *piece_first;
 } step_ctx_t;
+
+/* Makes piece j of a step the current one (its rows, their place). */
+static int use_piece(step_ctx_t *c, uint64_t j, ff_error_t *err) {
+    ff_tiles_piece_t pc;
+    if (c->src->get(c->src->ctx, j, &pc, err) != 0) return -1;
+    c->xn = pc.xn;
+    c->npos = pc.npos;
+    c->nneg = pc.nneg;
+    c->rows = pc.npos + pc.nneg;
+    c->groups = pc.groups;
+    return 0;
+}
 
 /* A tile's outputs y [rows, tile rows]: the image columns once per group
  * when the rows are grouped, as the whole layer computes them. */
@@ -369,19 +392,53 @@ static int goodness_tile(void *ctx, ff_tiles_t *t, uint32_t tile, uint8_t *frame
     return 0;
 }
 
-static int update_tile(void *ctx, ff_tiles_t *t, uint32_t tile, uint8_t *frame, uint32_t rows,
-                       ff_error_t *err) {
-    (void)tile, (void)err;
+/* Pass 1 of a step, one tile: its part of every row's goodness, piece by
+ * piece (the pieces' counts recorded on the first tile). */
+static int step_goodness_tile(void *ctx, ff_tiles_t *t, uint32_t tile, uint8_t *frame,
+                              uint32_t rows, ff_error_t *err) {
     step_ctx_t *c = ctx;
     ff_layer_t v = tile_view(t, frame, rows);
-    /* The same product as pass 1, on the same inputs: the same outputs. */
-    tile_forward(c, &v);
-    ff_dense_local_dz(c->dz, c->goodness, c->y, c->npos, c->nneg, t->out, rows, &c->lp);
-    if (c->groups != NULL)
-        ff_dense_backward_params_paired(v.grad_weight, v.grad_bias, c->dz, c->xn, c->npos,
-                                        c->groups->shared, t->in, rows, 0);
-    else
-        ff_dense_backward_params(v.grad_weight, v.grad_bias, c->dz, c->xn, c->rows, t->in, rows);
+    size_t first = 0;
+    for (uint64_t j = 0; j < c->src->pieces; j++) {
+        if (use_piece(c, j, err) != 0) return -1;
+        if (tile == 0) {
+            c->piece_pos[j] = c->npos;
+            c->piece_first[j] = first;
+        } else if (c->piece_pos[j] != c->npos || c->piece_first[j] != first) {
+            return ff_error_set(err, "tiled layer %u: piece %llu of the batch changed size "
+                                "between tiles", t->k + 1, (unsigned long long)j);
+        }
+        tile_forward(c, &v);
+        ff_dense_goodness_add(t->acc + first, c->y, c->rows, rows);
+        first += c->rows;
+    }
+    return 0;
+}
+
+/* Pass 2 of a step, one tile: the same products as pass 1 on the same
+ * inputs (the same outputs), dz from each row's goodness, the gradient
+ * summed over the pieces, the tile's Adam step. */
+static int update_tile(void *ctx, ff_tiles_t *t, uint32_t tile, uint8_t *frame, uint32_t rows,
+                       ff_error_t *err) {
+    (void)tile;
+    step_ctx_t *c = ctx;
+    ff_layer_t v = tile_view(t, frame, rows);
+    for (uint64_t j = 0; j < c->src->pieces; j++) {
+        if (use_piece(c, j, err) != 0) return -1;
+        const int accumulate = j > 0;
+        const float *good = c->goodness + c->piece_first[j];
+        tile_forward(c, &v);
+        ff_dense_local_dz(c->dz, good, c->y, c->npos, c->nneg, t->out, rows, &c->lp);
+        if (c->groups != NULL)
+            ff_dense_backward_params_paired(v.grad_weight, v.grad_bias, c->dz, c->xn, c->npos,
+                                            c->groups->shared, t->in, rows, accumulate);
+        else if (accumulate)
+            ff_dense_backward_params_add(v.grad_weight, v.grad_bias, c->dz, c->xn, c->rows,
+                                         t->in, rows);
+        else
+            ff_dense_backward_params(v.grad_weight, v.grad_bias, c->dz, c->xn, c->rows, t->in,
+                                     rows);
+    }
     ff_adam_update(v.params, v.adam_m, v.adam_v, v.grads, v.param_count, &c->p->adam, c->step);
     return 0;
 }
@@ -416,37 +473,38 @@ static uint32_t resume_pending(ff_tiles_t *t) {
     return good;
 }
 
-double ff_tiles_step(ff_tiles_t *t, ff_step_workspace_t *ws, const float *x, size_t npos,
-                     size_t nneg, const ff_step_params_t *p, ff_step_stats_t *stats,
-                     ff_error_t *err) {
-    const size_t rows = npos + nneg;
+double ff_tiles_step(ff_tiles_t *t, ff_step_workspace_t *ws, const ff_tiles_rows_t *src,
+                     const ff_step_params_t *p, ff_step_stats_t *stats, ff_error_t *err) {
+    const size_t rows = src->batch_pos + src->batch_neg;
     const int64_t step = t->src.adam_step + 1;
-    if (rows > ws->max_rows || ws->out < t->units)
-        return ff_error_set(err, "tiled layer %u: %zu rows, at most %zu", t->k + 1, rows,
-                            ws->max_rows);
+    if (ws->out < t->units || src->pieces == 0 || src->pieces > rows)
+        return ff_error_set(err, "tiled layer %u: a workspace of %zu columns for tiles of %u, "
+                            "%llu pieces", t->k + 1, ws->out, t->units,
+                            (unsigned long long)src->pieces);
     if (ensure_acc(t, rows, err) != 0) return -1;
-    ff_dense_normalize(ws->xn, NULL, x, rows, t->in);
-    step_ctx_t c = {.xn = ws->xn, .rows = rows, .npos = npos, .nneg = nneg, .y = ws->y,
-                    .dz = ws->dz, .goodness = ws->goodness, .p = p, .step = step,
-                    .accumulate = 1};
+    step_ctx_t c = {.y = ws->y, .dz = ws->dz, .goodness = t->good, .p = p, .step = step,
+                    .src = src, .piece_pos = t->piece_pos, .piece_first = t->piece_first};
     c.lp = (ff_loss_params_t){.kind = p->loss, .goodness = p->goodness, .theta = p->theta,
-                              .alpha = p->alpha, .batch_pos = npos, .batch_neg = nneg};
-    /* A positive and its negative: the same image under two labels (as
-     * ff_step_grad pairs them). */
-    const ff_dense_groups_t pairs = {.units = npos, .copies = 2, .unit_stride = 1,
-                                     .copy_stride = npos, .shared = p->shared};
-    if (p->shared > 0 && npos == nneg && ff_dense_groups_hold(ws->xn, &pairs, t->in))
-        c.groups = &pairs;
+                              .alpha = p->alpha, .batch_pos = src->batch_pos,
+                              .batch_neg = src->batch_neg};
     const double unit_flops = 2.0 * (double)rows * t->in;
     /* Pass 1: every row's goodness. */
     memset(t->acc, 0, rows * sizeof *t->acc);
-    if (stream(t, "goodness", step, 0, 1, 0, goodness_tile, &c, unit_flops, err) != 0) return -1;
-    ff_dense_goodness_finish(ws->goodness, t->acc, rows, t->out, p->goodness);
-    stats->loss_sum += ff_dense_local_loss_value(ws->goodness, npos, nneg, &c.lp);
-    for (size_t i = 0; i < npos; i++) stats->good_pos_sum += ws->goodness[i];
-    for (size_t i = npos; i < rows; i++) stats->good_neg_sum += ws->goodness[i];
-    stats->npos += npos;
-    stats->nneg += nneg;
+    if (stream(t, "goodness", step, 0, 1, 0, step_goodness_tile, &c, unit_flops, err) != 0)
+        return -1;
+    ff_dense_goodness_finish(t->good, t->acc, rows, t->out, p->goodness);
+    /* The loss and the goodness sums piece by piece, as the whole layer's
+     * step sums its pieces. */
+    for (uint64_t j = 0; j < src->pieces; j++) {
+        const size_t first = c.piece_first[j], npos = c.piece_pos[j];
+        const size_t end = j + 1 < src->pieces ? c.piece_first[j + 1] : rows;
+        const float *g = t->good + first;
+        stats->loss_sum += ff_dense_local_loss_value(g, npos, end - first - npos, &c.lp);
+        for (size_t i = 0; i < npos; i++) stats->good_pos_sum += g[i];
+        for (size_t i = npos; i < end - first; i++) stats->good_neg_sum += g[i];
+        stats->npos += npos;
+        stats->nneg += end - first - npos;
+    }
     /* Pass 2: each tile's update, into the next state's file. */
     uint32_t first = resume_pending(t);
     if (first == 0) {
@@ -541,6 +599,8 @@ void ff_tiles_close(ff_tiles_t *t) {
     ff_tilefile_close(&t->dst);
     ff_tilefile_close(&t->src);
     ff_mem_free(t->acc);
+    ff_mem_free(t->good);
+    ff_mem_free(t->piece_pos);
     for (int s = 0; s < SLOTS; s++) ff_mem_free(t->slot[s]);
     ff_mem_free(t->grad);
     ff_mem_free(t->passes);
