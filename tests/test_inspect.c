@@ -6,7 +6,10 @@
  * output parsed (magic, version, header dict, 64-byte alignment, data);
  * verification of files and of a run directory built here (a flipped byte,
  * a truncated file, a missing layer, a broken shape chain, a stray
- * checkpoint, each named); and comparison of files and runs. */
+ * checkpoint, each named); and comparison of files and runs, including
+ * tiled files (version 3) against whole-tensor ones, streamed on two threads
+ * with memory that does not grow with the layer, and damage on either side
+ * named whether it stops the comparison early or at its last tile. */
 #include <cjson/cJSON.h>
 #include <float.h>
 #include <stdint.h>
@@ -17,6 +20,7 @@
 #include "ffstream/inspect.h"
 #include "ffstream/memstat.h"
 #include "ffstream/rng.h"
+#include "ffstream/tilefile.h"
 
 static char dir[FF_PATH_MAX];
 
@@ -701,6 +705,167 @@ static void test_diff(void) {
     printf("diff: identical, changed, NaN, missing tensors, shapes, damaged files, runs\n");
 }
 
+/* ---- comparison of tiled files ---- */
+
+/* Writes layer (with its Adam state) as a tiled file (tilefile.h) of units
+ * output units per tile, as the trainer's tiles do. */
+static void save_tiled(const char *path, const ff_layer_t *layer, const ff_layerfile_meta_t *meta,
+                       uint32_t units) {
+    ff_tilefile_t tf;
+    ff_error_t err;
+    unlink(path);
+    CHECKF(ff_tilefile_geometry(&tf, layer->in, layer->out, units, &err) == 0 &&
+               ff_tilefile_create(&tf, path, &err) == 0,
+           "%s", err.msg);
+    uint8_t *frame = ff_mem_alloc_aligned(FF_MEM_OTHER, (size_t)tf.frame_bytes, FF_TILE_ALIGN);
+    CHECK(frame != NULL);
+    const size_t in = layer->in;
+    for (uint32_t t = 0; frame != NULL && t < tf.count; t++) {
+        const size_t rows = ff_tilefile_rows(&tf, t), first = (size_t)t * tf.units;
+        memset(frame, 0, (size_t)tf.frame_bytes);
+        for (int r = 0; r < 3; r++) {
+            float *region = (float *)(frame + r * tf.region_bytes);
+            memcpy(region, tensor_of(layer, 2 * r) + first * in, rows * in * sizeof(float));
+            memcpy(region + rows * in, tensor_of(layer, 2 * r + 1) + first, rows * sizeof(float));
+        }
+        CHECKF(ff_tilefile_write_next(&tf, frame, 3, &err) == 0, "%s", err.msg);
+    }
+    tf.adam_step = layer->adam_step;
+    tf.meta = *meta;
+    CHECKF(ff_tilefile_write_header(&tf, &err) == 0 && ff_tilefile_sync(&tf, &err) == 0, "%s",
+           err.msg);
+    ff_tilefile_close(&tf);
+    ff_mem_free(frame);
+}
+
+/* The offset of byte `at` of tile t's region r in a tiled file in -> out. */
+static size_t tile_byte(uint32_t in, uint32_t out, uint32_t units, uint32_t t, int r, size_t at) {
+    ff_tilefile_t g;
+    ff_error_t err;
+    CHECKF(ff_tilefile_geometry(&g, in, out, units, &err) == 0, "%s", err.msg);
+    return (size_t)(g.data_offset + t * g.frame_bytes + r * g.region_bytes + at);
+}
+
+/* Bytes ff_inspect_diff_files(a, b) takes at its peak beyond what was live. */
+static uint64_t diff_peak(const char *a, const char *b, ff_inspect_file_diff_t *d) {
+    ff_error_t err;
+    ff_mem_stats_t before, after;
+    ff_mem_reset_peaks();
+    ff_mem_stats(&before);
+    CHECKF(ff_inspect_diff_files(a, b, d, &err) == 0, "%s", err.msg);
+    ff_mem_stats(&after);
+    CHECK(after.current_total == before.current_total);
+    return after.peak_total - before.current_total;
+}
+
+static void test_diff_tiled(void) {
+    ff_error_t err;
+    ff_layer_t layer;
+    ff_layerfile_meta_t meta;
+    char whole[512], t7[512], t45[512], t1[512], changed[512], bad[512], big[512];
+    check_path(whole, dir, "tiled-whole.ffl");
+    check_path(t7, dir, "tiled-7.ffl");
+    check_path(t45, dir, "tiled-45.ffl");
+    check_path(t1, dir, "tiled-1.ffl");
+    check_path(changed, dir, "tiled-changed.ffl");
+    check_path(bad, dir, "tiled-bad.ffl");
+    check_path(big, dir, "tiled-big.ffl");
+    check_make_layer(&layer, 61, 45, 1, 5);
+    meta_for_run(&meta, 2, NULL);
+    save_layer(whole, &layer, &meta, FF_CODEC_ZSTD_SHUFFLE);
+    save_tiled(t7, &layer, &meta, 7); /* 7 tiles, the last of 3 units */
+    save_tiled(t45, &layer, &meta, 45);
+    save_tiled(t1, &layer, &meta, 1);
+
+    /* The same numbers whole, in 7 tiles, in 1 and in 45: identical either
+     * way round. */
+    ff_inspect_file_diff_t *d = malloc(sizeof *d);
+    const char *pairs[][2] = {{whole, t7}, {t7, whole}, {t7, t45}, {t1, t7}, {t45, whole}};
+    for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {
+        CHECKF(ff_inspect_diff_files(pairs[p][0], pairs[p][1], d, &err) == 0, "%s", err.msg);
+        CHECKF(d->readable && d->identical && d->shapes_equal && !d->headers_identical,
+               "%s vs %s", pairs[p][0], pairs[p][1]);
+        CHECK(d->tensor_count == 6 && d->tensors[0].count == 61 * 45 && d->tensors[5].count == 45);
+    }
+
+    /* Values changed in the first and the last tile: found, exactly. */
+    float w = layer.weight[44 * 61 + 60], v = layer.adam_v[3];
+    layer.weight[44 * 61 + 60] = w + 0.5f;
+    layer.bias[44] = NAN;
+    layer.adam_v[3] = 2 * v;
+    save_tiled(changed, &layer, &meta, 7);
+    CHECKF(ff_inspect_diff_files(whole, changed, d, &err) == 0, "%s", err.msg);
+    CHECK(d->readable && !d->identical && d->tensors[2].identical && d->tensors[3].identical);
+    CHECK(d->tensors[0].differing == 1 && d->tensors[0].nan_mismatches == 0);
+    CHECK_NEAR(d->tensors[0].max_abs, (double)(w + 0.5f) - w, 1e-12);
+    CHECK(d->tensors[1].differing == 1 && d->tensors[1].nan_mismatches == 1 &&
+          d->tensors[1].max_abs == 0);
+    CHECK(d->tensors[4].differing == 1 && d->tensors[5].identical);
+    CHECK_NEAR(d->tensors[4].max_rel, 1, 1e-12);
+    ff_layer_free(&layer);
+
+    /* Damage in tile 3 of either side: the comparison fails naming the file
+     * and the tile, B's error reported over the stream it stopped. */
+    check_copy_file(t7, bad);
+    check_flip_byte(bad, tile_byte(61, 45, 7, 3, 0, 100));
+    const char *damaged[][2] = {{whole, bad}, {bad, whole}, {bad, t7}, {t1, bad}};
+    for (size_t p = 0; p < sizeof damaged / sizeof damaged[0]; p++) {
+        CHECK(ff_inspect_diff_files(damaged[p][0], damaged[p][1], d, &err) == -1);
+        CHECK(!d->readable && !d->identical);
+        CHECK_CONTAINS(err.msg, bad);
+        CHECK_CONTAINS(err.msg, "tensor weight: tile 3 of 7: checksum mismatch");
+        CHECK_CONTAINS(d->error, "tile 3 of 7");
+        /* Values compared before the checksum failed are not reported. */
+        CHECK(d->tensors[0].count == 0 && d->tensors[0].differing == 0 &&
+              d->tensors[0].max_abs == 0);
+    }
+    /* In the last tile's adam_v bias: every value of adam_v.weight reaches
+     * the comparison before the checksum fails. */
+    check_copy_file(t7, bad);
+    check_flip_byte(bad, tile_byte(61, 45, 7, 6, 2, 3 * 61 * 4 + 1));
+    CHECK(ff_inspect_diff_files(whole, bad, d, &err) == -1);
+    CHECK_CONTAINS(err.msg, "tensor adam_v.weight: tile 6 of 7: checksum mismatch");
+    CHECK(ff_inspect_diff_files(bad, whole, d, &err) == -1);
+    CHECK_CONTAINS(err.msg, "tensor adam_v.weight: tile 6 of 7: checksum mismatch");
+
+    /* Memory: a layer 4 times larger takes no more to compare (the ring and
+     * each stream's block), less than one of its tensors. */
+    uint64_t peak[2];
+    const uint32_t sizes[2][2] = {{1024, 1024}, {2048, 2048}};
+    for (int k = 0; k < 2; k++) {
+        check_make_layer(&layer, sizes[k][0], sizes[k][1], 1, 7);
+        meta_for_run(&meta, 0, NULL);
+        save_layer(whole, &layer, &meta, FF_CODEC_ZSTD_SHUFFLE);
+        save_tiled(big, &layer, &meta, 200);
+        ff_layer_free(&layer);
+        uint64_t both = diff_peak(whole, big, d);
+        CHECK(d->identical);
+        uint64_t tiled = diff_peak(big, big, d);
+        CHECK(d->identical);
+        peak[k] = both > tiled ? both : tiled;
+        printf("diff tiled: %u -> %u: at most %.2f MiB (%.2f tiled only) to compare %.2f MiB "
+               "tensors\n", sizes[k][0], sizes[k][1], (double)peak[k] / 1048576.0,
+               (double)tiled / 1048576.0, (double)sizes[k][0] * sizes[k][1] * 4 / 1048576.0);
+    }
+    CHECKF(peak[1] <= peak[0] + (64u << 10), "%llu bytes for the large layer, %llu for the small",
+           (unsigned long long)peak[1], (unsigned long long)peak[0]);
+    CHECK(peak[1] < (uint64_t)sizes[1][0] * sizes[1][1] * sizeof(float));
+
+    /* A large tensor damaged in its first tile: B's thread, blocked on the
+     * full ring, is stopped and joined. */
+    check_copy_file(big, bad);
+    check_flip_byte(bad, tile_byte(2048, 2048, 200, 0, 0, 4096));
+    CHECK(ff_inspect_diff_files(bad, whole, d, &err) == -1);
+    CHECK_CONTAINS(err.msg, "tensor weight: tile 0 of 11: checksum mismatch");
+    CHECK(ff_inspect_diff_files(whole, bad, d, &err) == -1);
+    CHECK_CONTAINS(err.msg, "tensor weight: tile 0 of 11: checksum mismatch");
+    free(d);
+    unlink(whole);
+    unlink(big);
+    unlink(bad);
+    printf("diff tiled: whole vs tiled identical, changes found, damage named, memory bounded\n");
+}
+
 int main(void) {
     check_tempdir(dir, "inspect");
     test_stats();
@@ -710,6 +875,7 @@ int main(void) {
     test_verify_file();
     test_verify_run();
     test_diff();
+    test_diff_tiled();
     /* Every buffer the module took from ff_mem_alloc went back. */
     ff_mem_stats_t stats;
     ff_mem_stats(&stats);

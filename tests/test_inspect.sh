@@ -8,7 +8,12 @@
 #    naming the file and the tensor or layer;
 #  - safetensors and .npy exports have the right headers and sizes; with
 #    python3 + numpy, their arrays are loaded and compared with the files'
-#    statistics and with each other.
+#    statistics and with each other;
+#  - tiled layers (format version 3): runs in 3 uneven tiles and in 8 verify,
+#    --diff against the untiled run says identical, their exports are byte
+#    for byte the untiled run's, the views show the tiling; a flipped byte in
+#    a tile is named by tile, a truncated file by its expected size, and
+#    --diff and the exports refuse them.
 # Usage: test_inspect.sh PATH/TO/fftrain PATH/TO/ffinspect
 set -u
 FFTRAIN=$1
@@ -306,6 +311,162 @@ expect_exit 0 "export over a planted link" --export-safetensors "$tmp/planted.sa
 checks=$((checks + 1))
 [ "$(cat "$tmp/victim")" = precious ] && [ ! -L "$tmp/planted.safetensors" ] &&
     ok "a planted link is replaced, its target untouched" || fail "the export wrote through a planted link"
+
+# ---- tiled layers ----
+# The same small run whole, in 3 tiles of 70 units (the last 60) and in 8 of
+# 25: the tensors are the same numbers (bit for bit on the machines measured;
+# elsewhere within 1e-4 of each tensor's scale).
+subset="$(dirname "$0")/../data/fashion-mnist-subset"
+TFLAGS="--mode ff-stream --data $subset --layers 2 --hidden 200 --batch 200 --epochs 2 --eval goodness --mem-budget none --quiet"
+"$FFTRAIN" $TFLAGS --run "$tmp/whole" || { echo "untiled run failed"; exit 1; }
+"$FFTRAIN" $TFLAGS --run "$tmp/t70" --tile-units 70 || { echo "run in tiles of 70 failed"; exit 1; }
+"$FFTRAIN" $TFLAGS --run "$tmp/t25" --tile-units 25 || { echo "run in tiles of 25 failed"; exit 1; }
+
+for r in t70 t25; do
+    expect_exit 0 "verify $r" --verify "$tmp/$r" &&
+        has "$tmp/out" "verify $r" "^sound: .*2 file\(s\), 12 tensor\(s\)" && ok "verify $r: $(cat "$tmp/out")"
+done
+
+# --diff: identical, or (another machine's arithmetic) close in every tensor.
+bitwise=1 # every pair identical
+same70=0  # whole and t70 identical
+for pair in "whole t70" "whole t25" "t70 t25" "t25 whole"; do
+    set -- $pair
+    "$FFINSPECT" --diff --json "$tmp/$1" "$tmp/$2" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    checks=$((checks + 1))
+    worst=$(json_numbers "$tmp/out" max_scaled_diff | sort -g | tail -1)
+    if [ $rc = 0 ] && grep -qE '"identical":[[:space:]]*true' "$tmp/out"; then
+        [ "$pair" = "whole t70" ] && same70=1
+        ok "diff $1 $2: identical"
+    elif [ $rc = 1 ] && [ -n "$worst" ] && awk -v w="$worst" 'BEGIN { exit !(w <= 1e-4) }'; then
+        bitwise=0
+        ok "diff $1 $2: not bit for bit, max scaled diff $worst"
+    else
+        bitwise=0
+        fail "diff $1 $2: exit $rc, max scaled diff '$worst': $(cat "$tmp/out" "$tmp/err")"
+    fi
+done
+expect_exit $((1 - same70)) "diff whole t70 files" --diff "$tmp/whole/layers/000.ffl" "$tmp/t70/layers/000.ffl" &&
+    has "$tmp/out" "diff whole t70 files" "^file: headers differ$" "^  adam_v.bias +\[200\] " && ok "diff of a whole and a tiled file"
+
+# Exports read a tiled layer as the tensors it makes up: the same bytes.
+if [ $bitwise = 1 ]; then
+    for opt in "" --with-optimizer; do
+        for r in whole t70 t25; do
+            expect_exit 0 "npy $r $opt" --export-npy "$tmp/npy-$r$opt" $opt "$tmp/$r"
+        done
+        checks=$((checks + 1))
+        n=$(ls "$tmp/npy-whole$opt" | wc -l)
+        if [ "$n" = $([ -n "$opt" ] && echo 12 || echo 4) ] && diff -r "$tmp/npy-whole$opt" "$tmp/npy-t70$opt" >/dev/null &&
+            diff -r "$tmp/npy-whole$opt" "$tmp/npy-t25$opt" >/dev/null; then
+            ok "npy ${opt:-without optimizer}: $n files byte-identical whole, in 3 tiles and in 8"
+        else
+            fail "npy ${opt:-without optimizer}: $n files; $(diff -r "$tmp/npy-whole$opt" "$tmp/npy-t70$opt" 2>&1 | head -3)"
+        fi
+    done
+    expect_exit 0 "safetensors whole" --export-safetensors "$tmp/whole.safetensors" --with-optimizer "$tmp/whole" &&
+        expect_exit 0 "safetensors t70" --export-safetensors "$tmp/t70.safetensors" --with-optimizer "$tmp/t70" &&
+        checks=$((checks + 1)) && if cmp -s "$tmp/whole.safetensors" "$tmp/t70.safetensors"; then
+            ok "safetensors with optimizer: byte-identical whole and tiled"
+        else
+            fail "safetensors of the tiled run differs from the whole run's"
+        fi
+else
+    echo "skip: the tiled run is not bit for bit the untiled one here: exports not compared byte for byte"
+fi
+
+# The views say how a layer is tiled.
+if expect_exit 0 "tiled file view" "$tmp/t70/layers/000.ffl"; then
+    cp "$tmp/out" "$tmp/tiled-file"
+    has "$tmp/tiled-file" "tiled file view" "format version 3" \
+        "^tiles +3 tiles of 70 output units \(the last 60\): frames of 3 x [0-9]+ bytes from byte [0-9]+" \
+        "^layer +0: 794 -> 200" "^checksums +ok \(6 tensors\)" "^weight +\[200, 794\] +raw +635200 +635200 +1.00x +- +-$" &&
+        ok "tiled file view: 3 tiles of 70, the last 60"
+fi
+expect_exit 0 "tiled file view 25" "$tmp/t25/layers/001.ffl" &&
+    has "$tmp/out" "tiled file view 25" "^tiles +8 tiles of 25 output units: " && ok "tiled file view: 8 tiles of 25"
+checks=$((checks + 1))
+grep -q "^tiles " "$tmp/file" && fail "the untiled file view has a tiles line"
+expect_exit 0 "tiled file --json" --json "$tmp/t70/layers/001.ffl" && cp "$tmp/out" "$tmp/t70-1.json" &&
+    has "$tmp/t70-1.json" "tiled file --json" '"version":[[:space:]]*3' '"tiles":[[:space:]]*\{' \
+        '"units":[[:space:]]*70' '"count":[[:space:]]*3' '"last_units":[[:space:]]*60' '"offset":[[:space:]]*null' &&
+    ok "tiled file --json: tiles {units 70, count 3, last_units 60}"
+expect_exit 0 "untiled file --json" --json "$tmp/whole/layers/001.ffl" &&
+    has "$tmp/out" "untiled file --json" '"tiles":[[:space:]]*null' && ok "untiled file --json: tiles null"
+expect_exit 0 "tiled run table" "$tmp/t70" &&
+    has "$tmp/out" "tiled run table" "^ +0 +794 -> 200 +159000 +1908000 .* 2/2 +[0-9]+ +yes +trained +ok$" \
+        "^tiled layers " "^  layer 0: 3 tiles of 70 output units \(the last 60\)$" \
+        "^  layer 1: 3 tiles of 70 output units \(the last 60\)$" && ok "tiled run table: both layers in 3 tiles"
+expect_exit 0 "untiled run table" "$tmp/whole" && checks=$((checks + 1)) &&
+    { grep -q "^tiled layers" "$tmp/out" && fail "the untiled run's table lists tiled layers" || ok "untiled run table: no tiles"; }
+expect_exit 0 "tiled run --json" --json "$tmp/t25" && checks=$((checks + 1)) &&
+    if [ "$(count_of "$tmp/out" '"units":[[:space:]]*25')" = 2 ] && [ "$(count_of "$tmp/out" '"count":[[:space:]]*8')" = 2 ]; then
+        ok "tiled run --json: 2 layers in 8 tiles of 25"
+    else
+        fail "tiled run --json: $(grep -E '"(units|count)"' "$tmp/out")"
+    fi
+
+# A flipped byte inside tile 1's parameters of layer 1. Where the tiles
+# start comes from the file's own header (its length at bytes 12..15),
+# checked against ffinspect's figures.
+f="$tmp/t70/layers/001.ffl"
+hb=$(od -An -t u4 -j 12 -N 4 "$f" | tr -d ' ')
+dd if="$f" bs=1 skip=24 count="$hb" 2>/dev/null >"$tmp/t70-header"
+data_offset=$(sed -n 's/.*"data_offset":[[:space:]]*\([0-9]*\).*/\1/p' "$tmp/t70-header")
+region=$(sed -n 's/.*"region_bytes":[[:space:]]*\([0-9]*\).*/\1/p' "$tmp/t70-header")
+checks=$((checks + 1))
+if [ -n "$data_offset" ] && [ "$data_offset" = $((24 + hb)) ] &&
+    [ "$data_offset" = "$(json_numbers "$tmp/t70-1.json" data_offset)" ] &&
+    [ $((3 * region)) = "$(json_numbers "$tmp/t70-1.json" frame_bytes)" ]; then
+    ok "tiles start at byte $data_offset, frames of 3 x $region bytes"
+else
+    fail "data_offset '$data_offset' region '$region', header $hb bytes, ffinspect: $(grep -E 'data_offset|frame_bytes' "$tmp/t70-1.json")"
+fi
+cp -r "$tmp/t70" "$tmp/t70-bad"
+size=$(wc -c <"$f")
+printf '\377' | dd of="$tmp/t70-bad/layers/001.ffl" bs=1 seek=$((data_offset + 3 * region + 100)) conv=notrunc 2>/dev/null
+expect_exit 1 "verify damaged tile" --verify "$tmp/t70-bad" &&
+    has "$tmp/out" "verify damaged tile" "^BAD: .*t70-bad/layers/001.ffl: tensor weight: tile 1 of 3: checksum mismatch" \
+        "^NOT SOUND" && ok "damaged tile: $(head -1 "$tmp/out")"
+expect_exit 1 "verify damaged tile file" --verify --json "$tmp/t70-bad/layers/001.ffl" &&
+    has "$tmp/out" "verify damaged tile file" '"tensor":[[:space:]]*"weight"' '"message":.*tile 1 of 3' && ok "damaged tile named in --json"
+expect_exit 1 "view damaged tile" "$tmp/t70-bad/layers/001.ffl" &&
+    has "$tmp/out" "view damaged tile" "^weight +BAD: tensor weight: tile 1 of 3: checksum mismatch" && ok "file view names the damaged tile"
+expect_exit 1 "table damaged tile" "$tmp/t70-bad" &&
+    has "$tmp/out" "table damaged tile" "^ +1 +200 -> 200 .*trained +BAD: tensor weight: tile 1 of 3" && ok "table names the damaged tile"
+expect_exit 3 "diff damaged tile" --diff "$tmp/whole" "$tmp/t70-bad" &&
+    has "$tmp/out" "diff damaged tile" "^layer 0: headers differ" "^layer 1: cannot compare: .*t70-bad/layers/001.ffl: tensor weight: tile 1 of 3" &&
+    ok "diff refuses the damaged tile (B)"
+# A's tile 1 is compared before its checksum fails: nothing of it may count.
+expect_exit 3 "diff damaged tile, runs" --diff "$tmp/t70-bad" "$tmp/t70" &&
+    has "$tmp/out" "diff damaged tile, runs" "^layer 1: cannot compare: .*t70-bad/layers/001.ffl: tensor weight: tile 1 of 3" \
+        "^result: 1 layer\(s\) cannot be compared; 6 of the 12 tensors compared differ \(max abs diff 0\)$" &&
+    ok "diff of runs: $(tail -1 "$tmp/out")"
+expect_exit 3 "diff damaged tile A" --diff "$tmp/t70-bad/layers/001.ffl" "$tmp/whole/layers/001.ffl" &&
+    has "$tmp/err" "diff damaged tile A" "t70-bad/layers/001.ffl: tensor weight: tile 1 of 3: checksum mismatch" &&
+    ok "diff refuses the damaged tile (A): $(cat "$tmp/err")"
+expect_exit 3 "npy of a damaged tile" --export-npy "$tmp/npy-t70-bad" "$tmp/t70-bad" &&
+    has "$tmp/err" "npy of a damaged tile" "001.ffl: tensor weight: tile 1 of 3" && ok "npy refuses the damaged tile"
+expect_exit 3 "safetensors of a damaged tile" --export-safetensors "$tmp/t70-bad.safetensors" "$tmp/t70-bad" &&
+    has "$tmp/err" "safetensors of a damaged tile" "001.ffl: tensor weight: tile 1 of 3" && ok "safetensors refuses the damaged tile"
+checks=$((checks + 1))
+if [ -e "$tmp/t70-bad.safetensors" ] || ls "$tmp" | grep -q 'npy-t70-bad'; then
+    fail "a failed export of a damaged tile left files: $(ls -d "$tmp"/*t70-bad*)"
+fi
+
+# A truncated tiled file: refused before any tile is read, naming its size.
+cp -r "$tmp/t70" "$tmp/t70-short"
+truncate -s -4096 "$tmp/t70-short/layers/001.ffl"
+expect_exit 1 "verify truncated tiled" --verify "$tmp/t70-short" &&
+    has "$tmp/out" "verify truncated tiled" "^BAD: .*t70-short/layers/001.ffl: $((size - 4096)) bytes, expected $size for 3 tiles" &&
+    ok "truncated tiled file: $(head -1 "$tmp/out")"
+expect_exit 3 "view truncated tiled" "$tmp/t70-short/layers/001.ffl" &&
+    has "$tmp/err" "view truncated tiled" "expected $size for 3 tiles" && ok "file view refuses the truncated file"
+expect_exit 3 "diff truncated tiled" --diff "$tmp/t70-short" "$tmp/whole" &&
+    has "$tmp/out" "diff truncated tiled" "^layer 1: cannot compare: .*expected $size" && ok "diff refuses the truncated file"
+expect_exit 3 "npy of a truncated tiled file" --export-npy "$tmp/npy-t70-short" --with-optimizer "$tmp/t70-short" &&
+    has "$tmp/err" "npy of a truncated tiled file" "layer 1 is unreadable: .*expected $size" && ok "npy refuses the truncated file"
 
 # ---- arguments ----
 expect_exit 2 "unknown flag" --bogus "$tmp/stream" && has "$tmp/err" "unknown flag" "unknown flag '--bogus'" && ok "unknown flag"

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "ffstream/inspect.h"
+#include "ffstream/tilefile.h"
 
 /* Exit statuses (also in --help). */
 enum {
@@ -43,8 +44,9 @@ static void usage(FILE *out) {
           "\n"
           "Without an action: for a run directory, the table of its layers (shape,\n"
           "parameters, raw and stored bytes, compression, epochs, Adam step, status,\n"
-          "checksum) and its configuration; for a layer file, its header and, per\n"
-          "tensor, shape, codec, sizes, min, max, mean, std, L2 norm, zeros, NaN, Inf.\n"
+          "checksum), which are tiled, and its configuration; for a layer file, its\n"
+          "header (with the tiles of a tiled file) and, per tensor, shape, codec,\n"
+          "sizes, min, max, mean, std, L2 norm, zeros, NaN, Inf.\n"
           "\n"
           "  --verify              check every checksum and structural invariant (every\n"
           "                        layer present, shapes chaining); names each bad file\n"
@@ -202,6 +204,40 @@ static cJSON *json_shape(uint32_t ndim, const uint64_t *shape) {
     return a;
 }
 
+/* A tiled layer's geometry (tilefile.h), which its header's in, out and
+ * units fix. @return 1 for a tiled file, 0 for a whole-tensor one. */
+static int tiling_of(const ff_layerfile_info_t *i, ff_tilefile_t *g) {
+    ff_error_t err;
+    return i->tile_count > 0 && ff_tilefile_geometry(g, i->in, i->out, i->tile_units, &err) == 0;
+}
+
+/* "3 tiles of 70 output units (the last 60)". */
+static const char *tiling_text(char *buf, size_t cap, const ff_tilefile_t *g) {
+    uint32_t last = ff_tilefile_rows(g, g->count - 1);
+    int n = snprintf(buf, cap, "%u tile%s of %u output unit%s", g->count, g->count == 1 ? "" : "s",
+                     g->units, g->units == 1 ? "" : "s");
+    if (last != g->units && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, " (the last %u)", last);
+    return buf;
+}
+
+/* "tiles": the geometry of a tiled layer, null for a whole-tensor file. */
+static void json_tiles(cJSON *o, const ff_layerfile_info_t *i) {
+    ff_tilefile_t g;
+    if (!tiling_of(i, &g)) {
+        cJSON_AddNullToObject(o, "tiles");
+        return;
+    }
+    cJSON *t = cJSON_AddObjectToObject(o, "tiles");
+    if (t == NULL) return;
+    cJSON_AddNumberToObject(t, "units", g.units);
+    cJSON_AddNumberToObject(t, "count", g.count);
+    cJSON_AddNumberToObject(t, "last_units", ff_tilefile_rows(&g, g.count - 1));
+    json_uint(t, "region_bytes", g.region_bytes);
+    json_uint(t, "frame_bytes", g.frame_bytes);
+    json_uint(t, "data_offset", g.data_offset);
+}
+
 static void json_problems(cJSON *root, const ff_inspect_report_t *r) {
     cJSON *list = cJSON_AddArrayToObject(root, "problems");
     for (size_t i = 0; list != NULL && i < r->count; i++) {
@@ -314,6 +350,16 @@ static void print_run_human(const ff_inspect_run_t *run, const ff_inspect_report
     printf("\nraw bytes: every tensor decoded (weights, bias, Adam moments): %.2f MiB; "
            "stored on disk: %.2f MiB\n",
            mib(raw), mib(stored));
+    int tiled = 0;
+    for (uint32_t k = 0; k < c->layers; k++) {
+        ff_tilefile_t g;
+        char text[96];
+        if (!run->layers[k].has_info || !tiling_of(&run->layers[k].info, &g)) continue;
+        if (tiled++ == 0)
+            printf("\ntiled layers (format version 3: weights and Adam state in tiles of output "
+                   "units):\n");
+        printf("  layer %u: %s\n", k, tiling_text(text, sizeof text, &g));
+    }
     int run_problems = 0;
     for (size_t i = 0; i < r->count; i++) {
         if (r->problems[i].kind != FF_INSPECT_PROBLEM_RUN) continue;
@@ -389,6 +435,7 @@ static void print_run_json(const ff_inspect_run_t *run, const ff_inspect_report_
         cJSON_AddBoolToObject(o, "complete", i->meta.complete);
         json_uint(o, "adam_step", (uint64_t)i->adam_step);
         cJSON_AddBoolToObject(o, "has_optimizer", i->has_optimizer);
+        json_tiles(o, i);
     }
     cJSON *totals = cJSON_AddObjectToObject(root, "totals");
     if (totals != NULL) {
@@ -437,6 +484,14 @@ static void print_file_human(const char *path, const ff_inspect_file_t *f) {
     printf("file          %s\n", path);
     printf("size          %" PRIu64 " bytes (%.2f MiB), format version %u, written by %s\n",
            i->file_bytes, mib(i->file_bytes), i->version, i->writer);
+    ff_tilefile_t g;
+    const int tiled = tiling_of(i, &g);
+    if (tiled) {
+        char text[96];
+        printf("tiles         %s: frames of 3 x %" PRIu64 " bytes from byte %" PRIu64
+               ", an XXH3 per region\n",
+               tiling_text(text, sizeof text, &g), g.region_bytes, g.data_offset);
+    }
     printf("layer         %u: %u -> %u, float32, relu, weight [out, in]\n", m->layer_index, i->in,
            i->out);
     printf("parameters    %" PRIu64 " (%" PRIu64 " bytes)%s\n", params, params * 4,
@@ -469,10 +524,16 @@ static void print_file_human(const char *path, const ff_inspect_file_t *f) {
         char shape[64];
         raw += x->raw_bytes;
         stored += x->stored_bytes;
-        printf("%-14s %-11s %-13s %10" PRIu64 " %12" PRIu64 " %6.2fx %10" PRIu64 "  %08x\n",
-               x->name, shape_text(shape, sizeof shape, x->ndim, x->shape), ff_codec_name(x->codec),
-               x->raw_bytes, x->stored_bytes, ratio(x->raw_bytes, x->stored_bytes), x->offset,
-               x->crc32);
+        /* A tiled tensor has no offset or crc32 of its own: it is cut
+         * across the tiles, which carry the checksums. */
+        char offset[24] = "-", crc[12] = "-";
+        if (!tiled) {
+            snprintf(offset, sizeof offset, "%" PRIu64, x->offset);
+            snprintf(crc, sizeof crc, "%08x", x->crc32);
+        }
+        printf("%-14s %-11s %-13s %10" PRIu64 " %12" PRIu64 " %6.2fx %10s  %s\n", x->name,
+               shape_text(shape, sizeof shape, x->ndim, x->shape), ff_codec_name(x->codec),
+               x->raw_bytes, x->stored_bytes, ratio(x->raw_bytes, x->stored_bytes), offset, crc);
     }
     printf("%-14s %-11s %-13s %10" PRIu64 " %12" PRIu64 " %6.2fx   (%.2f MiB raw, %.2f MiB "
            "stored)\n",
@@ -540,6 +601,7 @@ static void print_file_json(const char *path, const ff_inspect_file_t *f) {
     cJSON_AddStringToObject(root, "dtype", "float32");
     cJSON_AddStringToObject(root, "activation", "relu");
     cJSON_AddBoolToObject(root, "has_optimizer", i->has_optimizer);
+    json_tiles(root, i);
     json_adam_training(root, i);
     json_hex(root, "data_fingerprint", i->meta.data_fingerprint, 16);
     json_hex(root, "config_fingerprint", i->meta.config_fingerprint, 16);
@@ -557,8 +619,13 @@ static void print_file_json(const char *path, const ff_inspect_file_t *f) {
         json_uint(o, "raw_bytes", x->raw_bytes);
         json_uint(o, "stored_bytes", x->stored_bytes);
         json_number(o, "compression_ratio", ratio(x->raw_bytes, x->stored_bytes));
-        json_uint(o, "offset", x->offset);
-        json_hex(o, "crc32", x->crc32, 8);
+        if (i->tile_count > 0) {
+            cJSON_AddNullToObject(o, "offset");
+            cJSON_AddNullToObject(o, "crc32");
+        } else {
+            json_uint(o, "offset", x->offset);
+            json_hex(o, "crc32", x->crc32, 8);
+        }
         if (!f->readable[t]) {
             sound = 0;
             char bad[FF_ERROR_MSG_MAX + 8];

@@ -1,8 +1,9 @@
 /* inspect.h: reading checkpoints for people and scripts (the library half of
  * ffinspect): per-tensor statistics, verification of one layer file or a
  * whole run directory, comparison of two files or runs, and export to
- * safetensors and .npy. Tensors are read one at a time, so a run larger than
- * memory can be inspected, compared and exported.
+ * safetensors and .npy. Tensors are streamed a block at a time, so a run, or
+ * a tiled layer (tilefile.h), larger than memory can be inspected, compared
+ * and exported.
  *
  * safetensors output (the format of huggingface/safetensors):
  *   0    8   N, the JSON header's length in bytes (u64 little-endian)
@@ -177,9 +178,14 @@ typedef struct {
     ff_inspect_tensor_diff_t tensors[FF_LAYERFILE_MAX_TENSORS];
 } ff_inspect_file_diff_t;
 
-/* Compares two layer files tensor by tensor (one pair in memory at a time).
- * @return 0 with out->readable = 1, or -1 with err (and out->error) when a
- * file cannot be read or a tensor is damaged. */
+/* Compares two layer files tensor by tensor, whole-tensor (version 2) or
+ * tiled (version 3) in any pairing: both tensors stream at once, b's on a
+ * second thread handing blocks to this one through a fixed ring, so memory
+ * does not grow with the layer. A tensor with nothing to compare it with
+ * (in one file only, or of another shape) is still read and checked.
+ * @return 0 with out->readable = 1, or -1 with err (and out->error, the
+ * tensor figures zeroed) naming the file when a file cannot be read or a
+ * tensor is damaged. */
 int ff_inspect_diff_files(const char *a, const char *b, ff_inspect_file_diff_t *out,
                           ff_error_t *err);
 

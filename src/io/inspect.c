@@ -1,7 +1,9 @@
 /* inspect.c: the library half of ffinspect (see inspect.h): tensor
  * statistics, tensor-by-tensor reading of layer files, verification and
- * comparison of files and runs, and the safetensors and .npy writers. Reads
- * one tensor at a time; prints nothing. */
+ * comparison of files and runs, and the safetensors and .npy writers.
+ * Streams tensors a block at a time (a comparison reads both files at once,
+ * one on a second thread), so memory does not grow with the layer; prints
+ * nothing. */
 #include "ffstream/inspect.h"
 
 #include <cjson/cJSON.h>
@@ -12,6 +14,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,14 +111,6 @@ void ff_inspect_stats(const float *data, size_t count, ff_inspect_stats_t *out) 
     stats_middle(&a);
     stats_add(&a, data, count, NULL);
     stats_end(&a);
-}
-
-/* The largest raw size among the first count tensors of info. */
-static size_t largest_raw(const ff_layerfile_info_t *info, uint32_t count) {
-    size_t most = 0;
-    for (uint32_t i = 0; i < count && i < info->tensor_count; i++)
-        if (info->tensors[i].raw_bytes > most) most = (size_t)info->tensors[i].raw_bytes;
-    return most;
 }
 
 static int ignore_values(void *ctx, const float *values, size_t count, ff_error_t *err) {
@@ -479,10 +474,12 @@ cleanup:
     return bytes;
 }
 
-/* Elementwise comparison of x and y (count floats each) into d. */
+/* Elementwise comparison of x and y (count floats each), added to d: the
+ * blocks of a tensor arrive in order, so the figures are those of the whole
+ * tensor once every block is in. */
 static void compare_floats(const float *x, const float *y, size_t count,
                            ff_inspect_tensor_diff_t *d) {
-    d->count = count;
+    d->count += count;
     for (size_t i = 0; i < count; i++) {
         if (fabsf(x[i]) > d->max_mag) d->max_mag = fabsf(x[i]);
         uint32_t bx, by;
@@ -499,7 +496,171 @@ static void compare_floats(const float *x, const float *y, size_t count,
         if (abs_diff > d->max_abs) d->max_abs = abs_diff;
         if (rel_diff > d->max_rel) d->max_rel = rel_diff;
     }
-    d->identical = d->differing == 0;
+}
+
+/* Two tensors are compared as both stream: a second thread decodes B's
+ * into a ring of floats while this one decodes A's and compares each block
+ * against the ring. Memory holds the ring and each stream's own block,
+ * whatever the tensors' size (a tiled layer can be larger than memory). */
+#define RING_FLOATS ((size_t)1 << 18)
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t changed; /* any field below changed */
+    float *ring;            /* [RING_FLOATS] */
+    uint64_t put, taken;    /* floats ever written into the ring and taken out */
+    int started;            /* B's stream is past its header, or over */
+    int stop;               /* the comparison is over: B's stream is to end */
+    int done;               /* B's stream has returned rc (err when -1) */
+    int rc;
+    ff_error_t err;
+    const char *path; /* B and its tensor, for the thread */
+    const ff_layerfile_tensor_t *tensor;
+} ring_t;
+
+/* B's stream, on the second thread: blocks into the ring, waiting for room. */
+static int ring_put(void *ctx, const float *values, size_t count, ff_error_t *err) {
+    ring_t *r = ctx;
+    while (count > 0) {
+        pthread_mutex_lock(&r->mu);
+        r->started = 1;
+        while (!r->stop && r->put - r->taken == RING_FLOATS) pthread_cond_wait(&r->changed, &r->mu);
+        const int stop = r->stop;
+        const size_t room = RING_FLOATS - (size_t)(r->put - r->taken);
+        const size_t at = (size_t)(r->put % RING_FLOATS);
+        pthread_mutex_unlock(&r->mu);
+        if (stop) return ff_error_set(err, "the comparison stopped");
+        size_t n = count < room ? count : room;
+        if (n > RING_FLOATS - at) n = RING_FLOATS - at;
+        memcpy(r->ring + at, values, n * sizeof(float));
+        pthread_mutex_lock(&r->mu);
+        r->put += n;
+        pthread_cond_broadcast(&r->changed);
+        pthread_mutex_unlock(&r->mu);
+        values += n;
+        count -= n;
+    }
+    return 0;
+}
+
+static void *ring_main(void *arg) {
+    ring_t *r = arg;
+    ff_error_t err;
+    int rc = ff_layerfile_stream_tensor(r->path, r->tensor, ring_put, r, &err);
+    pthread_mutex_lock(&r->mu);
+    r->rc = rc;
+    if (rc != 0) r->err = err;
+    r->done = 1;
+    r->started = 1;
+    pthread_cond_broadcast(&r->changed);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* A's side of one tensor's comparison. */
+typedef struct {
+    ring_t *ring;
+    ff_inspect_tensor_diff_t *d;
+    uint64_t expected; /* floats both headers promise */
+    uint64_t seen;     /* of A's so far */
+    int b_stopped;     /* B's stream ended while A still had values: see ring->rc */
+} compare_ctx_t;
+
+/* A's stream: each block against as many of B's values from the ring. */
+static int compare_block(void *ctx, const float *x, size_t count, ff_error_t *err) {
+    compare_ctx_t *c = ctx;
+    ring_t *r = c->ring;
+    if (count > c->expected - c->seen)
+        return ff_error_set(err, "more than the %" PRIu64 " values its header gives (the file "
+                            "changed since it was read?)", c->expected);
+    c->seen += count;
+    while (count > 0) {
+        pthread_mutex_lock(&r->mu);
+        while (r->put == r->taken && !r->done) pthread_cond_wait(&r->changed, &r->mu);
+        /* A failed stream's values are not compared: its error is the news. */
+        const int ended = r->done && (r->rc != 0 || r->put == r->taken);
+        const size_t ready = (size_t)(r->put - r->taken);
+        const size_t at = (size_t)(r->taken % RING_FLOATS);
+        pthread_mutex_unlock(&r->mu);
+        if (ended) {
+            c->b_stopped = 1;
+            return ff_error_set(err, "the other file's stream ended");
+        }
+        size_t n = count < ready ? count : ready;
+        if (n > RING_FLOATS - at) n = RING_FLOATS - at;
+        compare_floats(x, r->ring + at, n, c->d);
+        pthread_mutex_lock(&r->mu);
+        r->taken += n;
+        pthread_cond_broadcast(&r->changed);
+        pthread_mutex_unlock(&r->mu);
+        x += n;
+        count -= n;
+    }
+    return 0;
+}
+
+/* After A's stream: lets B's finish (to hear its last checksum) unless A
+ * failed, ends it early if it holds more values than A, and joins it.
+ * @return whether B gave values past the end. */
+static int ring_finish(ring_t *r, pthread_t thread, int a_ok) {
+    pthread_mutex_lock(&r->mu);
+    while (a_ok && !r->done && r->put == r->taken) pthread_cond_wait(&r->changed, &r->mu);
+    const int extra = r->put != r->taken;
+    r->stop = 1;
+    pthread_cond_broadcast(&r->changed);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(thread, NULL);
+    return extra;
+}
+
+/* Compares tensor ta of a with tb of b (the same shape) into d, both
+ * streamed at once; the thread is joined whatever happens. @return 0, or -1
+ * with err naming the file at fault. */
+static int compare_tensor(const char *a, const ff_layerfile_tensor_t *ta, const char *b,
+                          const ff_layerfile_tensor_t *tb, float *ring_buffer,
+                          ff_inspect_tensor_diff_t *d, ff_error_t *err) {
+    ring_t r = {.ring = ring_buffer, .path = b, .tensor = tb};
+    compare_ctx_t c = {.ring = &r, .d = d, .expected = ta->raw_bytes / sizeof(float)};
+    pthread_t thread;
+    pthread_mutex_init(&r.mu, NULL);
+    pthread_cond_init(&r.changed, NULL);
+    int started = pthread_create(&thread, NULL, ring_main, &r);
+    if (started != 0) {
+        pthread_cond_destroy(&r.changed);
+        pthread_mutex_destroy(&r.mu);
+        return ff_error_set(err, "cannot start a thread to read %s: %s", b, strerror(started));
+    }
+    /* A's header is parsed once B's is: cJSON keeps its last error in a
+     * global that every parse writes, so two parses must not overlap. */
+    pthread_mutex_lock(&r.mu);
+    while (!r.started) pthread_cond_wait(&r.changed, &r.mu);
+    pthread_mutex_unlock(&r.mu);
+    ff_error_t a_err;
+    int a_rc = ff_layerfile_stream_tensor(a, ta, compare_block, &c, &a_err);
+    int extra = ring_finish(&r, thread, a_rc == 0);
+    pthread_cond_destroy(&r.changed);
+    pthread_mutex_destroy(&r.mu);
+    /* Blame: B's own error when its stream failed first or last; A's when A
+     * failed; then any count that is not the headers'. */
+    int rc = -1;
+    if (c.b_stopped && r.rc != 0)
+        *err = r.err;
+    else if (c.b_stopped)
+        ff_error_set(err, "%s: tensor %s: ended after %" PRIu64 " of %" PRIu64 " values (the "
+                     "file changed since it was read?)", b, tb->name, r.put, c.expected);
+    else if (a_rc != 0)
+        *err = a_err;
+    else if (c.seen != c.expected)
+        ff_error_set(err, "%s: tensor %s: ended after %" PRIu64 " of %" PRIu64 " values (the "
+                     "file changed since it was read?)", a, ta->name, c.seen, c.expected);
+    else if (extra)
+        ff_error_set(err, "%s: tensor %s: more than the %" PRIu64 " values its header gives "
+                     "(the file changed since it was read?)", b, tb->name, c.expected);
+    else if (r.rc != 0)
+        *err = r.err;
+    else
+        rc = 0;
+    return rc;
 }
 
 static int diff_failed(ff_inspect_file_diff_t *out, ff_error_t *err, const ff_error_t *cause) {
@@ -507,6 +668,14 @@ static int diff_failed(ff_inspect_file_diff_t *out, ff_error_t *err, const ff_er
     out->identical = 0;
     out->readable = 0;
     return ff_error_set(err, "%s", cause->msg);
+}
+
+/* Tensor i of a file that has nothing to compare it with is still read
+ * whole: a damaged file is never reported as merely different. */
+static int check_tensor(const char *path, const ff_layerfile_info_t *info, uint32_t i,
+                        ff_error_t *err) {
+    if (i >= info->tensor_count) return 0;
+    return ff_layerfile_stream_tensor(path, &info->tensors[i], ignore_values, NULL, err);
 }
 
 int ff_inspect_diff_files(const char *a, const char *b, ff_inspect_file_diff_t *out,
@@ -532,18 +701,13 @@ int ff_inspect_diff_files(const char *a, const char *b, ff_inspect_file_diff_t *
     out->shapes_equal = ia.in == ib.in && ia.out == ib.out;
     out->tensor_count = ia.tensor_count > ib.tensor_count ? ia.tensor_count : ib.tensor_count;
     out->identical = ia.tensor_count == ib.tensor_count;
-    if (check_tensors(a, &ia, ia.tensor_count, &cause) != 0 ||
-        check_tensors(b, &ib, ib.tensor_count, &cause) != 0)
+    float *ring = ff_mem_alloc(FF_MEM_IO, RING_FLOATS * sizeof(float));
+    if (ring == NULL) {
+        ff_error_set(&cause, "out of memory for a %zu-byte buffer comparing %s and %s",
+                     RING_FLOATS * sizeof(float), a, b);
         return diff_failed(out, err, &cause);
-    size_t most_a = largest_raw(&ia, ia.tensor_count), most_b = largest_raw(&ib, ib.tensor_count);
-    float *xa = ff_mem_alloc(FF_MEM_IO, most_a), *xb = ff_mem_alloc(FF_MEM_IO, most_b);
-    int rc = -1;
-    if (xa == NULL || xb == NULL) {
-        ff_error_set(&cause, "out of memory for %zu + %zu bytes comparing %s and %s", most_a,
-                     most_b, a, b);
-        diff_failed(out, err, &cause);
-        goto cleanup;
     }
+    int rc = -1;
     for (uint32_t i = 0; i < out->tensor_count; i++) {
         ff_inspect_tensor_diff_t *d = &out->tensors[i];
         snprintf(d->name, sizeof d->name, "%s", ff_layerfile_tensor_name(i));
@@ -552,29 +716,28 @@ int ff_inspect_diff_files(const char *a, const char *b, ff_inspect_file_diff_t *
         d->ndim = i % 2 == 0 ? 2 : 1;
         if (d->in_a) memcpy(d->shape_a, ia.tensors[i].shape, sizeof d->shape_a);
         if (d->in_b) memcpy(d->shape_b, ib.tensors[i].shape, sizeof d->shape_b);
-        if (!d->in_a || !d->in_b) {
-            out->identical = 0;
-            continue;
-        }
-        d->shapes_equal = memcmp(d->shape_a, d->shape_b, sizeof d->shape_a) == 0;
+        d->shapes_equal = d->in_a && d->in_b &&
+                          memcmp(d->shape_a, d->shape_b, sizeof d->shape_a) == 0;
         if (!d->shapes_equal) {
             out->identical = 0;
+            if (check_tensor(a, &ia, i, &cause) != 0 || check_tensor(b, &ib, i, &cause) != 0)
+                goto failed;
             continue;
         }
-        if (ff_layerfile_read_tensor(a, &ia.tensors[i], xa, &cause) != 0 ||
-            ff_layerfile_read_tensor(b, &ib.tensors[i], xb, &cause) != 0) {
-            diff_failed(out, err, &cause);
-            goto cleanup;
-        }
-        compare_floats(xa, xb, (size_t)(ia.tensors[i].raw_bytes / sizeof(float)), d);
+        if (compare_tensor(a, &ia.tensors[i], b, &ib.tensors[i], ring, d, &cause) != 0)
+            goto failed;
+        d->identical = d->differing == 0;
         if (!d->identical) out->identical = 0;
     }
     out->readable = 1;
     rc = 0;
+    goto cleanup;
+failed:
+    /* Figures from values a checksum then refused are not a comparison. */
+    memset(out->tensors, 0, sizeof out->tensors);
+    diff_failed(out, err, &cause);
 cleanup:
-    ff_mem_free(xb);
-    ff_mem_free(xa);
-    if (rc != 0) out->identical = 0;
+    ff_mem_free(ring);
     return rc;
 }
 

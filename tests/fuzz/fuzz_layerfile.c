@@ -1,7 +1,9 @@
-/* fuzz_layerfile: the layer-file reader on any bytes. The header's checksum
- * is set to match first (as a writer would), so the fuzzer reaches the
- * parser's every check; then read_info, verify and (for small shapes) load
- * must accept or refuse cleanly. */
+/* fuzz_layerfile: the layer-file reader on any bytes, both layouts: whole
+ * tensors (version 2) and tiles (version 3, tilefile.h). The header's
+ * checksum is set to match first (as a writer would; the preamble is the
+ * same in both versions), so the fuzzer reaches the parser's every check;
+ * then read_info, verify and (for small shapes) load must accept or refuse
+ * cleanly. */
 #include <xxhash.h>
 
 #include "fuzz_util.h"
