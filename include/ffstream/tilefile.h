@@ -60,6 +60,8 @@ typedef struct {
     uint64_t *sums;         /* [3 * count]: XXH3 of each written tile's regions */
     int64_t adam_step;
     ff_layerfile_meta_t meta;
+    char writer[64];        /* the header's "writer" */
+    uint64_t dev, ino;      /* the open file's identity */
 } ff_tilefile_t;
 
 /* Sets the geometry of a tiling of in -> out into units per tile (no file;
@@ -121,7 +123,9 @@ int ff_tilefile_read_info(const char *path, ff_layerfile_info_t *info, ff_error_
 
 /* Tensor `index` (weight, bias, adam_m.weight, ...) of a finished tiled
  * file, tile by tile, every tile's checksum checked: memory holds one block
- * at a time, whatever the layer's size. @return 0 or -1 with err. */
+ * at a time, whatever the layer's size. A tile's values reach fn before
+ * its checksum is checked (the tile is streamed, not held): on -1 the
+ * caller discards what it was given. @return 0 or -1 with err. */
 int ff_tilefile_stream_tensor(const char *path, uint32_t index, ff_layerfile_values_fn fn,
                               void *ctx, ff_error_t *err);
 

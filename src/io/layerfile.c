@@ -360,11 +360,14 @@ int ff_codec_compress(ff_codec_t codec, int level, void *dst, size_t dst_capacit
 typedef struct {
     float *dst;
     size_t count;
+    size_t capacity; /* floats dst holds; 0: as many as the caller checked */
 } copy_ctx_t;
 
 static int copy_values(void *ctx, const float *values, size_t count, ff_error_t *err) {
-    (void)err;
     copy_ctx_t *c = ctx;
+    /* A file that changed under the reader may give more than it said. */
+    if (c->capacity != 0 && count > c->capacity - c->count)
+        return ff_error_set(err, "more values than the tensor holds (%zu)", c->capacity);
     memcpy(c->dst + c->count, values, count * sizeof(float));
     c->count += count;
     return 0;
@@ -375,7 +378,7 @@ int ff_codec_decompress(ff_codec_t codec, void *dst, size_t raw_bytes, const voi
     decoder_t d;
     if (decoder_init(&d, err) != 0) return -1;
     source_t s = {.fd = -1, .buffer = src, .left = stored_bytes};
-    copy_ctx_t c = {dst, 0};
+    copy_ctx_t c = {dst, 0, raw_bytes / sizeof(float)};
     int rc = decode(&d, codec, &s, raw_bytes, copy_values, &c, err);
     decoder_free(&d);
     return rc;
@@ -1038,10 +1041,14 @@ int ff_layerfile_stream_tensor(const char *path, const ff_layerfile_tensor_t *t,
     ff_layerfile_info_t info;
     int fd;
     if (peek_version(path) == FF_TILEFILE_VERSION) {
-        for (uint32_t i = 0; i < FF_LAYERFILE_MAX_TENSORS; i++)
-            if (strcmp(t->name, tensor_names[i]) == 0)
+        /* The tensor must be one of the file's own, as its header says now. */
+        if (ff_tilefile_read_info(path, &info, err) != 0) return -1;
+        for (uint32_t i = 0; i < info.tensor_count; i++)
+            if (strcmp(t->name, info.tensors[i].name) == 0 &&
+                t->raw_bytes == info.tensors[i].raw_bytes)
                 return ff_tilefile_stream_tensor(path, i, fn, ctx, err);
-        return ff_error_set(err, "%s: no tensor %.32s", path, t->name);
+        return ff_error_set(err, "%s: tensor %.32s is not the file's (it changed since it was "
+                            "read)", path, t->name);
     }
     if (open_layerfile(path, &fd, &info, err) != 0) return -1;
     /* The tensor must be one of the file's own, as its header says now. */
@@ -1066,7 +1073,7 @@ int ff_layerfile_stream_tensor(const char *path, const ff_layerfile_tensor_t *t,
 
 int ff_layerfile_read_tensor(const char *path, const ff_layerfile_tensor_t *t, float *dst,
                              ff_error_t *err) {
-    copy_ctx_t c = {dst, 0};
+    copy_ctx_t c = {dst, 0, (size_t)(t->raw_bytes / sizeof(float))};
     return ff_layerfile_stream_tensor(path, t, copy_values, &c, err);
 }
 
@@ -1083,7 +1090,8 @@ static int load_tiled(const char *path, ff_layer_t *layer, ff_layerfile_meta_t *
     if (ff_layer_alloc(layer, info.in, info.out, with_training, err) != 0)
         return ff_error_wrap(err, "%s", path);
     for (uint32_t i = 0; i < (with_training ? 6u : 2u); i++) {
-        copy_ctx_t c = {tensor_data(layer, i), 0};
+        copy_ctx_t c = {tensor_data(layer, i), 0,
+                        (size_t)(info.tensors[i].raw_bytes / sizeof(float))};
         if (ff_tilefile_stream_tensor(path, i, copy_values, &c, err) != 0) {
             ff_layer_free(layer);
             return -1;
@@ -1124,7 +1132,8 @@ int ff_layerfile_load(const char *path, ff_layer_t *layer, ff_layerfile_meta_t *
     if (decoder_init(&d, err) != 0) goto cleanup;
     uint32_t count = with_training ? 6 : 2;
     for (uint32_t i = 0; i < count; i++) {
-        copy_ctx_t c = {tensor_data(layer, i), 0};
+        copy_ctx_t c = {tensor_data(layer, i), 0,
+                        (size_t)(info.tensors[i].raw_bytes / sizeof(float))};
         if (stream_tensor(&d, fd, path, &info.tensors[i], copy_values, &c, err) != 0)
             goto cleanup;
     }

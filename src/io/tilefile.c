@@ -72,7 +72,9 @@ uint64_t ff_tilefile_bytes(const ff_tilefile_t *tf) { return tf->file_bytes; }
  * read-write, with O_DIRECT when asked and the filesystem takes it. */
 static int open_file(ff_tilefile_t *tf, const char *path, int writable, int direct,
                      ff_error_t *err) {
-    const int base = (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+    /* A file written to is never reached through a link; one only read
+     * may be (as a version 2 file may). */
+    const int base = (writable ? O_RDWR | O_NOFOLLOW : O_RDONLY) | O_CLOEXEC | O_NONBLOCK;
     int fd;
     if (direct && ff_hook_no_direct()) {
         fd = -1;
@@ -96,6 +98,8 @@ static int open_file(ff_tilefile_t *tf, const char *path, int writable, int dire
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     tf->fd = fd;
     tf->file_bytes = (uint64_t)st.st_size;
+    tf->dev = (uint64_t)st.st_dev;
+    tf->ino = (uint64_t)st.st_ino;
     return 0;
 }
 
@@ -160,7 +164,10 @@ static int parse_header(ff_tilefile_t *tf, const char *text, size_t bytes, int a
         goto cleanup;
     }
     if (ff_json_get_uint(&c, root, "version", FF_TILEFILE_VERSION, FF_TILEFILE_VERSION, &v, err) ||
-        ff_json_get_string(&c, root, "writer", &s, err) ||
+        ff_json_get_string(&c, root, "writer", &s, err))
+        goto cleanup;
+    snprintf(tf->writer, sizeof tf->writer, "%s", s);
+    if (
         ff_json_get_uint(&c, root, "layer_index", 0, UINT32_MAX, &v, err))
         goto cleanup;
     tf->meta.layer_index = (uint32_t)v;
@@ -267,14 +274,20 @@ int ff_tilefile_open(ff_tilefile_t *tf, const char *path, int writable, int allo
     tf->fd = -1;
     if (ff_path_format(tf->path, err, "%s", path) != 0) return -1;
     if (open_file(tf, path, writable, direct, err) != 0) return -1;
-    /* The preamble and header through a plain descriptor: O_DIRECT would
-     * need aligned reads of a length the header has not yet vouched for. */
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* The preamble and header through a plain descriptor (O_DIRECT would
+     * need aligned reads of a length the header has not yet vouched for)
+     * of the same file: not a FIFO swapped in, not another file. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     char *text = NULL;
     int rc = -1;
     uint8_t pre[FF_LAYERFILE_PREAMBLE];
+    struct stat st;
     if (fd < 0) {
         ff_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+        goto cleanup;
+    }
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_dev != tf->dev || (uint64_t)st.st_ino != tf->ino) {
+        ff_error_set(err, "%s: changed while being opened (another file is there now)", path);
         goto cleanup;
     }
     if (tf->file_bytes < sizeof pre || ff_fileio_read_exact(fd, pre, sizeof pre, 0) != 0) {
@@ -348,6 +361,8 @@ int ff_tilefile_read(ff_tilefile_t *tf, uint32_t t, int regions, void *buf, ff_e
 int ff_tilefile_write_next(ff_tilefile_t *tf, const void *buf, int regions, ff_error_t *err) {
     const uint32_t t = tf->done;
     if (t >= tf->count) return ff_error_set(err, "%s: every tile is written", tf->path);
+    if (regions < 1 || regions > 3)
+        return ff_error_set(err, "%s: %d regions of a tile, expected 1..3", tf->path, regions);
     const size_t bytes = (size_t)ff_tilefile_region_floats(tf, t) * sizeof(float);
     for (int r = 0; r < 3; r++)
         tf->sums[3 * (size_t)t + r] =
@@ -452,7 +467,7 @@ int ff_tilefile_read_info(const char *path, ff_layerfile_info_t *info, ff_error_
     info->tile_units = tf.units;
     info->tile_count = tf.count;
     info->meta = tf.meta;
-    snprintf(info->writer, sizeof info->writer, "ffstream");
+    snprintf(info->writer, sizeof info->writer, "%s", tf.writer);
     for (uint32_t i = 0; i < 6; i++) {
         ff_layerfile_tensor_t *t = &info->tensors[i];
         snprintf(t->name, sizeof t->name, "%s", ff_layerfile_tensor_name(i));
