@@ -16,7 +16,8 @@
 #   --out DIR    results/wide.json (fftrain's result: every stream over the
 #                tiles with its seconds, bytes read and written and the time
 #                spent waiting for I/O), wide-cgroup.json (ffcgroup's
-#                record: the cgroup peak) and wide.svg [results]
+#                record: the cgroup peak), wide-gemm.txt (bench_gemm on the
+#                tile's shapes, right after the run) and wide.svg [results]
 #   --fresh      delete an earlier run in --work first
 #
 # 2 layers, 2,000 training images, 1 epoch, batches of 500 images and their
@@ -66,7 +67,11 @@ if [ ! -f "$run/result.json" ]; then
     ./build/ffcgroup --limit "$limit" --json "$work/cgroup.json" -- \
         ./build/fftrain $flags $resume --progress --json "$work/result.json"
 fi
+# The tile streams' products against sgemm on the same shapes, measured
+# right after the run (the rate of the machine now, not of another day).
+./build/bench_gemm 1000 "$hidden" "$units" 2 3 | tee "$work/gemm.txt"
 cp "$work/result.json" "$out/wide.json"
+cp "$work/gemm.txt" "$out/wide-gemm.txt"
 cp "$work/cgroup.json" "$out/wide-cgroup.json"
 ./build/ffplot "$out/wide.json" -o "$out/wide.svg"
 
@@ -78,5 +83,21 @@ awk -v state="$(json_number "$work/plan.json" state_bytes)" \
     printf "state        %.2f GiB of weights and Adam moments, %.1fx the cgroup limit\n",
         state / 1073741824, state / limit
     printf "cgroup peak  %.1f MiB under a %.0f MiB limit\n", peak / 1048576, limit / 1048576 }'
+sgemm=$(sed -n 's/.*FF step mix \([0-9.]*\) GFLOP\/s.*/\1/p' "$out/wide-gemm.txt")
+tr -d ' \t\n' <"$r" | grep -o '{"kind":"[a-z]*","layer":2[^}]*}' |
+    awk -v sgemm="$sgemm" -F'[:,]' '{
+        sub(/^[{]/, "")
+        for (i = 1; i < NF; i++) v[$i] = $(i + 1)
+        kind = v["\"kind\""]; gsub(/"/, "", kind)
+        n[kind]++; s[kind] += v["\"seconds\""]; w[kind] += v["\"io_wait_seconds\""]
+        g[kind] += v["\"gflop\""]; rd[kind] += v["\"bytes_read\""]; wr[kind] += v["\"bytes_written\""]
+    } END {
+        for (k in n) {
+            if (s[k] <= 0) continue
+            printf "%-9s %2d streams, %6.1f s, waiting for I/O %4.1f%%, %5.1f GiB read, %5.1f GiB written, %5.1f GFLOP/s (%.0f%% of sgemm)\n",
+                k, n[k], s[k], 100 * w[k] / s[k], rd[k] / 1073741824, wr[k] / 1073741824,
+                (s[k] > 0 ? g[k] / s[k] : 0), (s[k] > 0 && sgemm > 0 ? 100 * g[k] / s[k] / sgemm : 0)
+        }
+    }'
 echo "accuracy     $(json_number "$r" test_accuracy)"
 echo "results: $out/wide.json $out/wide-cgroup.json $out/wide.svg"
