@@ -141,11 +141,12 @@ static ff_tile_pass_t *new_pass(ff_tiles_t *t, const char *kind, int64_t step, u
  * `regions` of each ahead; with write, each tile's frame then goes to the
  * pending file (in tile order). */
 static int stream(ff_tiles_t *t, const char *kind, int64_t step, uint32_t first, int regions,
-                  int write, tile_fn fn, void *ctx, double flops_per_row_unit, ff_error_t *err) {
+                  int write, tile_fn fn, void *ctx, const double *flops_done, ff_error_t *err) {
     const uint32_t count = t->src.count;
     uint64_t r0, w0;
     ff_fileio_counters(&r0, &w0);
-    double t0 = ff_now(), waited = 0.0, flops = 0.0;
+    const double flops0 = flops_done != NULL ? *flops_done : 0.0;
+    double t0 = ff_now(), waited = 0.0;
     for (uint32_t i = first; i < count && i < first + 2; i++)
         submit(t, JOB_READ, i, (int)((i - first) % SLOTS), regions);
     int rc = 0;
@@ -160,7 +161,6 @@ static int stream(ff_tiles_t *t, const char *kind, int64_t step, uint32_t first,
             rc = -1;
             break;
         }
-        flops += flops_per_row_unit * rows;
         if (write) submit(t, JOB_WRITE, i, s, 3);
         /* FIFO: the read into the third slot runs after that slot's write. */
         if (i + 2 < count) submit(t, JOB_READ, i + 2, (int)((i + 2 - first) % SLOTS), regions);
@@ -179,7 +179,7 @@ static int stream(ff_tiles_t *t, const char *kind, int64_t step, uint32_t first,
         p->io_wait_seconds = waited;
         p->bytes_read = r1 - r0;
         p->bytes_written = w1 - w0;
-        p->flops = flops;
+        p->flops = flops_done != NULL ? *flops_done - flops0 : 0.0;
     }
     return rc;
 }
@@ -355,6 +355,7 @@ typedef struct {
      * above are the current piece's), each piece's counts and first row. */
     const ff_tiles_rows_t *src;
     size_t *piece_pos, *piece_first;
+    double flops;            /* the products' flops so far */
 } step_ctx_t;
 
 /* Makes piece j of a step the current one (its rows, their place). */
@@ -371,11 +372,14 @@ static int use_piece(step_ctx_t *c, uint64_t j, ff_error_t *err) {
 
 /* A tile's outputs y [rows, tile rows]: the image columns once per group
  * when the rows are grouped, as the whole layer computes them. */
-static void tile_forward(const step_ctx_t *c, const ff_layer_t *v) {
-    if (c->groups != NULL)
-        ff_dense_forward_grouped(c->y, c->xn, v->weight, v->bias, c->groups, v->in, v->out);
-    else
+static void tile_forward(step_ctx_t *c, const ff_layer_t *v) {
+    if (c->groups != NULL) {
+        c->flops += ff_dense_forward_grouped(c->y, c->xn, v->weight, v->bias, c->groups, v->in,
+                                             v->out);
+    } else {
         ff_dense_forward(c->y, c->xn, v->weight, v->bias, c->rows, v->in, v->out);
+        c->flops += 2.0 * (double)c->rows * v->in * v->out;
+    }
 }
 
 static int goodness_tile(void *ctx, ff_tiles_t *t, uint32_t tile, uint8_t *frame, uint32_t rows,
@@ -429,15 +433,19 @@ static int update_tile(void *ctx, ff_tiles_t *t, uint32_t tile, uint8_t *frame, 
         const float *good = c->goodness + c->piece_first[j];
         tile_forward(c, &v);
         ff_dense_local_dz(c->dz, good, c->y, c->npos, c->nneg, t->out, rows, &c->lp);
-        if (c->groups != NULL)
-            ff_dense_backward_params_paired(v.grad_weight, v.grad_bias, c->dz, c->xn, c->npos,
-                                            c->groups->shared, t->in, rows, accumulate);
-        else if (accumulate)
-            ff_dense_backward_params_add(v.grad_weight, v.grad_bias, c->dz, c->xn, c->rows,
+        if (c->groups != NULL) {
+            c->flops += ff_dense_backward_params_paired(v.grad_weight, v.grad_bias, c->dz, c->xn,
+                                                        c->npos, c->groups->shared, t->in, rows,
+                                                        accumulate);
+        } else {
+            if (accumulate)
+                ff_dense_backward_params_add(v.grad_weight, v.grad_bias, c->dz, c->xn, c->rows,
+                                             t->in, rows);
+            else
+                ff_dense_backward_params(v.grad_weight, v.grad_bias, c->dz, c->xn, c->rows,
                                          t->in, rows);
-        else
-            ff_dense_backward_params(v.grad_weight, v.grad_bias, c->dz, c->xn, c->rows, t->in,
-                                     rows);
+            c->flops += 2.0 * (double)c->rows * t->in * rows;
+        }
     }
     ff_adam_update(v.params, v.adam_m, v.adam_v, v.grads, v.param_count, &c->p->adam, c->step);
     return 0;
@@ -487,10 +495,9 @@ double ff_tiles_step(ff_tiles_t *t, ff_step_workspace_t *ws, const ff_tiles_rows
     c.lp = (ff_loss_params_t){.kind = p->loss, .goodness = p->goodness, .theta = p->theta,
                               .alpha = p->alpha, .batch_pos = src->batch_pos,
                               .batch_neg = src->batch_neg};
-    const double unit_flops = 2.0 * (double)rows * t->in;
     /* Pass 1: every row's goodness. */
     memset(t->acc, 0, rows * sizeof *t->acc);
-    if (stream(t, "goodness", step, 0, 1, 0, step_goodness_tile, &c, unit_flops, err) != 0)
+    if (stream(t, "goodness", step, 0, 1, 0, step_goodness_tile, &c, &c.flops, err) != 0)
         return -1;
     ff_dense_goodness_finish(t->good, t->acc, rows, t->out, p->goodness);
     /* The loss and the goodness sums piece by piece, as the whole layer's
@@ -515,9 +522,8 @@ double ff_tiles_step(ff_tiles_t *t, ff_step_workspace_t *ws, const ff_tiles_rows
     }
     t->dst.adam_step = step;
     t->dst.meta = t->src.meta; /* until the step is whole */
-    if (stream(t, "update", step, first, 3, 1, update_tile, &c, 2.0 * unit_flops, err) != 0)
-        return -1;
-    return unit_flops * t->out + 2.0 * unit_flops * (t->out - (double)first * t->units);
+    if (stream(t, "update", step, first, 3, 1, update_tile, &c, &c.flops, err) != 0) return -1;
+    return c.flops;
 }
 
 int ff_tiles_commit(ff_tiles_t *t, const ff_layerfile_meta_t *after, ff_error_t *err) {
@@ -550,10 +556,9 @@ double ff_tiles_forward(ff_tiles_t *t, ff_step_workspace_t *ws, float *y, float 
                     .accumulate = goodness != NULL};
     if (g->shared > 0 && g->copies > 1 && ff_dense_groups_hold(ws->xn, g, t->in)) c.groups = g;
     if (goodness != NULL) memset(t->acc, 0, rows * sizeof *t->acc);
-    const double unit_flops = 2.0 * (double)rows * t->in;
-    if (stream(t, "forward", -1, 0, 1, 0, goodness_tile, &c, unit_flops, err) != 0) return -1;
+    if (stream(t, "forward", -1, 0, 1, 0, goodness_tile, &c, &c.flops, err) != 0) return -1;
     if (goodness != NULL) ff_dense_goodness_finish(goodness, t->acc, rows, t->out, kind);
-    return unit_flops * t->out;
+    return c.flops;
 }
 
 typedef struct {
@@ -574,7 +579,7 @@ static int hash_tile(void *ctx, ff_tiles_t *t, uint32_t tile, uint8_t *frame, ui
 int ff_tiles_hash(ff_tiles_t *t, uint64_t *h, ff_error_t *err) {
     hash_ctx_t c = {*h, ff_mem_alloc(FF_MEM_OTHER, (size_t)t->out * sizeof(float))};
     if (c.bias == NULL) return ff_error_set(err, "out of memory");
-    int rc = stream(t, "hash", t->src.adam_step, 0, 1, 0, hash_tile, &c, 0.0, err);
+    int rc = stream(t, "hash", t->src.adam_step, 0, 1, 0, hash_tile, &c, NULL, err);
     if (rc == 0) *h = ff_hash_bytes(c.h, c.bias, (size_t)t->out * sizeof(float));
     ff_mem_free(c.bias);
     return rc;
