@@ -58,11 +58,13 @@ static ff_memmodel_t model_ff(const ff_config_t *cfg, uint64_t pixels, uint64_t 
         rows_max = max_u64(rows_max, sh[s].units_per_chunk * sh[s].rows_per_unit);
     /* loop.c: workspace (a tile's columns wide when tiled), goodness,
      * scores, and (evaluation through every layer at once) the second chain
-     * buffer; tiles.c: the goodness sums. */
+     * buffer; tiles.c: a step's goodness (sums and values) and its pieces'
+     * places. */
     const uint64_t tu = ff_config_tile_units(cfg);
     const uint64_t loop = ff_step_workspace_bytes(rows_max, width, tu ? tu : H) + rows_max * F +
                           T * FF_CLASSES * F + (stream ? 0 : rows_max * H * F) +
-                          (tu ? rows_max * sizeof(double) : 0);
+                          (tu ? rows_max * (sizeof(double) + sizeof(float) + 2 * sizeof(size_t))
+                              : 0);
     /* The softmax head: its layer and scratch, and its features: one chunk
      * (ff-stream reads them from the kept caches), or every training image
      * plus one test chunk (ff-mem). */
