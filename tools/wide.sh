@@ -80,7 +80,7 @@ echo "== a layer wider than memory"
 awk -v state="$(json_number "$work/plan.json" state_bytes)" \
     -v peak="$(json_number "$out/wide-cgroup.json" cgroup_peak_bytes)" \
     -v limit="$(json_number "$out/wide-cgroup.json" limit_bytes)" 'BEGIN {
-    printf "state        %.2f GiB of weights and Adam moments, %.1fx the cgroup limit\n",
+    printf "network      %.2f GiB of weights and Adam moments (every layer), %.1fx the cgroup limit\n",
         state / 1073741824, state / limit
     printf "cgroup peak  %.1f MiB under a %.0f MiB limit\n", peak / 1048576, limit / 1048576 }'
 sgemm=$(sed -n 's/.*FF step mix \([0-9.]*\) GFLOP\/s.*/\1/p' "$out/wide-gemm.txt")

@@ -12,6 +12,7 @@
 #include "ffstream/cgroup.h"
 #include "ffstream/data.h"
 #include "ffstream/json.h"
+#include "ffstream/tilefile.h"
 
 /* Choice members are stored through an int: every enum used for one must be
  * int-sized. */
@@ -485,6 +486,12 @@ int ff_config_parse(ff_config_t *cfg, int argc, char **argv, ff_error_t *err) {
     /* A tile as wide as the layer is the whole layer: the same run, the
      * same fingerprint. */
     if (cfg->tile_units >= cfg->hidden) cfg->tile_units = 0;
+    if (ff_config_tile_units(cfg) > 0 &&
+        (cfg->hidden + cfg->tile_units - 1) / cfg->tile_units > FF_TILEFILE_MAX_TILES)
+        return ff_error_set(err, "--tile-units: %u units per tile cut %u units into %u tiles, at "
+                            "most %u (use wider tiles)", cfg->tile_units, cfg->hidden,
+                            (cfg->hidden + cfg->tile_units - 1) / cfg->tile_units,
+                            FF_TILEFILE_MAX_TILES);
     if (ff_config_tile_units(cfg) > 0 && cfg->mode != FF_MODE_FF_STREAM)
         return ff_error_set(err, "--tile-units: only ff-stream trains layers in tiles (--mode %s "
                             "holds whole layers)", ff_mode_name(cfg->mode));

@@ -1092,7 +1092,10 @@ static int load_tiled(const char *path, ff_layer_t *layer, ff_layerfile_meta_t *
     for (uint32_t i = 0; i < (with_training ? 6u : 2u); i++) {
         copy_ctx_t c = {tensor_data(layer, i), 0,
                         (size_t)(info.tensors[i].raw_bytes / sizeof(float))};
-        if (ff_tilefile_stream_tensor(path, i, copy_values, &c, err) != 0) {
+        if (ff_tilefile_stream_tensor(path, i, copy_values, &c, err) != 0 ||
+            (c.count != c.capacity &&
+             ff_error_set(err, "%s: tensor %s: %zu values, expected %zu (the file changed "
+                          "while being read?)", path, tensor_names[i], c.count, c.capacity))) {
             ff_layer_free(layer);
             return -1;
         }

@@ -58,12 +58,13 @@ static ff_memmodel_t model_ff(const ff_config_t *cfg, uint64_t pixels, uint64_t 
         rows_max = max_u64(rows_max, sh[s].units_per_chunk * sh[s].rows_per_unit);
     /* loop.c: workspace (a tile's columns wide when tiled), goodness,
      * scores, and (evaluation through every layer at once) the second chain
-     * buffer; tiles.c: a step's goodness (sums and values) and its pieces'
-     * places. */
+     * buffer; tiles.c: a whole batch's goodness (sums and values) and its
+     * pieces' places (at most one per row pair). */
     const uint64_t tu = ff_config_tile_units(cfg);
     const uint64_t loop = ff_step_workspace_bytes(rows_max, width, tu ? tu : H) + rows_max * F +
                           T * FF_CLASSES * F + (stream ? 0 : rows_max * H * F) +
-                          (tu ? rows_max * (sizeof(double) + sizeof(float) + 2 * sizeof(size_t))
+                          (tu ? (uint64_t)cfg->batch * (sizeof(double) + sizeof(float)) +
+                                    2 * (uint64_t)cfg->batch * sizeof(size_t)
                               : 0);
     /* The softmax head: its layer and scratch, and its features: one chunk
      * (ff-stream reads them from the kept caches), or every training image
@@ -124,11 +125,17 @@ static ff_memmodel_t model_ff(const ff_config_t *cfg, uint64_t pixels, uint64_t 
         ff_error_t ignored;
         uint64_t region = ff_tilefile_geometry(&g, (uint32_t)width, (uint32_t)H, (uint32_t)tu,
                                                &ignored) == 0 ? g.region_bytes : 0;
-        const uint64_t all = ff_tiles_bytes((uint32_t)width, (uint32_t)H, (uint32_t)tu);
-        ph.weights = 3 * g.frame_bytes;
-        ph.gradients = region;
-        ph.parameters = ph.weights + ph.gradients;
-        ph.activations = all - ph.parameters; /* the record and checksums (below: + loop) */
+        /* + the bias the release's hash gathers. A tiling the format cannot
+         * hold (config.c refuses it) costs more than any budget. */
+        const uint64_t tiles = ff_tiles_bytes((uint32_t)width, (uint32_t)H, (uint32_t)tu);
+        if (region == 0 || tiles == UINT64_MAX) {
+            ph.weights = ph.parameters = UINT64_MAX / 4;
+        } else {
+            ph.weights = 3 * g.frame_bytes;
+            ph.gradients = region;
+            ph.parameters = ph.weights + ph.gradients;
+            ph.activations = tiles + H * F - ph.parameters; /* record, checksums; + loop below */
+        }
         ph.io = chunks + g.data_offset;
     } else {
         set_parameters(&ph, width * H + H);

@@ -34,7 +34,8 @@ struct ff_tiles {
     uint32_t k, in, out, units;
     size_t acc_rows;         /* rows acc and good hold */
     float *good;             /* [acc_rows] a step's goodness */
-    size_t *piece_pos, *piece_first; /* [acc_rows] each piece's positives and first row */
+    size_t *piece_pos, *piece_first; /* [pieces] each piece's positives and first row */
+    uint64_t pieces;         /* pieces piece_pos holds */
     char path[FF_PATH_MAX], pending_path[FF_PATH_MAX];
     ff_tilefile_t src;       /* the committed state */
     ff_tilefile_t dst;       /* the next state being written (fd -1: none) */
@@ -325,18 +326,26 @@ int ff_tiles_open(ff_tiles_t **out, const char *path, uint32_t k, uint32_t in, u
 /* ---- the step ---- */
 
 /* acc for rows rows (grown as needed). */
-/* acc, good and the pieces' counts for rows rows (grown as needed). */
-static int ensure_acc(ff_tiles_t *t, size_t rows, ff_error_t *err) {
-    if (rows <= t->acc_rows) return 0;
-    ff_mem_free(t->acc);
-    ff_mem_free(t->good);
-    ff_mem_free(t->piece_pos);
-    t->acc = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * sizeof(double));
-    t->good = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * sizeof(float));
-    t->piece_pos = ff_mem_alloc(FF_MEM_OTHER, 2 * rows * sizeof(size_t));
-    t->piece_first = t->piece_pos != NULL ? t->piece_pos + rows : NULL;
-    t->acc_rows = t->acc && t->good && t->piece_pos ? rows : 0;
-    if (t->acc_rows == 0) return ff_error_set(err, "out of memory for %zu rows' goodness", rows);
+/* acc and good for rows rows, the places of `pieces` pieces (grown as
+ * needed). */
+static int ensure_acc(ff_tiles_t *t, size_t rows, uint64_t pieces, ff_error_t *err) {
+    if (rows > t->acc_rows) {
+        ff_mem_free(t->acc);
+        ff_mem_free(t->good);
+        t->acc = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * sizeof(double));
+        t->good = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * sizeof(float));
+        t->acc_rows = t->acc != NULL && t->good != NULL ? rows : 0;
+        if (t->acc_rows == 0)
+            return ff_error_set(err, "out of memory for %zu rows' goodness", rows);
+    }
+    if (pieces > t->pieces) {
+        ff_mem_free(t->piece_pos);
+        t->piece_pos = ff_mem_alloc(FF_MEM_OTHER, 2 * (size_t)pieces * sizeof(size_t));
+        t->piece_first = t->piece_pos != NULL ? t->piece_pos + pieces : NULL;
+        t->pieces = t->piece_pos != NULL ? pieces : 0;
+        if (t->pieces == 0) return ff_error_set(err, "out of memory for %llu pieces",
+                                                (unsigned long long)pieces);
+    }
     return 0;
 }
 
@@ -489,7 +498,7 @@ double ff_tiles_step(ff_tiles_t *t, ff_step_workspace_t *ws, const ff_tiles_rows
         return ff_error_set(err, "tiled layer %u: a workspace of %zu columns for tiles of %u, "
                             "%llu pieces", t->k + 1, ws->out, t->units,
                             (unsigned long long)src->pieces);
-    if (ensure_acc(t, rows, err) != 0) return -1;
+    if (ensure_acc(t, rows, src->pieces, err) != 0) return -1;
     step_ctx_t c = {.y = ws->y, .dz = ws->dz, .goodness = t->good, .p = p, .step = step,
                     .src = src, .piece_pos = t->piece_pos, .piece_first = t->piece_first};
     c.lp = (ff_loss_params_t){.kind = p->loss, .goodness = p->goodness, .theta = p->theta,
@@ -540,6 +549,11 @@ int ff_tiles_commit(ff_tiles_t *t, const ff_layerfile_meta_t *after, ff_error_t 
     if (ff_fileio_sync_parent(t->path, err) != 0) return -1;
     ff_tilefile_close(&t->src);
     if (ff_tilefile_open(&t->src, t->path, 0, 0, 1, err) != 0) return -1;
+    /* The file renamed into place, not another: the buffers are sized for it. */
+    if (t->src.in != t->in || t->src.out != t->out || t->src.units != t->units ||
+        t->src.adam_step != t->dst.adam_step)
+        return ff_error_set(err, "%s: changed while it was committed (another file is there)",
+                            t->path);
     return 0;
 }
 
@@ -550,7 +564,7 @@ double ff_tiles_forward(ff_tiles_t *t, ff_step_workspace_t *ws, float *y, float 
     if (rows > ws->max_rows || ws->out < t->units)
         return ff_error_set(err, "tiled layer %u: %zu rows, at most %zu", t->k + 1, rows,
                             ws->max_rows);
-    if (goodness != NULL && ensure_acc(t, rows, err) != 0) return -1;
+    if (goodness != NULL && ensure_acc(t, rows, 0, err) != 0) return -1;
     ff_dense_normalize(ws->xn, NULL, x, rows, t->in);
     step_ctx_t c = {.xn = ws->xn, .rows = rows, .y = ws->y, .out = y,
                     .accumulate = goodness != NULL};
