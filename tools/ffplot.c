@@ -410,6 +410,22 @@ static void draw(FILE *f, const chart_t *c, const cJSON *doc, const char *title_
     fputs("</svg>\n", f);
 }
 
+/* The SVG's start: its size, a white page, the title and the subtitle. */
+static void chart_head(FILE *f, double W, double H, const char *title, const char *sub) {
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Arial, sans-serif\">\n"
+               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
+    fprintf(f, "<text x=\"%.0f\" y=\"28\" text-anchor=\"middle\" font-size=\"17\" "
+               "font-weight=\"bold\">", W / 2);
+    xml_text(f, title);
+    fputs("</text>\n", f);
+    fprintf(f, "<text x=\"%.0f\" y=\"48\" text-anchor=\"middle\" font-size=\"12\" fill=\"#555\">",
+            W / 2);
+    xml_text(f, sub);
+    fputs("</text>\n", f);
+}
+
 /* ---- one fftrain run, layer by layer ---------------------------------------- */
 
 typedef struct {
@@ -491,10 +507,6 @@ static void draw_layers(FILE *f, const layers_chart_t *c, const cJSON *doc, cons
     const double W = 1240, H = 540, GiB = 1073741824.0;
     const cJSON *state = cJSON_GetObjectItemCaseSensitive(doc, "state");
     const cJSON *info = cJSON_GetObjectItemCaseSensitive(doc, "run_info");
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-               "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Arial, sans-serif\">\n"
-               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
     char title[512], sub[768];
     if (title_arg != NULL)
         snprintf(title, sizeof title, "%s", title_arg);
@@ -503,10 +515,6 @@ static void draw_layers(FILE *f, const layers_chart_t *c, const cJSON *doc, cons
                  string_of(doc, "mode", "fftrain"), number_or(doc, "layers", 0),
                  number_or(doc, "hidden", 0), number_or(doc, "train_samples", 0),
                  number_or(doc, "epochs", 0));
-    fprintf(f, "<text x=\"%.0f\" y=\"28\" text-anchor=\"middle\" font-size=\"17\" "
-               "font-weight=\"bold\">", W / 2);
-    xml_text(f, title);
-    fputs("</text>\n", f);
     const char *commit = string_of(info, "commit", "unknown");
     char budget[64] = "";
     if (isfinite(number_in(state, "to_budget", 0, 1e12)))
@@ -518,10 +526,7 @@ static void draw_layers(FILE *f, const layers_chart_t *c, const cJSON *doc, cons
              number_or(state, "machine_ram_bytes", 0) / GiB, budget,
              100 * number_or(doc, "test_accuracy", 0), commit,
              strstr(commit, "-dirty") != NULL ? "-dirty" : "", string_of(info, "started", "date unknown"));
-    fprintf(f, "<text x=\"%.0f\" y=\"48\" text-anchor=\"middle\" font-size=\"12\" fill=\"#555\">",
-            W / 2);
-    xml_text(f, sub);
-    fputs("</text>\n", f);
+    chart_head(f, W, H, title, sub);
     panel_t pm = {80, 90, 470, 340, c->xmin, c->xmax, c->mem_max * 1.12 + 1};
     panel_t pt = {640, 90, 250, 340, c->xmin, c->xmax, c->sec_max * 1.12 + 0.1};
     panel_t pi = {960, 90, 250, 340, c->xmin, c->xmax, c->io_max * 1.12 + 1};
@@ -609,10 +614,6 @@ static void draw_tiles(FILE *f, const tiles_chart_t *c, const cJSON *doc, const 
     const double W = 1240, H = 540;
     const cJSON *info = cJSON_GetObjectItemCaseSensitive(doc, "run_info");
     const cJSON *tiles = cJSON_GetObjectItemCaseSensitive(doc, "tiles");
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-               "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Arial, sans-serif\">\n"
-               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
     char title[512], sub[768];
     if (title_arg != NULL)
         snprintf(title, sizeof title, "%s", title_arg);
@@ -620,18 +621,11 @@ static void draw_tiles(FILE *f, const tiles_chart_t *c, const cJSON *doc, const 
         snprintf(title, sizeof title, "%s: %.0f layers x %.0f units in tiles of %.0f, streamed "
                  "from disk", string_of(doc, "mode", "fftrain"), number_or(doc, "layers", 0),
                  number_or(doc, "hidden", 0), number_or(tiles, "units", 0));
-    fprintf(f, "<text x=\"%.0f\" y=\"28\" text-anchor=\"middle\" font-size=\"17\" "
-               "font-weight=\"bold\">", W / 2);
-    xml_text(f, title);
-    fputs("</text>\n", f);
     snprintf(sub, sizeof sub, "each point one stream over the tiles (%s); tile I/O %s; test "
              "accuracy %.2f%%; commit %.12s, %.10s", c->kinds, string_of(tiles, "io", "?"),
              100 * number_or(doc, "test_accuracy", 0), string_of(info, "commit", "unknown"),
              string_of(info, "started", "date unknown"));
-    fprintf(f, "<text x=\"%.0f\" y=\"48\" text-anchor=\"middle\" font-size=\"12\" fill=\"#555\">",
-            W / 2);
-    xml_text(f, sub);
-    fputs("</text>\n", f);
+    chart_head(f, W, H, title, sub);
     double xmin = 1, xmax = c->n > 0 ? c->secs[c->n - 1].x : 2;
     if (xmax <= xmin) xmax = xmin + 1;
     panel_t pt = {80, 90, 330, 340, xmin, xmax, c->sec_max * 1.12 + 0.1};

@@ -826,50 +826,68 @@ int ff_lf_parse_training(const char *path, const cJSON *root, ff_layerfile_meta_
 
 /* Parses and checks the header (header_bytes of text, NUL-terminated) into
  * info, whose version and file_bytes are already set. */
+int ff_lf_parse_common(const char *path, const char *text, size_t bytes,
+                       const char *const *keys, uint32_t version, cJSON **root_out,
+                       ff_lf_common_t *out, ff_error_t *err) {
+    cJSON *root = NULL;
+    ff_json_ctx_t c = {path, NULL};
+    *root_out = NULL;
+    if (ff_json_parse(path, text, bytes, &root, err) != 0) return ff_error_wrap(err, "the header");
+    const char *s = NULL;
+    uint64_t v, in64, out64;
+    if (!cJSON_IsObject(root)) {
+        ff_error_set(err, "%s: header is not a JSON object", path);
+        goto fail;
+    }
+    if (ff_json_check_keys(&c, root, keys, err) != 0 ||
+        ff_json_get_string(&c, root, "format", &s, err) != 0)
+        goto fail;
+    if (strcmp(s, FORMAT_NAME) != 0) {
+        ff_error_set(err, "%s: header field \"format\" is \"%.40s\", expected \"%s\"", path, s,
+                     FORMAT_NAME);
+        goto fail;
+    }
+    if (ff_json_get_uint(&c, root, "version", version, version, &v, err) != 0 ||
+        ff_json_get_string(&c, root, "writer", &s, err) != 0)
+        goto fail;
+    snprintf(out->writer, sizeof out->writer, "%s", s);
+    if (get_u32(&c, root, "layer_index", &out->layer_index, err) != 0 ||
+        ff_json_get_uint(&c, root, "in", 1, MAX_DIM, &in64, err) != 0 ||
+        ff_json_get_uint(&c, root, "out", 1, MAX_DIM, &out64, err) != 0)
+        goto fail;
+    out->in = (uint32_t)in64;
+    out->out = (uint32_t)out64;
+    if (ff_json_get_string(&c, root, "dtype", &s, err) != 0) goto fail;
+    if (strcmp(s, "float32") != 0) {
+        ff_error_set(err, "%s: header field \"dtype\" is \"%.40s\", expected \"float32\"", path, s);
+        goto fail;
+    }
+    if (ff_json_get_string(&c, root, "activation", &s, err) != 0) goto fail;
+    if (strcmp(s, "relu") != 0) {
+        ff_error_set(err, "%s: header field \"activation\" is \"%.40s\", expected \"relu\"", path,
+                     s);
+        goto fail;
+    }
+    *root_out = root;
+    return 0;
+fail:
+    cJSON_Delete(root);
+    return -1;
+}
+
 static int parse_header(const char *path, const char *text, size_t header_bytes,
                         ff_layerfile_info_t *info, ff_error_t *err) {
     cJSON *root = NULL;
     int rc = -1;
     ff_json_ctx_t c = {path, NULL};
-    if (ff_json_parse(path, text, header_bytes, &root, err) != 0) {
-        ff_error_wrap(err, "the header");
-        goto cleanup;
-    }
-    if (!cJSON_IsObject(root)) {
-        ff_error_set(err, "%s: header is not a JSON object", path);
-        goto cleanup;
-    }
-    if (ff_json_check_keys(&c, root, header_keys, err) != 0) goto cleanup;
-    const char *s = NULL;
-    if (ff_json_get_string(&c, root, "format", &s, err) != 0) goto cleanup;
-    if (strcmp(s, FORMAT_NAME) != 0) {
-        ff_error_set(err, "%s: header field \"format\" is \"%.40s\", expected \"%s\"", path, s,
-                     FORMAT_NAME);
-        goto cleanup;
-    }
-    uint64_t v;
-    if (ff_json_get_uint(&c, root, "version", info->version, info->version, &v, err) != 0)
-        goto cleanup;
-    if (ff_json_get_string(&c, root, "writer", &s, err) != 0) goto cleanup;
-    snprintf(info->writer, sizeof info->writer, "%s", s);
-    if (get_u32(&c, root, "layer_index", &info->meta.layer_index, err) != 0) goto cleanup;
-    uint64_t in, out;
-    if (ff_json_get_uint(&c, root, "in", 1, MAX_DIM, &in, err) != 0 ||
-        ff_json_get_uint(&c, root, "out", 1, MAX_DIM, &out, err) != 0)
-        goto cleanup;
-    info->in = (uint32_t)in;
-    info->out = (uint32_t)out;
-    if (ff_json_get_string(&c, root, "dtype", &s, err) != 0) goto cleanup;
-    if (strcmp(s, "float32") != 0) {
-        ff_error_set(err, "%s: header field \"dtype\" is \"%.40s\", expected \"float32\"", path, s);
-        goto cleanup;
-    }
-    if (ff_json_get_string(&c, root, "activation", &s, err) != 0) goto cleanup;
-    if (strcmp(s, "relu") != 0) {
-        ff_error_set(err, "%s: header field \"activation\" is \"%.40s\", expected \"relu\"", path,
-                     s);
-        goto cleanup;
-    }
+    ff_lf_common_t common;
+    if (ff_lf_parse_common(path, text, header_bytes, header_keys, info->version, &root, &common,
+                           err) != 0)
+        return -1;
+    snprintf(info->writer, sizeof info->writer, "%s", common.writer);
+    info->meta.layer_index = common.layer_index;
+    info->in = common.in;
+    info->out = common.out;
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "tensors");
     int n = cJSON_IsArray(list) ? cJSON_GetArraySize(list) : -1;
     if (n != 2 && n != 6) {

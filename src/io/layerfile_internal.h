@@ -33,6 +33,21 @@ int ff_lf_parse_adam(const char *path, const cJSON *root, ff_layerfile_info_t *i
                      ff_error_t *err);
 int ff_lf_parse_training(const char *path, const cJSON *root, ff_layerfile_meta_t *m,
                          ff_error_t *err);
+/* What both versions' headers open with. */
+typedef struct {
+    char writer[64];
+    uint32_t layer_index, in, out;
+} ff_lf_common_t;
+
+/* Parses header text (bytes, NUL-terminated) into *root (cJSON_Delete it)
+ * and checks its opening fields: a JSON object with only `keys`, "format",
+ * "version" equal to version, "writer", "layer_index", "in" and "out"
+ * (1 .. 2^24), "dtype" float32, "activation" relu. @return 0, or -1 with
+ * err naming the file and the field (*root NULL). */
+int ff_lf_parse_common(const char *path, const char *text, size_t bytes,
+                       const char *const *keys, uint32_t version, cJSON **root,
+                       ff_lf_common_t *out, ff_error_t *err);
+
 /* err for a failed or short read of `what`. @return -1. */
 int ff_lf_read_error(const char *path, const char *what, ff_error_t *err);
 /* Closes fd after dropping its pages from the page cache. */

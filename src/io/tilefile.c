@@ -146,45 +146,13 @@ static int parse_header(ff_tilefile_t *tf, const char *text, size_t bytes, int a
     cJSON *root = NULL;
     int rc = -1;
     ff_json_ctx_t c = {path, NULL};
-    if (ff_json_parse(path, text, bytes, &root, err) != 0) {
-        ff_error_wrap(err, "the header");
-        goto cleanup;
-    }
-    if (!cJSON_IsObject(root)) {
-        ff_error_set(err, "%s: header is not a JSON object", path);
-        goto cleanup;
-    }
-    if (ff_json_check_keys(&c, root, header_keys, err) != 0) goto cleanup;
-    const char *s;
-    uint64_t v, in, out;
-    if (ff_json_get_string(&c, root, "format", &s, err) != 0) goto cleanup;
-    if (strcmp(s, FF_LF_FORMAT_NAME) != 0) {
-        ff_error_set(err, "%s: header field \"format\" is \"%.40s\", expected \"%s\"", path, s,
-                     FF_LF_FORMAT_NAME);
-        goto cleanup;
-    }
-    if (ff_json_get_uint(&c, root, "version", FF_TILEFILE_VERSION, FF_TILEFILE_VERSION, &v, err) ||
-        ff_json_get_string(&c, root, "writer", &s, err))
-        goto cleanup;
-    snprintf(tf->writer, sizeof tf->writer, "%s", s);
-    if (
-        ff_json_get_uint(&c, root, "layer_index", 0, UINT32_MAX, &v, err))
-        goto cleanup;
-    tf->meta.layer_index = (uint32_t)v;
-    if (ff_json_get_uint(&c, root, "in", 1, FF_LF_MAX_DIM, &in, err) ||
-        ff_json_get_uint(&c, root, "out", 1, FF_LF_MAX_DIM, &out, err))
-        goto cleanup;
-    if (ff_json_get_string(&c, root, "dtype", &s, err) != 0) goto cleanup;
-    if (strcmp(s, "float32") != 0) {
-        ff_error_set(err, "%s: header field \"dtype\" is \"%.40s\", expected \"float32\"", path, s);
-        goto cleanup;
-    }
-    if (ff_json_get_string(&c, root, "activation", &s, err) != 0) goto cleanup;
-    if (strcmp(s, "relu") != 0) {
-        ff_error_set(err, "%s: header field \"activation\" is \"%.40s\", expected \"relu\"", path,
-                     s);
-        goto cleanup;
-    }
+    ff_lf_common_t common;
+    if (ff_lf_parse_common(path, text, bytes, header_keys, FF_TILEFILE_VERSION, &root, &common,
+                           err) != 0)
+        return -1;
+    snprintf(tf->writer, sizeof tf->writer, "%s", common.writer);
+    tf->meta.layer_index = common.layer_index;
+    const uint64_t in = common.in, out = common.out;
     const cJSON *tiles;
     if (ff_json_get_object(&c, root, "tiles", &tiles, err) != 0) goto cleanup;
     ff_json_ctx_t tc = {path, "tiles"};

@@ -40,6 +40,31 @@ static int save_main(void *arg, ff_error_t *err) {
     return ff_layerfile_save(job->path, &job->view, &job->meta, &job->options, err);
 }
 
+/* Which field of a checkpoint's training state contradicts the run (NULL:
+ * none): the position against the epochs and batches, and the Adam step,
+ * one per batch, against the position. */
+static const char *progress_field(const ff_layerfile_meta_t *meta, int64_t adam_step,
+                                  uint64_t batches) {
+    if (meta->epochs_done > meta->epochs_total) return "epochs_done";
+    if (meta->batch_in_epoch >= batches) return "batch_in_epoch";
+    if (meta->complete != (meta->epochs_done == meta->epochs_total)) return "complete";
+    if ((uint64_t)adam_step != (uint64_t)meta->epochs_done * batches + meta->batch_in_epoch)
+        return "adam.step";
+    return NULL;
+}
+
+/* Where training stands, from a checkpoint's training state. */
+static void progress_from_meta(ff_layer_progress_t *p, const ff_layerfile_meta_t *meta) {
+    p->epochs_done = meta->epochs_done;
+    p->batch_in_epoch = meta->batch_in_epoch;
+    p->complete = meta->complete;
+    p->last = (ff_epoch_means_t){meta->loss, meta->goodness_pos, meta->goodness_neg};
+    p->running = (ff_step_stats_t){.loss_sum = meta->loss_sum,
+                                   .good_pos_sum = meta->good_pos_sum,
+                                   .good_neg_sum = meta->good_neg_sum, .batches = meta->batches,
+                                   .npos = meta->npos, .nneg = meta->nneg};
+}
+
 /* Layer k in tiles (tiles.h): opened, or created as ff_layer_init_for_run
  * would create it, and checked like a whole layer's checkpoint. */
 static int acquire_tiled(file_store_t *s, uint32_t k, uint32_t in, const char *path,
@@ -55,12 +80,7 @@ static int acquire_tiled(file_store_t *s, uint32_t k, uint32_t in, const char *p
         s->tiles = NULL;
         return -1;
     }
-    const char *field = NULL;
-    if (meta.epochs_done > meta.epochs_total) field = "epochs_done";
-    else if (meta.batch_in_epoch >= s->batches) field = "batch_in_epoch";
-    else if (meta.complete != (meta.epochs_done == meta.epochs_total)) field = "complete";
-    else if ((uint64_t)step != (uint64_t)meta.epochs_done * s->batches + meta.batch_in_epoch)
-        field = "adam.step";
+    const char *field = progress_field(&meta, step, s->batches);
     if (field != NULL) {
         ff_tiles_close(s->tiles);
         s->tiles = NULL;
@@ -69,13 +89,7 @@ static int acquire_tiled(file_store_t *s, uint32_t k, uint32_t in, const char *p
                             meta.epochs_done, meta.epochs_total, meta.batch_in_epoch,
                             (long long)step);
     }
-    p->epochs_done = meta.epochs_done;
-    p->batch_in_epoch = meta.batch_in_epoch;
-    p->complete = meta.complete;
-    p->last = (ff_epoch_means_t){meta.loss, meta.goodness_pos, meta.goodness_neg};
-    p->running = (ff_step_stats_t){.loss_sum = meta.loss_sum, .good_pos_sum = meta.good_pos_sum,
-                                   .good_neg_sum = meta.good_neg_sum, .batches = meta.batches,
-                                   .npos = meta.npos, .nneg = meta.nneg};
+    progress_from_meta(p, &meta);
     return 0;
 }
 
@@ -110,11 +124,7 @@ static int file_acquire(void *self, uint32_t k, ff_layer_t **out, ff_layer_progr
     else if (meta.epochs_total != cfg->epochs) field = "epochs_total";
     else if (meta.data_fingerprint != s->data_fingerprint) field = "data_fingerprint";
     else if (meta.config_fingerprint != ff_config_fingerprint(cfg)) field = "config_fingerprint";
-    else if (meta.epochs_done > meta.epochs_total) field = "epochs_done";
-    else if (meta.batch_in_epoch >= s->batches) field = "batch_in_epoch";
-    else if (meta.complete != (meta.epochs_done == meta.epochs_total)) field = "complete";
-    else if ((uint64_t)layer->adam_step != (uint64_t)meta.epochs_done * s->batches + meta.batch_in_epoch)
-        field = "adam.step"; /* one step per batch: the step says where training stands */
+    else field = progress_field(&meta, layer->adam_step, s->batches);
     if (field != NULL) {
         uint32_t got_in = layer->in, got_out = layer->out;
         ff_layer_free(layer);
@@ -125,13 +135,7 @@ static int file_acquire(void *self, uint32_t k, ff_layer_t **out, ff_layer_progr
                             path, field, meta.layer_index, got_in, got_out, meta.epochs_done,
                             meta.epochs_total, k, in, cfg->hidden, cfg->epochs);
     }
-    p->epochs_done = meta.epochs_done;
-    p->batch_in_epoch = meta.batch_in_epoch;
-    p->complete = meta.complete;
-    p->last = (ff_epoch_means_t){meta.loss, meta.goodness_pos, meta.goodness_neg};
-    p->running = (ff_step_stats_t){.loss_sum = meta.loss_sum, .good_pos_sum = meta.good_pos_sum,
-                                   .good_neg_sum = meta.good_neg_sum, .batches = meta.batches,
-                                   .npos = meta.npos, .nneg = meta.nneg};
+    progress_from_meta(p, &meta);
     return 0;
 }
 
