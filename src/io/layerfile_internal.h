@@ -1,7 +1,8 @@
 /* layerfile_internal.h: the header pieces the two layer file layouts share
  * (layerfile.c: whole tensors, version 2; tilefile.c: tiles of output
- * units, version 3): the JSON writers and readers of the training state
- * and the preamble's checksum. Not part of the public API. */
+ * units, version 3), defined in layerhdr.c: the JSON writers and readers of
+ * the common fields and the training state, and the preamble's checksum.
+ * Not part of the public API. */
 #ifndef FFSTREAM_LAYERFILE_INTERNAL_H
 #define FFSTREAM_LAYERFILE_INTERNAL_H
 
