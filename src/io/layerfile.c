@@ -755,23 +755,8 @@ static int open_layerfile(const char *path, int *fd_out, ff_layerfile_info_t *in
                      "(truncated?)", path, header_bytes, info->file_bytes);
         goto cleanup;
     }
-    text = ff_mem_alloc(FF_MEM_IO, (size_t)header_bytes + 1);
-    if (text == NULL) {
-        ff_error_set(err, "%s: out of memory for the %u-byte header", path, header_bytes);
-        goto cleanup;
-    }
-    if (ff_fileio_read_exact(fd, text, header_bytes, FF_LAYERFILE_PREAMBLE) != 0) {
-        ff_lf_read_error(path, "the header", err);
-        goto cleanup;
-    }
-    text[header_bytes] = '\0';
-    uint64_t stored = ff_get_le(pre + 16, 8), sum = ff_lf_header_checksum(pre, text, header_bytes);
-    if (stored != sum) {
-        ff_error_set(err, "%s: header checksum mismatch (the preamble says %016" PRIx64 ", the "
-                     "header gives %016" PRIx64 "): the header was edited or damaged", path,
-                     stored, sum);
-        goto cleanup;
-    }
+    text = ff_lf_read_header(fd, path, pre, header_bytes, err);
+    if (text == NULL) goto cleanup;
     if (parse_header(path, text, header_bytes, info, err) != 0) goto cleanup;
     *fd_out = fd;
     fd = -1;

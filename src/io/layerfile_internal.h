@@ -49,6 +49,13 @@ int ff_lf_parse_common(const char *path, const char *text, size_t bytes,
                        const char *const *keys, uint32_t version, cJSON **root,
                        ff_lf_common_t *out, ff_error_t *err);
 
+/* The header of the open file fd: `bytes` (checked by the caller against
+ * the file's length) after the preamble, NUL-terminated, its checksum
+ * against the preamble's. @return the text (ff_mem_free it), or NULL with
+ * err naming the file. */
+char *ff_lf_read_header(int fd, const char *path, const uint8_t *preamble, uint32_t bytes,
+                        ff_error_t *err);
+
 /* err for a failed or short read of `what`. @return -1. */
 int ff_lf_read_error(const char *path, const char *what, ff_error_t *err);
 /* Closes fd after dropping its pages from the page cache. */

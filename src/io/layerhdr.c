@@ -14,7 +14,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "ffstream/fileio.h"
 #include "ffstream/json.h"
+#include "ffstream/memstat.h"
 #include "ffstream/layerfile.h"
 #include "layerfile_internal.h"
 
@@ -266,4 +268,26 @@ void ff_lf_close_dropping_cache(int fd) {
     close(fd);
 }
 
-
+char *ff_lf_read_header(int fd, const char *path, const uint8_t *preamble, uint32_t bytes,
+                        ff_error_t *err) {
+    char *text = ff_mem_alloc(FF_MEM_IO, (size_t)bytes + 1);
+    if (text == NULL) {
+        ff_error_set(err, "%s: out of memory for the %u-byte header", path, bytes);
+        return NULL;
+    }
+    if (ff_fileio_read_exact(fd, text, bytes, FF_LAYERFILE_PREAMBLE) != 0) {
+        ff_lf_read_error(path, "the header", err);
+        ff_mem_free(text);
+        return NULL;
+    }
+    text[bytes] = '\0';
+    uint64_t stored = ff_get_le(preamble + 16, 8), sum = ff_lf_header_checksum(preamble, text, bytes);
+    if (stored != sum) {
+        ff_error_set(err, "%s: header checksum mismatch (the preamble says %016" PRIx64 ", the "
+                     "header gives %016" PRIx64 "): the header was edited or damaged", path,
+                     stored, sum);
+        ff_mem_free(text);
+        return NULL;
+    }
+    return text;
+}

@@ -274,23 +274,8 @@ int ff_tilefile_open(ff_tilefile_t *tf, const char *path, int writable, int allo
                      "-byte file", path, hb, FF_LAYERFILE_MAX_HEADER, tf->file_bytes);
         goto cleanup;
     }
-    text = ff_mem_alloc(FF_MEM_IO, (size_t)hb + 1);
-    if (text == NULL) {
-        ff_error_set(err, "%s: out of memory for the %u-byte header", path, hb);
-        goto cleanup;
-    }
-    if (ff_fileio_read_exact(fd, text, hb, sizeof pre) != 0) {
-        ff_lf_read_error(path, "the header", err);
-        goto cleanup;
-    }
-    text[hb] = '\0';
-    uint64_t stored = ff_get_le(pre + 16, 8), sum = ff_lf_header_checksum(pre, text, hb);
-    if (stored != sum) {
-        ff_error_set(err, "%s: header checksum mismatch (the preamble says %016" PRIx64 ", the "
-                     "header gives %016" PRIx64 "): the header was edited or damaged", path,
-                     stored, sum);
-        goto cleanup;
-    }
+    text = ff_lf_read_header(fd, path, pre, hb, err);
+    if (text == NULL) goto cleanup;
     if (parse_header(tf, text, hb, allow_partial, err) != 0) goto cleanup;
     rc = 0;
 cleanup:
