@@ -4,11 +4,13 @@
 #  - the io_uring and pread backends give identical bytes;
 #  - a run killed (SIGKILL) at many points, or stopped by SIGINT, resumes to
 #    the uninterrupted run's exact files;
+#  - --fused-pass: the same, with kills and a stop in a last epoch;
 #  - resuming with other flags or data is refused; a full disk (RLIMIT_FSIZE)
 #    fails cleanly, keeps what was written, and the run resumes afterwards.
-# Usage: test_stream.sh PATH/TO/fftrain
+# Usage: test_stream.sh PATH/TO/fftrain PATH/TO/ffinspect
 set -u
 FFTRAIN=$1
+FFINSPECT=${2:-$(dirname "$FFTRAIN")/ffinspect}
 . "$(dirname "$0")/lib.sh"
 need_data
 need_hooks
@@ -64,7 +66,7 @@ done
 kill_resume() {
     name=$1
     shift
-    dir="$tmp/kill-$name"
+    dir="$tmp/kill-$name${REF:+-fused}"
     first=1
     for spec in "$@"; do
         if [ $first = 1 ]; then
@@ -81,7 +83,7 @@ kill_resume() {
         fail "resume after $*: $(cat "$dir.err")"
         return
     fi
-    same_layers "$tmp/ref" "$dir" "killed at $* then resumed"
+    same_layers "${REF:-$tmp/ref}" "$dir" "killed at $* then resumed"
 }
 
 kill_resume input input:0:3
@@ -94,6 +96,53 @@ kill_resume eval-last eval:2:1
 kill_resume finished-no-result advanced:2:0
 kill_resume twice train:1:5 eval:1:2
 kill_resume thrice train:0:7 train:0:3 cache:1:2
+
+# --fused-pass: the last epoch of each layer writes the next layer's rows.
+# ff-mem and ff-stream agree; layer 1 is the unfused run's, the later ones
+# are not; kills in the last epoch, after the rows are durable and after
+# the layer is saved resume to the same files; a stop in the last epoch
+# saves nothing of it and resumes to the same files too.
+UNFUSED=$FLAGS
+FLAGS="$FLAGS --fused-pass"
+REF="$tmp/fused"
+"$FFTRAIN" --mode ff-stream --run "$REF" $FLAGS || fail "ff-stream --fused-pass run"
+"$FFTRAIN" --mode ff-mem --run "$tmp/fused-mem" $FLAGS || fail "ff-mem --fused-pass run"
+same_layers "$REF" "$tmp/fused-mem" "--fused-pass: ff-stream == ff-mem"
+check
+if ! "$FFINSPECT" --diff "$tmp/ref/layers/000.ffl" "$REF/layers/000.ffl" >"$tmp/diff0" ||
+    "$FFINSPECT" --diff "$tmp/ref/layers/001.ffl" "$REF/layers/001.ffl" >"$tmp/diff1"; then
+    fail "--fused-pass: layer 1 should equal the unfused run's and layer 2 differ"
+else
+    ok "--fused-pass: layer 1 as unfused, layer 2 trained on other rows ($(tail -1 "$tmp/diff1"))"
+fi
+check
+pass_s=$(sed -n 's/.*"next_layer_pass":[[:space:]]*{[[:space:]]*"seconds":[[:space:]]*\([0-9.e+-]*\).*/\1/p' "$REF/result.json" | head -1)
+tr -d ' \t\n' <"$REF/result.json" | grep -q '"next_layer_pass":{"seconds":0,' &&
+    ok "--fused-pass: no separate pass ran" || fail "--fused-pass: a pass ran ($pass_s s)"
+kill_resume last-epoch train:0:25
+kill_resume rows-durable fused:0:0
+kill_resume trained-saved saved:0:0
+kill_resume later-layer train:1:31 eval:1:1
+dir="$tmp/sigint-fused"
+FFSTREAM_TEST_KILL=train:1:25:INT "$FFTRAIN" --mode ff-stream --run "$dir" $FLAGS 2>"$dir.err"
+rc=$?
+check
+if [ $rc -eq 130 ]; then
+    "$FFTRAIN" --mode ff-stream --run "$dir" --resume $FLAGS || fail "resume after SIGINT (fused)"
+    same_layers "$REF" "$dir" "--fused-pass: SIGINT in the last epoch then resumed"
+else
+    fail "--fused-pass: SIGINT: exit $rc, $(cat "$dir.err")"
+fi
+dir="$tmp/fused-lost"
+FFSTREAM_TEST_KILL=saved:0:0 "$FFTRAIN" --mode ff-stream --run "$dir" $FLAGS 2>/dev/null
+rm -f "$dir/cache/train-001.cache"
+expect_status 1 "cannot make them again" "$FFTRAIN" --mode ff-stream --run "$dir" --resume $FLAGS
+expect_status 2 "--fused-pass: not with --tile-units" \
+    "$FFTRAIN" --mode ff-stream --run "$tmp/fused-tiles" $FLAGS --tile-units 32
+expect_status 2 "--fused-pass: only ff-mem and ff-stream" \
+    "$FFTRAIN" --mode bp $FLAGS
+FLAGS=$UNFUSED
+unset REF
 
 # SIGINT: finishes the step, saves mid-epoch, exits 130 and says how to resume.
 dir="$tmp/sigint"

@@ -69,6 +69,7 @@ typedef struct {
     uint32_t head_epochs;  /* epochs of the softmax head */
     double head_lr;        /* Adam learning rate of the softmax head */
     int fresh_negatives;   /* the first layer draws new wrong labels every epoch */
+    int fused_pass;        /* a layer's last training epoch writes the next layer's inputs */
     /* Memory and disk. */
     uint64_t mem_budget;   /* bytes; FF_BUDGET_AUTO: the cgroup's limit; 0: none */
     uint32_t piece_images; /* images per training chunk (a batch is summed over its

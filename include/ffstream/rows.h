@@ -109,6 +109,12 @@ typedef struct {
     /* Where chunk c's outputs go [rows, out width], and their hand-over. */
     int (*out_buffer)(void *self, ff_set_t set, uint64_t c, float **rows, ff_error_t *err);
     int (*out_commit)(void *self, ff_set_t set, uint64_t c, ff_error_t *err);
+    /* Every chunk of set's outputs is written: make them durable now,
+     * before end_layer (--fused-pass: before the layer counts as trained). */
+    int (*out_finish)(void *self, ff_set_t set, ff_error_t *err);
+    /* Set's outputs were finished by an earlier process: take them as they
+     * are (checked) instead of a pass. */
+    int (*out_reuse)(void *self, ff_set_t set, ff_error_t *err);
     /* Every output written for `layer` is durable and becomes the inputs of
      * layer + 1 (the last writes of one pass overlap the next pass). */
     int (*end_layer)(void *self, uint32_t layer, ff_error_t *err);

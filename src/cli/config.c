@@ -114,6 +114,9 @@ static const ff_option_t options[] = {
      "fixed", RCP, "fixed|per-epoch",
      "wrong labels drawn once, or anew every epoch for layer 1 (later layers train on cached "
      "rows)"},
+    {"--fused-pass", "fused_pass", FF_OPT_SWITCH, AT(fused_pass), NOLIMIT, NULL, "0", FP, NULL,
+     "FF: the next layer's inputs are the outputs of each layer's last training epoch (no "
+     "separate pass; an approximation, see README \"Fused pass\")"},
     {"--seed", "seed", FF_OPT_U64, AT(seed), 0, 18446744073709551615.0, 0, NULL, "1", FP, "N",
      "seed of every random choice"},
     {"--train-limit", "train_limit", FF_OPT_U64, AT(train_limit), 0, 4294967295.0, 0, NULL, "0",
@@ -495,6 +498,12 @@ int ff_config_parse(ff_config_t *cfg, int argc, char **argv, ff_error_t *err) {
     if (ff_config_tile_units(cfg) > 0 && cfg->mode != FF_MODE_FF_STREAM)
         return ff_error_set(err, "--tile-units: only ff-stream trains layers in tiles (--mode %s "
                             "holds whole layers)", ff_mode_name(cfg->mode));
+    if (cfg->fused_pass && cfg->mode != FF_MODE_FF_STREAM && cfg->mode != FF_MODE_FF_MEM)
+        return ff_error_set(err, "--fused-pass: only ff-mem and ff-stream train layer by layer "
+                            "(--mode %s)", ff_mode_name(cfg->mode));
+    if (cfg->fused_pass && ff_config_tile_units(cfg) > 0)
+        return ff_error_set(err, "--fused-pass: not with --tile-units (a tiled layer's outputs "
+                            "come from its own forward pass)");
     if (cfg->mode == FF_MODE_FF_STREAM && cfg->run_dir[0] == '\0')
         return ff_error_set(err, "--mode ff-stream needs --run DIR (where layers and activations live)");
     if (cfg->resume && cfg->run_dir[0] == '\0')
@@ -520,11 +529,21 @@ int ff_config_check_data(const ff_config_t *cfg, uint64_t train_count, ff_error_
     return 0;
 }
 
+/* A switch that is off is left out of the fingerprint, and a run.json
+ * without it reads it as off: adding a switch changes no earlier run's
+ * fingerprint and refuses no earlier run's resume. */
+static int switch_off(const ff_config_t *cfg, const ff_option_t *o) {
+    int on;
+    if (o->kind != FF_OPT_SWITCH) return 0;
+    memcpy(&on, cmember(cfg, o), sizeof on);
+    return !on;
+}
+
 uint64_t ff_config_fingerprint(const ff_config_t *cfg) {
     uint64_t h = FF_FNV_OFFSET;
     for (size_t i = 0; i < OPTION_COUNT; i++) {
         const ff_option_t *o = &options[i];
-        if (!(o->flags & FF_OPT_FINGERPRINT)) continue;
+        if (!(o->flags & FF_OPT_FINGERPRINT) || switch_off(cfg, o)) continue;
         char value[FF_PATH_MAX];
         ff_config_format(cfg, o, value, sizeof value);
         h = ff_hash_bytes(h, o->key, strlen(o->key) + 1);
@@ -600,8 +619,10 @@ int ff_config_from_json(ff_config_t *cfg, const cJSON *obj, const char *path, ff
                                     path, o->key, v, o->min);
             memcpy(m, &v, sizeof v);
         } else if (o->kind == FF_OPT_SWITCH) {
-            int v;
-            if (ff_json_get_bool(&c, obj, o->key, &v, err) != 0) return -1;
+            int v = 0;
+            if (cJSON_GetObjectItemCaseSensitive(obj, o->key) != NULL &&
+                ff_json_get_bool(&c, obj, o->key, &v, err) != 0)
+                return -1;
             memcpy(m, &v, sizeof v);
         } else if (o->kind == FF_OPT_CHOICE) {
             int v;

@@ -96,6 +96,22 @@ static size_t shared_columns(const loop_t *L, uint32_t k) {
     return (size_t)L->in->img_rows * L->in->img_cols;
 }
 
+/* Whether layer k's last training epoch writes the next layer's inputs
+ * (--fused-pass): every layer but the last. */
+static int fused(const loop_t *L, uint32_t k) {
+    return L->cfg->fused_pass && k + 1 < L->cfg->layers;
+}
+
+/* --fused-pass: a piece's outputs, just computed by its step (the
+ * workspace's y: positives then negatives, as the chunk's rows), become
+ * chunk c of the next layer's training rows. */
+static int write_fused(loop_t *L, uint64_t c, size_t rows, ff_error_t *err) {
+    float *y;
+    if (ROWS(L, out_buffer, FF_SET_TRAIN, c, &y, err) != 0) return -1;
+    memcpy(y, L->ws.y, rows * L->cfg->hidden * sizeof(float));
+    return ROWS(L, out_commit, FF_SET_TRAIN, c, err);
+}
+
 /* Whether to stop at this point: asked to (one process), or some rank was
  * when the ranks last summed (so all stop at the same step). */
 static int stop_now(const loop_t *L) {
@@ -242,6 +258,14 @@ static int train_epochs(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progr
     uint32_t first_batch = p->batch_in_epoch;
     epoch_order(L, k, p->epochs_done, L->order);
     for (uint32_t e = p->epochs_done; e < cfg->epochs; e++) {
+        /* --fused-pass: the last epoch writes the next layer's rows. It
+         * always runs whole (a stop inside it saves nothing), so its
+         * outputs come from one uninterrupted trajectory. */
+        const int fuse = fused(L, k) && e + 1 == cfg->epochs;
+        if (fuse && first_batch != 0)
+            return ff_error_set(err, "layer %u: --fused-pass cannot resume inside the last epoch "
+                                "(checkpoint at batch %u)", k + 1, first_batch);
+        if (fuse && ROWS(L, begin_pass, FF_SET_TRAIN, 1, err) != 0) return -1;
         if (prefetch(L, FF_SET_TRAIN, (uint64_t)L->order[first_batch] * per, err) != 0) return -1;
         if (e + 1 < cfg->epochs) epoch_order(L, k, e + 1, L->next_order);
         for (uint64_t bi = first_batch; bi < nbatches; bi++) {
@@ -284,6 +308,7 @@ static int train_epochs(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progr
                 if (read_piece(L, &B, j, &next, &x, &mb, err) != 0) return -1;
                 L->res->step_flops +=
                     ff_step_grad(layer, &L->ws, x, mb, mb, whole, whole, j > 0, &sp, into);
+                if (fuse && write_fused(L, b * per + j, 2 * mb, err) != 0) return -1;
                 ROWS(L, release, FF_SET_TRAIN, b * per + j);
             }
             if (L->in->comm != NULL && sum_over_ranks(L, layer, &mine, st, err) != 0) return -1;
@@ -302,6 +327,10 @@ static int train_epochs(loop_t *L, uint32_t k, ff_layer_t *layer, ff_layer_progr
                                st->good_pos_sum / (double)st->npos,
                                st->good_neg_sum / (double)st->nneg, 0);
             ff_hook_kill("train", k, steps_here);
+            if (stop_now(L) && bi + 1 < nbatches && fuse) {
+                /* The last epoch starts again from the checkpoint before it. */
+                return 1;
+            }
             if (stop_now(L) && bi + 1 < nbatches) {
                 /* Save mid-epoch: the next run starts at batch bi + 1. */
                 p->epochs_done = e;
@@ -407,8 +436,9 @@ static int layer_passes(loop_t *L, uint32_t k, ff_layer_t *layer, ff_error_t *er
     ff_layer_t *one[1] = {layer};
     next_read_t none = {0, FF_SET_TRAIN, 0}, test0 = {every_set, FF_SET_TEST, 0};
     if (every_set && ROWS(L, scores_load, k, L->scores, err) != 0) return -1;
-    if (!last && pass(L, FF_SET_TRAIN, one, k, 1, 1, &test0, "cache", err) != 0) return -1;
-    if (last) /* no next layer: the work counted for its pass is done */
+    if (!last && !fused(L, k) && pass(L, FF_SET_TRAIN, one, k, 1, 1, &test0, "cache", err) != 0)
+        return -1;
+    if (last || fused(L, k)) /* no pass: the work counted for it is done */
         ff_progress_update(&L->prog, 2 * shape(L, FF_SET_TRAIN)->units, L->in->name, NAN, NAN,
                            NAN, 0);
     if (every_set) {
@@ -561,14 +591,28 @@ static int run_layers(loop_t *L, ff_error_t *err) {
         if (ROWS(L, begin_layer, k, err) != 0) return -1;
         if (STORE(L, acquire, k, &layer, &p, err) != 0) return -1;
         L->tiles = L->store->ops->tiles != NULL ? L->store->ops->tiles(L->store->self) : NULL;
+        /* --fused-pass: the next layer's training rows were written by the
+         * last epoch, here or (when the layer was trained by an earlier
+         * process) before the layer was recorded as trained. */
+        const int rows_written = fused(L, k);
         if (!p.complete) {
             /* The last step reads the first chunk of the next pass. */
             next_read_t after = {1, k + 1 < cfg->layers ? FF_SET_TRAIN : FF_SET_TEST, 0};
-            if (k + 1 == cfg->layers && !L->rows->per_layer_sets) after.active = 0;
+            if (rows_written) after.set = FF_SET_TEST;
+            if ((k + 1 == cfg->layers || rows_written) && !L->rows->per_layer_sets)
+                after.active = 0;
             int rc = train_layer(L, k, layer, &p, &after, err);
             if (rc != 0) return rc;
             if (L->in->comm != NULL && check_same_weights(L, k, layer, err) != 0) return -1;
+            /* The rows are durable before the layer counts as trained: a
+             * trained layer's fused rows cannot be made again. */
+            if (rows_written && ROWS(L, out_finish, FF_SET_TRAIN, err) != 0) return -1;
+            if (rows_written) ff_hook_kill("fused", k, 0);
             if (STORE(L, trained, k, layer, &p, err) != 0) return -1;
+        } else if (rows_written && ROWS(L, out_reuse, FF_SET_TRAIN, err) != 0) {
+            return ff_error_wrap(err, "layer %u's training rows, written by layer %u's last epoch "
+                                 "(--fused-pass), cannot be read, and the trained layer cannot "
+                                 "make them again (start a new --run)", k + 2, k + 1);
         }
         ff_layer_result_t *r = &L->res->per_layer[k];
         r->in = k == 0 ? L->rows->width0 : cfg->hidden;
@@ -632,6 +676,9 @@ int ff_loop_run(const ff_loop_t *in, ff_result_t *res, ff_error_t *err) {
     res->tile_units = units;
     if (units > 0 && (in->comm != NULL || !in->rows->per_layer_sets))
         return ff_error_set(err, "--tile-units: tiled layers train in one ff-stream process");
+    if (cfg->fused_pass && (units > 0 || in->comm != NULL))
+        return ff_error_set(err, "--fused-pass: not with %s", units > 0 ? "tiled layers (the "
+                            "memory budget needs tiles)" : "data-parallel ranks");
     if (ff_step_workspace_alloc(&L.ws, rows_max, width, units > 0 ? units : H, err) != 0)
         return -1;
     L.good = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows_max * sizeof(float));

@@ -48,6 +48,7 @@ typedef struct {
     ff_chunkio_t *io;
     ff_actcache_t in[FF_SET_COUNT];  /* the current layer's caches */
     ff_actcache_t out[FF_SET_COUNT]; /* the next layer's, being written */
+    int out_done[FF_SET_COUNT];      /* out[set] is finished (durable) already */
     ff_actcache_t *features[2];      /* [scored layers] kept neutral caches, per side */
     ff_background_t janitor;
     janitor_job_t job;
@@ -133,7 +134,9 @@ static int cache_begin_layer(void *self, uint32_t layer, ff_error_t *err) {
 
 static int cache_begin_pass(void *self, ff_set_t set, int write_next, ff_error_t *err) {
     cache_rows_t *r = self;
-    return write_next ? create_set(r, &r->out[set], set, r->layer + 1, err) : 0;
+    if (!write_next) return 0;
+    r->out_done[set] = 0;
+    return create_set(r, &r->out[set], set, r->layer + 1, err);
 }
 
 static int cache_read(void *self, ff_set_t set, uint64_t c, int writable, float **rows,
@@ -165,12 +168,31 @@ static int cache_out_commit(void *self, ff_set_t set, uint64_t c, ff_error_t *er
     return ff_chunkio_write(r->io, &r->out[set], c, err);
 }
 
+static int cache_out_finish(void *self, ff_set_t set, ff_error_t *err) {
+    cache_rows_t *r = self;
+    if (ff_chunkio_drain(r->io, err) != 0 || ff_actcache_finish(&r->out[set], err) != 0)
+        return -1;
+    r->out_done[set] = 1;
+    return 0;
+}
+
+static int cache_out_reuse(void *self, ff_set_t set, ff_error_t *err) {
+    cache_rows_t *r = self;
+    if (open_set(r, &r->out[set], set, r->layer + 1, err) != 0) return -1;
+    r->out_done[set] = 1;
+    return 0;
+}
+
 static int cache_end_layer(void *self, uint32_t layer, ff_error_t *err) {
     cache_rows_t *r = self;
     if (ff_chunkio_drain(r->io, err) != 0) return -1;
     for (int s = 0; s < FF_SET_COUNT; s++)
-        if (r->out[s].fd >= 0 && ff_actcache_finish(&r->out[s], err) != 0) return -1;
-    for (int s = 0; s < FF_SET_COUNT; s++) ff_actcache_move(&r->in[s], &r->out[s]);
+        if (r->out[s].fd >= 0 && !r->out_done[s] && ff_actcache_finish(&r->out[s], err) != 0)
+            return -1;
+    for (int s = 0; s < FF_SET_COUNT; s++) {
+        ff_actcache_move(&r->in[s], &r->out[s]);
+        r->out_done[s] = 0;
+    }
     r->layer = layer + 1;
     return 0;
 }
@@ -277,6 +299,8 @@ static const ff_rows_ops_t cache_ops = {
     .release = cache_release,
     .out_buffer = cache_out_buffer,
     .out_commit = cache_out_commit,
+    .out_finish = cache_out_finish,
+    .out_reuse = cache_out_reuse,
     .end_layer = cache_end_layer,
     .drop_layer = cache_drop_layer,
     .scores_load = cache_scores_load,

@@ -84,6 +84,16 @@ static int mem_out_commit(void *self, ff_set_t set, uint64_t c, ff_error_t *err)
     return 0;
 }
 
+static int mem_out_finish(void *self, ff_set_t set, ff_error_t *err) {
+    (void)self, (void)set, (void)err;
+    return 0; /* RAM: nothing to make durable */
+}
+
+static int mem_out_reuse(void *self, ff_set_t set, ff_error_t *err) {
+    (void)self, (void)set;
+    return ff_error_set(err, "ff-mem rows: nothing outlives the process to reuse");
+}
+
 static int mem_end_layer(void *self, uint32_t layer, ff_error_t *err) {
     mem_rows_t *m = self;
     (void)err;
@@ -117,6 +127,8 @@ static const ff_rows_ops_t mem_ops = {
     .release = mem_release,
     .out_buffer = mem_out_buffer,
     .out_commit = mem_out_commit,
+    .out_finish = mem_out_finish,
+    .out_reuse = mem_out_reuse,
     .end_layer = mem_end_layer,
     .drop_layer = mem_drop_layer,
     .scores_load = NULL, /* per_layer_sets = 0: the loop keeps the scores */
