@@ -319,7 +319,43 @@ static void test_grouped_against_ref(void) {
     }
 }
 
+/* The goodness of rows whose columns come in tiles of any width (a layer
+ * wider than memory) is bit for bit the whole rows' goodness, for 1 and 2
+ * threads, and the plain loop's within rounding. */
+static void test_goodness_in_tiles(void) {
+    ff_rng_t rng;
+    ff_rng_init(&rng, 7, 0, 0, 0);
+    const size_t rows = 400, out = 203; /* 2 threads: 2 parts of rows */
+    float *y = random_matrix(&rng, rows * out, 2.0f), *whole = malloc(rows * sizeof(float));
+    float *tiled = malloc(rows * sizeof(float)), *tile = malloc(rows * out * sizeof(float));
+    double *acc = malloc(rows * FF_SUM_LANES * sizeof(double));
+    for (int threads = 1; threads <= 2; threads++) {
+        ff_dense_set_threads(threads);
+        ff_dense_goodness(whole, y, rows, out, FF_GOODNESS_MEAN);
+        const size_t widths[] = {1, 3, 8, 13, 100, 203};
+        for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+            memset(acc, 0, rows * FF_SUM_LANES * sizeof(double));
+            for (size_t first = 0; first < out; first += widths[w]) {
+                size_t cols = first + widths[w] <= out ? widths[w] : out - first;
+                for (size_t i = 0; i < rows; i++)
+                    memcpy(tile + i * cols, y + i * out + first, cols * sizeof(float));
+                ff_dense_goodness_add(acc, tile, rows, cols, first);
+            }
+            ff_dense_goodness_finish(tiled, acc, rows, out, FF_GOODNESS_MEAN);
+            CHECKF(memcmp(whole, tiled, rows * sizeof(float)) == 0,
+                   "tiles of %zu columns, %d threads: goodness differs", widths[w], threads);
+        }
+        for (size_t i = 0; i < rows; i++) {
+            double g = 0.0;
+            for (size_t j = 0; j < out; j++) g += (double)y[i * out + j] * y[i * out + j];
+            CHECK(fabs(whole[i] - g / (double)out) <= 1e-6 * (g / (double)out));
+        }
+    }
+    free(acc), free(tile), free(tiled), free(whole), free(y);
+}
+
 int main(void) {
+    test_goodness_in_tiles();
     ff_dense_set_threads(2);
     test_grouped_against_ref();
     test_scalar_functions();

@@ -125,17 +125,26 @@ double ff_dense_local_loss(float *dz, float *goodness, const float *y, size_t np
 double ff_dense_local_loss_ref(float *dz, float *goodness, const float *y, size_t npos,
                                size_t nneg, size_t out, const ff_loss_params_t *p);
 
+/* A row's sum of squares (the norm, the goodness) is taken in double, in
+ * FF_SUM_LANES partial sums: column j goes to lane j mod FF_SUM_LANES, in
+ * column order within a lane, and the lanes are added in a fixed tree at
+ * the end. Independent lanes let the additions overlap (one chain of
+ * dependent double additions is what limited these loops); the order is
+ * fixed, so the bits do not depend on threads, tiles or the vector copy. */
+#define FF_SUM_LANES 8
+
 /* The pieces of ff_dense_local_loss, for rows whose columns come in tiles
  * (a layer wider than memory). Each gives the bits the whole-row call
  * gives: the same operations in the same order.
- *   ff_dense_goodness_add:    acc[i] += sum over j of y[i,j]^2 in column
- *                             order (double), y [rows, cols], one tile
+ *   ff_dense_goodness_add:    lanes acc[i * FF_SUM_LANES ..] += the squares
+ *                             of y [rows, cols], one tile whose first
+ *                             column is column `first` of the row
  *   ff_dense_goodness_finish: goodness[i] from acc once every tile is in
  *                             (out: the whole row's width)
  *   ff_dense_local_loss_value: the loss from the goodness
  *   ff_dense_local_dz:        dz [rows, cols] of one tile's y [rows, cols]
  *                             (out: the whole row's width, the mean's) */
-void ff_dense_goodness_add(double *acc, const float *y, size_t rows, size_t cols);
+void ff_dense_goodness_add(double *acc, const float *y, size_t rows, size_t cols, size_t first);
 void ff_dense_goodness_finish(float *goodness, const double *acc, size_t rows, size_t out,
                               ff_goodness_t kind);
 double ff_dense_local_loss_value(const float *goodness, size_t npos, size_t nneg,

@@ -13,6 +13,18 @@
 
 #include <stddef.h>
 
+/* FF_VECTOR_CLONES before an element-wise kernel: GCC builds it three times,
+ * for x86-64's baseline (SSE2), AVX2 and AVX-512, and the loader picks the
+ * copy the CPU runs (an ifunc), so a portable binary still uses the wide
+ * registers. Every copy does the same operations in the same order (the
+ * build turns contraction into fused multiply-adds off), so the bits do
+ * not depend on the copy. Elsewhere it is nothing. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FF_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FF_VECTOR_CLONES
+#endif
+
 /* fn(ctx, begin, end) handles indices [begin, end). */
 typedef void (*ff_pool_fn)(void *ctx, size_t begin, size_t end);
 

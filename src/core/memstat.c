@@ -86,6 +86,17 @@ void *ff_mem_alloc(ff_mem_category_t category, size_t bytes) {
     return ff_mem_alloc_aligned(category, bytes, FF_MEM_ALIGN);
 }
 
+void ff_mem_advise_huge(void *ptr, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t begin = ((uintptr_t)ptr + huge - 1) & ~(huge - 1);
+    uintptr_t end = ((uintptr_t)ptr + bytes) & ~(huge - 1);
+    if (ptr != NULL && end > begin) (void)madvise((void *)begin, end - begin, MADV_HUGEPAGE);
+#else
+    (void)ptr, (void)bytes;
+#endif
+}
+
 void *ff_mem_calloc(ff_mem_category_t category, size_t count, size_t size) {
     if (size != 0 && count > SIZE_MAX / size) return NULL;
     void *p = ff_mem_alloc(category, count * size);

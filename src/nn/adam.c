@@ -18,7 +18,7 @@ typedef struct {
 } adam_job_t;
 
 /* Elements [begin, end): each on its own, so any split gives the same bits. */
-static void adam_range(void *ctx, size_t begin, size_t end) {
+FF_VECTOR_CLONES static void adam_range(void *ctx, size_t begin, size_t end) {
     const adam_job_t *j = ctx;
     /* The four arrays never overlap, and the constants are read once: the
      * compiler can then vectorise the loop (the same operations in the

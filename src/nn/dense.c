@@ -35,15 +35,35 @@ typedef struct {
     int kind;
 } rows_job_t;
 
-static void normalize_rows(void *ctx, size_t begin, size_t end) {
+/* lanes[(first + c) % FF_SUM_LANES] += x[c]^2 for c in [0, n), in double
+ * (dense.h: the sums of squares). */
+static inline void add_squares(double lanes[FF_SUM_LANES], const float *x, size_t n,
+                               size_t first) {
+    size_t c = 0;
+    for (; c < n && (first + c) % FF_SUM_LANES != 0; c++)
+        lanes[(first + c) % FF_SUM_LANES] += (double)x[c] * x[c];
+    for (; c + FF_SUM_LANES <= n; c += FF_SUM_LANES)
+        for (size_t l = 0; l < FF_SUM_LANES; l++) lanes[l] += (double)x[c + l] * x[c + l];
+    for (; c < n; c++) lanes[(first + c) % FF_SUM_LANES] += (double)x[c] * x[c];
+}
+
+static inline double lanes_total(const double l[FF_SUM_LANES]) {
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
+static inline double sum_squares(const float *x, size_t n) {
+    double lanes[FF_SUM_LANES] = {0};
+    add_squares(lanes, x, n, 0);
+    return lanes_total(lanes);
+}
+
+FF_VECTOR_CLONES static void normalize_rows(void *ctx, size_t begin, size_t end) {
     const rows_job_t *j = ctx;
     const size_t dim = j->width;
     for (size_t i = begin; i < end; i++) {
         const float *xi = j->in + i * dim;
         float *oi = j->out + i * dim;
-        double sum = 0.0;
-        for (size_t c = 0; c < dim; c++) sum += (double)xi[c] * xi[c];
-        float norm = (float)sqrt(sum);
+        float norm = (float)sqrt(sum_squares(xi, dim));
         float inv = 1.0f / (norm + FF_NORM_EPS);
         for (size_t c = 0; c < dim; c++) oi[c] = xi[c] * inv;
         if (j->aux != NULL) j->aux[i] = norm;
@@ -105,7 +125,7 @@ void ff_dense_linear_ref(float *y, const float *x, const float *weight, const fl
         }
 }
 
-static void relu_rows(void *ctx, size_t begin, size_t end) {
+FF_VECTOR_CLONES static void relu_rows(void *ctx, size_t begin, size_t end) {
     const rows_job_t *j = ctx;
     float *y = j->out;
     for (size_t i = begin * j->width; i < end * j->width; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
@@ -138,7 +158,7 @@ typedef struct {
 
 /* Every row of a group starts from its group's shared product (held in
  * the group's first row) plus the bias; the first row last. */
-static void group_seed_units(void *ctx, size_t begin, size_t end) {
+FF_VECTOR_CLONES static void group_seed_units(void *ctx, size_t begin, size_t end) {
     const groups_job_t *j = ctx;
     const ff_dense_groups_t *g = j->g;
     const size_t out = j->out;
@@ -178,16 +198,11 @@ void ff_dense_forward_ref(float *y, const float *x, const float *weight, const f
         if (y[i] < 0.0f) y[i] = 0.0f;
 }
 
-static void goodness_rows(void *ctx, size_t begin, size_t end) {
+FF_VECTOR_CLONES static void goodness_rows(void *ctx, size_t begin, size_t end) {
     const rows_job_t *j = ctx;
     const size_t out = j->width;
     double scale = j->kind == FF_GOODNESS_MEAN ? 1.0 / (double)out : 1.0;
-    for (size_t i = begin; i < end; i++) {
-        const float *yi = j->in + i * out;
-        double sum = 0.0;
-        for (size_t c = 0; c < out; c++) sum += (double)yi[c] * yi[c];
-        j->out[i] = (float)(sum * scale);
-    }
+    for (size_t i = begin; i < end; i++) j->out[i] = (float)(sum_squares(j->in + i * out, out) * scale);
 }
 
 void ff_dense_goodness(float *goodness, const float *y, size_t rows, size_t out,
@@ -261,7 +276,7 @@ typedef struct {
     const ff_loss_params_t *p;
 } dz_job_t;
 
-static void dz_rows(void *ctx, size_t begin, size_t end) {
+FF_VECTOR_CLONES static void dz_rows(void *ctx, size_t begin, size_t end) {
     const dz_job_t *j = ctx;
     for (size_t i = begin; i < end; i++) {
         double unused_pos = 0.0, unused_neg = 0.0;
@@ -315,28 +330,25 @@ double ff_dense_local_loss(float *dz, float *goodness, const float *y, size_t np
 typedef struct {
     double *acc;
     const float *y;
-    size_t cols;
+    size_t cols, first;
 } goodness_add_job_t;
 
-static void goodness_add_rows(void *ctx, size_t begin, size_t end) {
+FF_VECTOR_CLONES static void goodness_add_rows(void *ctx, size_t begin, size_t end) {
     const goodness_add_job_t *j = ctx;
-    for (size_t i = begin; i < end; i++) {
-        const float *yi = j->y + i * j->cols;
-        double sum = j->acc[i];
-        for (size_t c = 0; c < j->cols; c++) sum += (double)yi[c] * yi[c];
-        j->acc[i] = sum;
-    }
+    for (size_t i = begin; i < end; i++)
+        add_squares(j->acc + i * FF_SUM_LANES, j->y + i * j->cols, j->cols, j->first);
 }
 
-void ff_dense_goodness_add(double *acc, const float *y, size_t rows, size_t cols) {
-    goodness_add_job_t j = {.acc = acc, .y = y, .cols = cols};
+void ff_dense_goodness_add(double *acc, const float *y, size_t rows, size_t cols, size_t first) {
+    goodness_add_job_t j = {.acc = acc, .y = y, .cols = cols, .first = first};
     ff_pool_for(rows, grain_rows(cols), goodness_add_rows, &j);
 }
 
 void ff_dense_goodness_finish(float *goodness, const double *acc, size_t rows, size_t out,
                               ff_goodness_t kind) {
     const double scale = kind == FF_GOODNESS_MEAN ? 1.0 / (double)out : 1.0;
-    for (size_t i = 0; i < rows; i++) goodness[i] = (float)(acc[i] * scale);
+    for (size_t i = 0; i < rows; i++)
+        goodness[i] = (float)(lanes_total(acc + i * FF_SUM_LANES) * scale);
 }
 
 double ff_dense_ff_loss_ref(float *dz, float *goodness, const float *y, size_t npos,
@@ -421,7 +433,7 @@ typedef struct {
 
 /* Columns [begin, end) of dbias += the column sums of dz, each column in
  * row order. */
-static void bias_grad_cols(void *ctx, size_t begin, size_t end) {
+FF_VECTOR_CLONES static void bias_grad_cols(void *ctx, size_t begin, size_t end) {
     const bias_grad_job_t *j = ctx;
     for (size_t i = 0; i < j->rows; i++) {
         const float *di = j->dz + i * j->out;
@@ -463,7 +475,7 @@ typedef struct {
 
 /* dz row u += dz row units + u: a positive row's gradient and its
  * negative's, which multiply the same image columns. */
-static void fold_pairs_rows(void *ctx, size_t begin, size_t end) {
+FF_VECTOR_CLONES static void fold_pairs_rows(void *ctx, size_t begin, size_t end) {
     const fold_job_t *j = ctx;
     const float *neg = j->dz + j->units * j->out;
     for (size_t i = begin * j->out; i < end * j->out; i++) j->dz[i] += neg[i];

@@ -63,7 +63,8 @@ static ff_memmodel_t model_ff(const ff_config_t *cfg, uint64_t pixels, uint64_t 
     const uint64_t tu = ff_config_tile_units(cfg);
     const uint64_t loop = ff_step_workspace_bytes(rows_max, width, tu ? tu : H) + rows_max * F +
                           T * FF_CLASSES * F + (stream ? 0 : rows_max * H * F) +
-                          (tu ? (uint64_t)cfg->batch * (sizeof(double) + sizeof(float)) +
+                          (tu ? (uint64_t)cfg->batch * (FF_SUM_LANES * sizeof(double) +
+                                                        sizeof(float)) +
                                     2 * (uint64_t)cfg->batch * sizeof(size_t)
                               : 0);
     /* The softmax head: its layer and scratch, and its features: one chunk

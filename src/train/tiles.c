@@ -41,7 +41,7 @@ struct ff_tiles {
     ff_tilefile_t dst;       /* the next state being written (fd -1: none) */
     uint8_t *slot[SLOTS];    /* frames, FF_TILE_ALIGN-aligned */
     float *grad;             /* one tile's gradient, in a region's layout */
-    double *acc;             /* [max_rows] goodness sums */
+    double *acc;             /* [max_rows, FF_SUM_LANES] goodness sums (dense.h) */
     /* The I/O thread and its FIFO of jobs. */
     pthread_t thread;
     pthread_mutex_t mu;
@@ -332,7 +332,7 @@ static int ensure_acc(ff_tiles_t *t, size_t rows, uint64_t pieces, ff_error_t *e
     if (rows > t->acc_rows) {
         ff_mem_free(t->acc);
         ff_mem_free(t->good);
-        t->acc = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * sizeof(double));
+        t->acc = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * FF_SUM_LANES * sizeof(double));
         t->good = ff_mem_alloc(FF_MEM_ACTIVATIONS, rows * sizeof(float));
         t->acc_rows = t->acc != NULL && t->good != NULL ? rows : 0;
         if (t->acc_rows == 0)
@@ -397,7 +397,8 @@ static int goodness_tile(void *ctx, ff_tiles_t *t, uint32_t tile, uint8_t *frame
     step_ctx_t *c = ctx;
     ff_layer_t v = tile_view(t, frame, rows);
     tile_forward(c, &v);
-    if (c->accumulate) ff_dense_goodness_add(t->acc, c->y, c->rows, rows);
+    if (c->accumulate)
+        ff_dense_goodness_add(t->acc, c->y, c->rows, rows, (size_t)tile * t->units);
     if (c->out != NULL) /* the tile's columns of every row */
         for (size_t i = 0; i < c->rows; i++)
             memcpy(c->out + i * t->out + (size_t)tile * t->units, c->y + i * rows,
@@ -422,7 +423,8 @@ static int step_goodness_tile(void *ctx, ff_tiles_t *t, uint32_t tile, uint8_t *
                                 "between tiles", t->k + 1, (unsigned long long)j);
         }
         tile_forward(c, &v);
-        ff_dense_goodness_add(t->acc + first, c->y, c->rows, rows);
+        ff_dense_goodness_add(t->acc + first * FF_SUM_LANES, c->y, c->rows, rows,
+                              (size_t)tile * t->units);
         first += c->rows;
     }
     return 0;
@@ -505,7 +507,7 @@ double ff_tiles_step(ff_tiles_t *t, ff_step_workspace_t *ws, const ff_tiles_rows
                               .alpha = p->alpha, .batch_pos = src->batch_pos,
                               .batch_neg = src->batch_neg};
     /* Pass 1: every row's goodness. */
-    memset(t->acc, 0, rows * sizeof *t->acc);
+    memset(t->acc, 0, rows * FF_SUM_LANES * sizeof *t->acc);
     if (stream(t, "goodness", step, 0, 1, 0, step_goodness_tile, &c, &c.flops, err) != 0)
         return -1;
     ff_dense_goodness_finish(t->good, t->acc, rows, t->out, p->goodness);
@@ -569,7 +571,7 @@ double ff_tiles_forward(ff_tiles_t *t, ff_step_workspace_t *ws, float *y, float 
     step_ctx_t c = {.xn = ws->xn, .rows = rows, .y = ws->y, .out = y,
                     .accumulate = goodness != NULL};
     if (g->shared > 0 && g->copies > 1 && ff_dense_groups_hold(ws->xn, g, t->in)) c.groups = g;
-    if (goodness != NULL) memset(t->acc, 0, rows * sizeof *t->acc);
+    if (goodness != NULL) memset(t->acc, 0, rows * FF_SUM_LANES * sizeof *t->acc);
     if (stream(t, "forward", -1, 0, 1, 0, goodness_tile, &c, &c.flops, err) != 0) return -1;
     if (goodness != NULL) ff_dense_goodness_finish(goodness, t->acc, rows, t->out, kind);
     return c.flops;
