@@ -61,6 +61,28 @@ json_field() {
     sed -n "s/.*\"$2\":[[:space:]]*\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}[[:space:]]*$/\1/p" "$1" | head -1
 }
 
+# peak_field RESULT.json: the field that holds a run's peak memory: the
+# resident set, except under the address sanitizer, whose shadow memory and
+# quarantine are not the program's (its resident set moves by tens of MiB
+# with them): there, the program's own accounting.
+# peak_limit BUDGET_MIB RESULT.json: what that field may reach under a
+# --mem-budget: the budget, or for the accounting the budget less the 32 MiB
+# the planner leaves the process itself (code, libraries, stacks).
+peak_field() {
+    if grep -q '"build_type":[[:space:]]*"[^"]*address' "$1"; then
+        echo accounted_peak_bytes
+    else
+        echo peak_rss_bytes
+    fi
+}
+peak_limit() {
+    if [ "$(peak_field "$2")" = accounted_peak_bytes ]; then
+        echo $((($1 - 32) * 1048576))
+    else
+        echo $(($1 * 1048576))
+    fi
+}
+
 # test_summary NAME: the closing line and the exit status.
 test_summary() {
     echo "$1: $checks checks, $failures failed"

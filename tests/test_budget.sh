@@ -83,12 +83,13 @@ for factor in 1 2 4; do
     dir="$tmp/budget-$factor"
     check
     if "$FFTRAIN" --mode ff-stream --run "$dir" $NET --mem-budget ${budget}M --json "$dir.json"; then
-        rss=$(json_field "$dir.json" peak_rss_bytes)
+        what=$(peak_field "$dir.json")
+        rss=$(json_field "$dir.json" "$what")
         piece=$(json_field "$dir.json" piece_images)
-        if [ "$rss" -le $((budget * 1048576)) ]; then
-            ok "budget ${budget} MiB: peak RSS $((rss / 1048576)) MiB, training chunks of $piece images (0: whole batches)"
+        if [ "$rss" -le "$(peak_limit "$budget" "$dir.json")" ]; then
+            ok "budget ${budget} MiB: $what $((rss / 1048576)) MiB, training chunks of $piece images (0: whole batches)"
         else
-            fail "budget ${budget} MiB: peak RSS $rss bytes is over it"
+            fail "budget ${budget} MiB: $what $rss bytes is over it"
         fi
     else
         fail "budget ${budget} MiB: the run failed"
