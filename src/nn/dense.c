@@ -202,7 +202,8 @@ FF_VECTOR_CLONES static void goodness_rows(void *ctx, size_t begin, size_t end) 
     const rows_job_t *j = ctx;
     const size_t out = j->width;
     double scale = j->kind == FF_GOODNESS_MEAN ? 1.0 / (double)out : 1.0;
-    for (size_t i = begin; i < end; i++) j->out[i] = (float)(sum_squares(j->in + i * out, out) * scale);
+    for (size_t i = begin; i < end; i++)
+        j->out[i] = (float)(sum_squares(j->in + i * out, out) * scale);
 }
 
 void ff_dense_goodness(float *goodness, const float *y, size_t rows, size_t out,

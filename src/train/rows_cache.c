@@ -168,6 +168,8 @@ static int cache_out_commit(void *self, ff_set_t set, uint64_t c, ff_error_t *er
     return ff_chunkio_write(r->io, &r->out[set], c, err);
 }
 
+/* Waits for the writes in flight, then syncs set's outputs and marks them
+ * complete (once: end_layer skips a set finished already). */
 static int cache_out_finish(void *self, ff_set_t set, ff_error_t *err) {
     cache_rows_t *r = self;
     if (ff_chunkio_drain(r->io, err) != 0 || ff_actcache_finish(&r->out[set], err) != 0)
@@ -187,7 +189,7 @@ static int cache_end_layer(void *self, uint32_t layer, ff_error_t *err) {
     cache_rows_t *r = self;
     if (ff_chunkio_drain(r->io, err) != 0) return -1;
     for (int s = 0; s < FF_SET_COUNT; s++)
-        if (r->out[s].fd >= 0 && !r->out_done[s] && ff_actcache_finish(&r->out[s], err) != 0)
+        if (r->out[s].fd >= 0 && !r->out_done[s] && cache_out_finish(r, (ff_set_t)s, err) != 0)
             return -1;
     for (int s = 0; s < FF_SET_COUNT; s++) {
         ff_actcache_move(&r->in[s], &r->out[s]);

@@ -50,10 +50,10 @@ static int mem_begin_pass(void *self, ff_set_t set, int write_next, ff_error_t *
         return 0;
     }
     m->outputs = ff_mem_alloc(FF_MEM_ACTIVATIONS, bytes);
-    ff_mem_advise_huge(m->outputs, bytes);
     if (m->outputs == NULL)
         return ff_error_set(err, "out of memory for the activation cache (2 x %llu x %zu floats)",
                             (unsigned long long)sh->units, m->hidden);
+    ff_mem_advise_huge(m->outputs, bytes);
     return 0;
 }
 
